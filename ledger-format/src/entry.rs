@@ -1,0 +1,402 @@
+//! Entry kinds, the submission wire shape and per-kind body schemas (SPEC.md §3–4).
+//!
+//! A submission is one entry or a batch:
+//!
+//! ```text
+//! {"kind": "audit", "entry_id": "risk-7781", "body": {"event_type": "RISK_DECISION", ...}}
+//! {"entries": [{"kind": "audit", "body": {...}}, ...]}
+//! ```
+//!
+//! `body` is kept as the exact bytes the submitter sent (serde_json's `RawValue`), so a submitter
+//! can recompute its leaf hash from its own bytes.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// The kinds of entry the log accepts; the code is the leaf envelope's `kind` byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum EntryKind {
+    Audit,
+    Lineage,
+    ApprovalRequest,
+    Approval,
+    Deployment,
+    KeyEvent,
+}
+
+impl EntryKind {
+    /// Every kind, in code order.
+    pub const ALL: [EntryKind; 6] = [
+        EntryKind::Audit,
+        EntryKind::Lineage,
+        EntryKind::ApprovalRequest,
+        EntryKind::Approval,
+        EntryKind::Deployment,
+        EntryKind::KeyEvent,
+    ];
+
+    /// Returns the envelope code (1..=6).
+    pub fn code(self) -> u8 {
+        match self {
+            EntryKind::Audit => 1,
+            EntryKind::Lineage => 2,
+            EntryKind::ApprovalRequest => 3,
+            EntryKind::Approval => 4,
+            EntryKind::Deployment => 5,
+            EntryKind::KeyEvent => 6,
+        }
+    }
+
+    /// Returns the kind for an envelope code.
+    pub fn from_code(code: u8) -> Option<EntryKind> {
+        EntryKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// Returns the wire name (`audit`, `lineage`, `approval_request`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Audit => "audit",
+            EntryKind::Lineage => "lineage",
+            EntryKind::ApprovalRequest => "approval_request",
+            EntryKind::Approval => "approval",
+            EntryKind::Deployment => "deployment",
+            EntryKind::KeyEvent => "key_event",
+        }
+    }
+
+    /// Returns the kind for a wire name.
+    pub fn from_name(name: &str) -> Option<EntryKind> {
+        EntryKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A submission or body that breaks the wire shape or a schema, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SchemaError {
+    /// A JSON path such as `body.compliance_tags[2]` (empty when the whole document is at fault).
+    pub field: String,
+    pub message: String,
+}
+
+impl SchemaError {
+    /// Returns an error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> SchemaError {
+        SchemaError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One submitted entry, borrowing the request bytes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubmission<'a> {
+    kind: String,
+    #[serde(default)]
+    entry_id: Option<String>,
+    #[serde(borrow)]
+    body: &'a RawValue,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    entries: Vec<RawSubmission<'a>>,
+}
+
+/// A validated submission: kind, idempotency key (empty for none) and the body's exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission<'a> {
+    pub kind: EntryKind,
+    pub entry_id: String,
+    pub body: &'a str,
+}
+
+/// Parses a request body holding one submission or a `{"entries": [...]}` batch, validating the
+/// envelope and each body against its kind's schema. Returns the submissions in order and
+/// whether the request was a batch.
+pub fn parse_submissions(json: &str) -> Result<(Vec<Submission<'_>>, bool), SchemaError> {
+    let top: Map<String, Value> = serde_json::from_str(json)
+        .map_err(|e| SchemaError::new("", format!("malformed JSON: {e}")))?;
+    if top.contains_key("entries") {
+        let batch: RawBatch = serde_json::from_str(json)
+            .map_err(|e| SchemaError::new("entries", e.to_string()))?;
+        if batch.entries.is_empty() {
+            return Err(SchemaError::new("entries", "a batch needs at least one entry"));
+        }
+        let subs = batch
+            .entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| validate(s, &format!("entries[{i}].")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((subs, true))
+    } else {
+        for key in top.keys() {
+            if !["kind", "entry_id", "body"].contains(&key.as_str()) {
+                return Err(SchemaError::new(key.clone(), "unknown field"));
+            }
+        }
+        let raw: RawSubmission = serde_json::from_str(json)
+            .map_err(|e| SchemaError::new(missing_field(&e.to_string()), e.to_string()))?;
+        Ok((vec![validate(raw, "")?], false))
+    }
+}
+
+fn missing_field(msg: &str) -> String {
+    msg.split('`').nth(1).unwrap_or_default().to_owned()
+}
+
+fn validate<'a>(raw: RawSubmission<'a>, prefix: &str) -> Result<Submission<'a>, SchemaError> {
+    let kind = EntryKind::from_name(&raw.kind).ok_or_else(|| {
+        SchemaError::new(format!("{prefix}kind"), format!("unknown entry kind {:?}", raw.kind))
+    })?;
+    let entry_id = raw.entry_id.unwrap_or_default();
+    crate::leaf::check_ascii_field("entry_id", &entry_id, 0)
+        .map_err(|e| SchemaError::new(format!("{prefix}entry_id"), e.to_string()))?;
+    let body = raw.body.get();
+    validate_body(kind, body).map_err(|e| SchemaError {
+        field: format!("{prefix}body{}{}", if e.field.is_empty() { "" } else { "." }, e.field),
+        message: e.message,
+    })?;
+    Ok(Submission { kind, entry_id, body })
+}
+
+/// Validates a body against its kind's schema. Field paths in errors are relative to the body.
+pub fn validate_body(kind: EntryKind, body: &str) -> Result<(), SchemaError> {
+    let value: Value = serde_json::from_str(body)
+        .map_err(|e| SchemaError::new("", format!("malformed JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(SchemaError::new("", "the body must be a JSON object"));
+    };
+    match kind {
+        EntryKind::Audit => validate_audit(&map),
+        // The strict schemas of the other kinds are pinned with the governance features; until
+        // then any object is accepted.
+        _ => Ok(()),
+    }
+}
+
+/// Maximum length of a short text field (names, identifiers, enum-like values).
+pub const MAX_SHORT: usize = 256;
+
+/// A helper that checks an object's fields one by one and refuses unknown ones at the end.
+pub struct ObjectCheck<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+    known: Vec<&'static str>,
+}
+
+impl<'a> ObjectCheck<'a> {
+    /// Starts checking `map`, found at `path` (empty for the body itself).
+    pub fn new(map: &'a Map<String, Value>, path: &str) -> ObjectCheck<'a> {
+        ObjectCheck {
+            map,
+            path: path.to_owned(),
+            known: Vec::new(),
+        }
+    }
+
+    fn field(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+
+    fn get(&mut self, name: &'static str, required: bool) -> Result<Option<&'a Value>, SchemaError> {
+        self.known.push(name);
+        match self.map.get(name) {
+            None if required => Err(SchemaError::new(self.field(name), "required field is missing")),
+            v => Ok(v),
+        }
+    }
+
+    /// Checks a string field of 1..=max bytes.
+    pub fn string(&mut self, name: &'static str, required: bool, max: usize) -> Result<Option<&'a str>, SchemaError> {
+        let Some(v) = self.get(name, required)? else {
+            return Ok(None);
+        };
+        let s = v
+            .as_str()
+            .ok_or_else(|| SchemaError::new(self.field(name), "must be a string"))?;
+        if s.is_empty() || s.len() > max {
+            return Err(SchemaError::new(
+                self.field(name),
+                format!("must be 1 to {max} bytes long"),
+            ));
+        }
+        Ok(Some(s))
+    }
+
+    /// Checks an object field.
+    pub fn object(&mut self, name: &'static str, required: bool) -> Result<Option<&'a Map<String, Value>>, SchemaError> {
+        let Some(v) = self.get(name, required)? else {
+            return Ok(None);
+        };
+        v.as_object()
+            .map(Some)
+            .ok_or_else(|| SchemaError::new(self.field(name), "must be an object"))
+    }
+
+    /// Checks an array of 0..=max_items strings of 1..=max_len bytes each.
+    pub fn string_array(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        max_items: usize,
+        max_len: usize,
+    ) -> Result<Option<Vec<&'a str>>, SchemaError> {
+        let Some(v) = self.get(name, required)? else {
+            return Ok(None);
+        };
+        let arr = v
+            .as_array()
+            .ok_or_else(|| SchemaError::new(self.field(name), "must be an array of strings"))?;
+        if arr.len() > max_items {
+            return Err(SchemaError::new(
+                self.field(name),
+                format!("at most {max_items} items"),
+            ));
+        }
+        arr.iter()
+            .enumerate()
+            .map(|(i, x)| {
+                x.as_str()
+                    .filter(|s| !s.is_empty() && s.len() <= max_len)
+                    .ok_or_else(|| {
+                        SchemaError::new(
+                            format!("{}[{i}]", self.field(name)),
+                            format!("must be a string of 1 to {max_len} bytes"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Checks an RFC 3339 timestamp string field.
+    pub fn timestamp(&mut self, name: &'static str, required: bool) -> Result<Option<&'a str>, SchemaError> {
+        let s = self.string(name, required, 64)?;
+        if let Some(s) = s {
+            if !is_rfc3339(s) {
+                return Err(SchemaError::new(
+                    self.field(name),
+                    "must be an RFC 3339 time such as 2026-11-26T09:30:00Z",
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Refuses any field that no check asked for.
+    pub fn finish(self) -> Result<(), SchemaError> {
+        for key in self.map.keys() {
+            if !self.known.contains(&key.as_str()) {
+                return Err(SchemaError::new(self.field(key), "unknown field"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Returns true for `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` with plausible field ranges.
+pub fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(99);
+    if !(digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10))
+        || !matches!(b[10], b'T' | b't')
+        || !(digits(11..13) && b[13] == b':' && digits(14..16) && b[16] == b':' && digits(17..19))
+    {
+        return false;
+    }
+    if !(1..=12).contains(&num(5..7)) || !(1..=31).contains(&num(8..10)) || num(11..13) > 23 || num(14..16) > 59 || num(17..19) > 60 {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+/// The audit event schema (DESIGN.md §4).
+fn validate_audit(map: &Map<String, Value>) -> Result<(), SchemaError> {
+    let mut c = ObjectCheck::new(map, "");
+    c.string("event_type", true, MAX_SHORT)?;
+    c.string("component", true, MAX_SHORT)?;
+    c.string("action", true, MAX_SHORT)?;
+    c.object("details", true)?;
+    c.string_array("compliance_tags", true, 32, 64)?;
+    c.string("severity", false, 32)?;
+    c.string("actor", false, MAX_SHORT)?;
+    c.timestamp("occurred_at", false)?;
+    c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUDIT: &str = r#"{"event_type":"RISK_DECISION","component":"risk-agent","action":"reduce","details":{"x":1},"compliance_tags":["MIFID_II"]}"#;
+
+    #[test]
+    fn single_and_batch_keep_exact_body_bytes() {
+        let one = format!(r#"{{"kind":"audit","entry_id":"a-1","body": {AUDIT} }}"#);
+        let (subs, batch) = parse_submissions(&one).unwrap();
+        assert!(!batch);
+        assert_eq!(subs[0].body, AUDIT);
+        assert_eq!(subs[0].entry_id, "a-1");
+        let many = format!(r#"{{"entries":[{{"kind":"audit","body":{AUDIT}}},{{"kind":"audit","body":{AUDIT}}}]}}"#);
+        let (subs, batch) = parse_submissions(&many).unwrap();
+        assert!(batch);
+        assert_eq!(subs.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse_submissions(r#"{"kind":"nope","body":{}}"#).unwrap_err();
+        assert_eq!(e.field, "kind");
+        let e = parse_submissions(r#"{"kind":"audit","body":{"event_type":"X"}}"#).unwrap_err();
+        assert_eq!(e.field, "body.component");
+        let bad = format!(r#"{},"extra":1}}"#, AUDIT.strip_suffix('}').unwrap());
+        let e = parse_submissions(&format!(r#"{{"kind":"audit","body":{bad}}}"#)).unwrap_err();
+        assert_eq!(e.field, "body.extra");
+        let e = parse_submissions(r#"{"kind":"audit","body":{},"x":1}"#).unwrap_err();
+        assert_eq!(e.field, "x");
+        let e = parse_submissions(r#"{"kind":"audit"}"#).unwrap_err();
+        assert_eq!(e.field, "body");
+        let e = parse_submissions("{").unwrap_err();
+        assert!(e.message.contains("malformed JSON"));
+        let e = parse_submissions(r#"{"entries":[{"kind":"audit","body":[]}]}"#).unwrap_err();
+        assert_eq!(e.field, "entries[0].body");
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert!(is_rfc3339("2026-11-26T09:30:00Z"));
+        assert!(is_rfc3339("2026-11-26T09:30:00.123+01:00"));
+        assert!(!is_rfc3339("2026-13-26T09:30:00Z"));
+        assert!(!is_rfc3339("2026-11-26 09:30:00"));
+    }
+}

@@ -1,0 +1,29 @@
+//! `ledger-format`: govledger's formats and maths, with no I/O. It does not open files, sockets
+//! or clocks; callers hand it bytes and a [`tree::HashReader`], and it hands back bytes, proofs
+//! and verdicts. Every verifier (the server, the CLI, monitors, deploy gates) builds on it.
+//!
+//! - [`hash`]: RFC 6962 leaf and node hashing, the [`Hash`] newtype and its encodings.
+//! - [`tree`]: indices and sizes, perfect subtrees, the incremental root, the hash-reader seam.
+//! - [`proof`]: inclusion and consistency proofs (RFC 6962 generation, RFC 9162 verification).
+//! - [`note`], [`checkpoint`], [`cosig`]: C2SP signed notes, tree heads, witness cosignatures.
+//! - [`tile`]: C2SP tlog-tiles paths, tiles and entry bundles.
+//! - [`leaf`], [`entry`], [`jcs`]: the leaf envelope, entry kinds and schemas, canonical JSON.
+//! - [`receipt`]: C2SP tlog-proof and the JSON receipt.
+//!
+//! The byte-exact formats are pinned in `SPEC.md` beside this crate.
+#![forbid(unsafe_code)]
+
+pub mod checkpoint;
+pub mod cosig;
+pub mod entry;
+pub mod hash;
+pub mod jcs;
+pub mod leaf;
+pub mod note;
+pub mod proof;
+pub mod receipt;
+pub mod tile;
+pub mod tree;
+
+pub use hash::{leaf_hash, node_hash, Hash};
+pub use tree::{LeafIndex, NodeId, TreeSize};

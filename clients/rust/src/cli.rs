@@ -1,0 +1,195 @@
+//! The CLI's commands as functions: each returns [`Outcome::Valid`] or [`Outcome::Invalid`], or
+//! an error for usage and I/O problems (exit 2).
+
+use anyhow::{anyhow, Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ledger_format::checkpoint::SignedCheckpoint;
+use ledger_format::leaf::Leaf;
+use ledger_format::note::{Note, VerifierKey};
+use ledger_format::proof::{ConsistencyProof, InclusionProof};
+use ledger_format::receipt::{Receipt, TlogProof};
+use ledger_format::{Hash, LeafIndex, TreeSize};
+use std::io::Read;
+use std::path::Path;
+
+/// What a verifying command concluded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0; the text goes to stdout.
+    Valid(String),
+    /// Exit 1; the one-line reason goes to stderr.
+    Invalid(String),
+}
+
+fn parse_hash(flag: &str, s: &str) -> Result<Hash> {
+    Hash::parse_any(s).map_err(|e| anyhow!("--{flag}: {e}"))
+}
+
+fn parse_proof(hashes: &[String]) -> Result<Vec<Hash>> {
+    hashes.iter().map(|h| parse_hash("proof", h)).collect()
+}
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+fn parse_key(flag: &str, s: &str) -> Result<VerifierKey> {
+    VerifierKey::parse(s).map_err(|e| anyhow!("--{flag}: {e}"))
+}
+
+/// `govledger keygen`: writes a new signer key and returns its verifier key.
+pub fn keygen(name: &str, out: &Path) -> Result<Outcome> {
+    let key = crate::keyfile::generate(name)?;
+    crate::keyfile::write_new(out, &key)?;
+    Ok(Outcome::Valid(key.verifier().to_string()))
+}
+
+/// `govledger proof verify-inclusion`.
+pub fn verify_inclusion(leaf: &str, index: u64, size: u64, root: &str, proof: &[String]) -> Result<Outcome> {
+    let leaf = parse_hash("leaf-hash", leaf)?;
+    let root = parse_hash("root", root)?;
+    let p = InclusionProof {
+        index: LeafIndex(index),
+        size: TreeSize(size),
+        path: parse_proof(proof)?,
+    };
+    Ok(match p.verify(&leaf, &root) {
+        Ok(()) => Outcome::Valid(format!("valid: leaf {index} is in the tree of size {size}")),
+        Err(e) => Outcome::Invalid(e.to_string()),
+    })
+}
+
+/// `govledger proof verify-consistency`.
+pub fn verify_consistency(old: u64, new: u64, old_root: &str, new_root: &str, proof: &[String]) -> Result<Outcome> {
+    let old_root = parse_hash("old-root", old_root)?;
+    let new_root = parse_hash("new-root", new_root)?;
+    let p = ConsistencyProof {
+        old: TreeSize(old),
+        new: TreeSize(new),
+        path: parse_proof(proof)?,
+    };
+    Ok(match p.verify(&old_root, &new_root) {
+        Ok(()) => Outcome::Valid(format!("valid: the tree of size {old} is a prefix of the tree of size {new}")),
+        Err(e) => Outcome::Invalid(e.to_string()),
+    })
+}
+
+/// `govledger note verify`.
+pub fn note_verify(keys: &[String], file: &Path) -> Result<Outcome> {
+    let keys = keys.iter().map(|k| parse_key("key", k)).collect::<Result<Vec<_>>>()?;
+    let bytes = read_input(file)?;
+    let note = match Note::parse(&bytes) {
+        Ok(n) => n,
+        Err(e) => return Ok(Outcome::Invalid(e.to_string())),
+    };
+    Ok(match note.verify(&keys) {
+        Ok(v) => Outcome::Valid(
+            v.iter()
+                .map(|s| format!("verified: {}+{:08x}", s.key.name(), s.key.key_id()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        Err(e) => Outcome::Invalid(e.to_string()),
+    })
+}
+
+/// Returns a one-line summary of a govledger leaf, or of foreign leaf bytes.
+pub fn leaf_summary(leaf: &[u8]) -> String {
+    match Leaf::parse(leaf) {
+        Ok(l) => {
+            let body: serde_json::Value = serde_json::from_slice(&l.body).unwrap_or_default();
+            let detail = ["event_type", "model_id", "status"]
+                .iter()
+                .find_map(|k| body.get(*k).and_then(|v| v.as_str()).map(|v| format!(" {k}={v}")))
+                .unwrap_or_default();
+            format!(
+                "{} by {} at {}{}{}",
+                l.kind.name(),
+                l.submitter,
+                crate::time::rfc3339_ms(l.logged_at_ms),
+                if l.entry_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" entry_id={}", l.entry_id)
+                },
+                detail
+            )
+        }
+        Err(e) => format!("{} bytes, not a govledger leaf ({e})", leaf.len()),
+    }
+}
+
+/// `govledger verify`: a tlog-proof or JSON receipt against the log key and optional witnesses.
+pub fn verify_receipt(
+    file: &Path,
+    log_key: &str,
+    witness_keys: &[String],
+    witnesses_required: usize,
+    leaf_hash: Option<&str>,
+) -> Result<Outcome> {
+    let log_key = parse_key("log-key", log_key)?;
+    let witnesses = witness_keys
+        .iter()
+        .map(|k| parse_key("witness-key", k).map(|k| ledger_format::cosig::as_cosigner(&k)))
+        .collect::<Result<Vec<_>>>()?;
+    let leaf_hash = leaf_hash.map(|h| parse_hash("leaf-hash", h)).transpose()?;
+    let bytes = read_input(file)?;
+    let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let proof = if is_json {
+        let receipt: Receipt = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => return Ok(Outcome::Invalid(format!("malformed JSON receipt: {e}"))),
+        };
+        // The JSON form carries more claims (leaf_hash, tree_size, root): check them all.
+        if let Err(e) = receipt.verify(&log_key) {
+            return Ok(Outcome::Invalid(e.to_string()));
+        }
+        match receipt.to_tlog_proof() {
+            Ok(p) => p,
+            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
+        }
+    } else {
+        match TlogProof::parse(&bytes) {
+            Ok(p) => p,
+            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
+        }
+    };
+    let (signed, verified): (SignedCheckpoint, _) = match proof.verify(leaf_hash, &log_key, &witnesses) {
+        Ok(v) => v,
+        Err(e) => return Ok(Outcome::Invalid(e.to_string())),
+    };
+    let cosigned = verified.iter().filter(|s| s.timestamp.is_some()).count();
+    if cosigned < witnesses_required {
+        return Ok(Outcome::Invalid(format!(
+            "{cosigned} of the required {witnesses_required} witness cosignatures verified"
+        )));
+    }
+    let leaf = match &proof.extra {
+        Some(bytes) => leaf_summary(bytes),
+        None => "leaf bytes not included".into(),
+    };
+    let leaf_hex = leaf_hash
+        .or_else(|| proof.extra.as_deref().map(ledger_format::leaf_hash))
+        .map(|h| h.to_hex())
+        .unwrap_or_default();
+    Ok(Outcome::Valid(format!(
+        "valid receipt\nindex: {}\nleaf_hash: {leaf_hex}\nleaf: {leaf}\ntree_size: {}\nroot: {}\norigin: {}\nwitness cosignatures: {cosigned}",
+        proof.index,
+        signed.checkpoint.size,
+        signed.checkpoint.root,
+        signed.checkpoint.origin,
+    )))
+}
+
+/// Returns base64 of `bytes` (standard, padded).
+pub fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}

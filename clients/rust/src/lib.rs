@@ -1,0 +1,6 @@
+//! `govledger-client`: offline verification helpers and the `govledger` CLI's commands. HTTP
+//! submission and the monitor, gate and audit commands build on the same pieces.
+
+pub mod cli;
+pub mod keyfile;
+pub mod time;

@@ -1,0 +1,242 @@
+//! The `govledger` binary end to end, on proofs produced by other implementations (Trillian /
+//! Rekor, transparency-dev/merkle, sigsum) and on receipts built with ledger-format.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ledger_format::checkpoint::Checkpoint;
+use ledger_format::entry::EntryKind;
+use ledger_format::leaf::Leaf;
+use ledger_format::note::{Note, SignerKey};
+use ledger_format::proof::prove_inclusion;
+use ledger_format::receipt::Receipt;
+use ledger_format::tree::MemoryTree;
+use ledger_format::{leaf_hash, LeafIndex};
+use serde_json::Value;
+use std::process::{Command, Output, Stdio};
+
+fn vectors(name: &str) -> Value {
+    let path = format!("{}/../../ledger-format/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn govledger(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_govledger"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+#[test]
+fn keygen_writes_a_private_key_file_and_prints_the_verifier_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice.key");
+    let p = path.to_str().unwrap();
+    let o = govledger(&["keygen", "--name", "alice", "--out", p]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let vkey = String::from_utf8(o.stdout).unwrap();
+    assert!(vkey.starts_with("alice+"));
+    let key = govledger_client::keyfile::read(&path).unwrap();
+    assert_eq!(key.verifier().to_string(), vkey.trim());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(code(&govledger(&["keygen", "--name", "alice", "--out", p])), 2, "no overwrite");
+    assert_eq!(code(&govledger(&["keygen", "--name", "bad+name", "--out", &format!("{p}2")])), 2);
+}
+
+#[test]
+fn verify_inclusion_on_a_rekor_proof() {
+    let v = vectors("sigstore_rekor.json");
+    let e = &v["rekor_v1_entries"][0]["tlog_entry"];
+    let ip = &e["inclusionProof"];
+    let body = STANDARD.decode(e["canonicalizedBody"].as_str().unwrap()).unwrap();
+    let leaf = leaf_hash(&body);
+    let index = ip["logIndex"].as_str().unwrap();
+    let size = ip["treeSize"].as_str().unwrap();
+    let root = ip["rootHash"].as_str().unwrap();
+    let mut args = vec![
+        "proof".to_owned(),
+        "verify-inclusion".into(),
+        "--leaf-hash".into(),
+        leaf.to_hex(), // hex here, base64 below
+        "--index".into(),
+        index.into(),
+        "--size".into(),
+        size.into(),
+        "--root".into(),
+        root.into(),
+    ];
+    for h in ip["hashes"].as_array().unwrap() {
+        args.push("--proof".into());
+        args.push(h.as_str().unwrap().into());
+    }
+    let run = |a: &[String]| govledger(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(&args);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+
+    let mut wrong_index = args.clone();
+    wrong_index[5] = (index.parse::<u64>().unwrap() - 1).to_string();
+    let o = run(&wrong_index);
+    assert_eq!(code(&o), 1);
+    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "one-line reason");
+
+    let mut dropped = args.clone();
+    dropped.truncate(dropped.len() - 2);
+    assert_eq!(code(&run(&dropped)), 1);
+
+    let mut garbage = args.clone();
+    garbage[3] = "not-a-hash".into();
+    assert_eq!(code(&run(&garbage)), 2, "usage error");
+}
+
+#[test]
+fn verify_consistency_on_transparency_dev_proofs() {
+    let v = vectors("rfc6962_8leaf_tree.json");
+    let roots = v["roots_hex"].as_array().unwrap();
+    for p in v["consistency_proofs"].as_array().unwrap() {
+        let (m, n) = (p["size1"].as_u64().unwrap(), p["size2"].as_u64().unwrap());
+        let mut args = vec![
+            "proof".to_owned(),
+            "verify-consistency".into(),
+            "--old-size".into(),
+            m.to_string(),
+            "--new-size".into(),
+            n.to_string(),
+            "--old-root".into(),
+            roots[m as usize].as_str().unwrap().into(),
+            "--new-root".into(),
+            roots[n as usize].as_str().unwrap().into(),
+        ];
+        for h in p["proof_hex"].as_array().unwrap() {
+            args.push("--proof".into());
+            args.push(h.as_str().unwrap().into());
+        }
+        let o = govledger(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code(&o), 0, "{m} -> {n}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let empty = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    let o = govledger(&[
+        "proof", "verify-consistency", "--old-size", "0", "--new-size", "0", "--old-root", empty,
+        "--new-root", empty,
+    ]);
+    assert_eq!(code(&o), 1, "a consistency proof from size 0 is invalid");
+}
+
+#[test]
+fn note_verify_on_a_rekor_v2_checkpoint() {
+    let v = vectors("checkpoint.json");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cp");
+    std::fs::write(&path, v["signed_checkpoints"][5]["note"].as_str().unwrap()).unwrap();
+    let p = path.to_str().unwrap();
+    let key = "log2025-alpha1.rekor.sigstage.dev+f30d5a99+AT5/gERB6AWme8IEtcwaqcZi0hp8ocV4+JRcUnVlQfKP";
+    assert_eq!(code(&govledger(&["note", "verify", "--key", key, p])), 0);
+    let other = SignerKey::from_seed("log2025-alpha1.rekor.sigstage.dev", [9; 32]).unwrap().verifier().to_string();
+    assert_eq!(code(&govledger(&["note", "verify", "--key", &other, p])), 1);
+    let mut tampered = std::fs::read_to_string(&path).unwrap();
+    tampered = tampered.replacen("736", "737", 1);
+    std::fs::write(&path, tampered).unwrap();
+    assert_eq!(code(&govledger(&["note", "verify", "--key", key, p])), 1);
+    assert_eq!(code(&govledger(&["note", "verify", "--key", key, "/nonexistent"])), 2);
+}
+
+#[test]
+fn verify_a_sigsum_tlog_proof_with_a_witness() {
+    let v = vectors("tlog_proof.json");
+    let vp = &v["verifiable_proofs"][0];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proof");
+    std::fs::write(&path, vp["text"].as_str().unwrap()).unwrap();
+    let p = path.to_str().unwrap();
+    let log = vp["log_vkey"].as_str().unwrap();
+    let w = vp["witness_vkeys"][0].as_str().unwrap();
+    let leaf = vp["leaf"]["leaf_hash_hex"].as_str().unwrap();
+    let o = govledger(&["verify", p, "--log-key", log, "--leaf-hash", leaf, "--witness-key", w, "--witnesses-required", "1"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("index: 3") && out.contains("tree_size: 4"), "{out}");
+    // Without the leaf hash there is nothing to prove: invalid.
+    assert_eq!(code(&govledger(&["verify", p, "--log-key", log])), 1);
+    // Requiring a witness that is not given fails.
+    assert_eq!(code(&govledger(&["verify", p, "--log-key", log, "--leaf-hash", leaf, "--witnesses-required", "1"])), 1);
+}
+
+fn receipt_fixture() -> (SignerKey, Receipt) {
+    let key = SignerKey::from_seed("localhost/govledger", [3; 32]).unwrap();
+    let mut tree = MemoryTree::new();
+    let mut leaves = Vec::new();
+    for i in 0..5u64 {
+        let leaf = Leaf {
+            kind: EntryKind::Audit,
+            logged_at_ms: 1_700_000_000_000 + i,
+            submitter: "risk-agent".into(),
+            entry_id: format!("e-{i}"),
+            body: format!(r#"{{"event_type":"RISK_DECISION","n":{i}}}"#).into_bytes(),
+        }
+        .encode()
+        .unwrap();
+        tree.push(leaf_hash(&leaf));
+        leaves.push(leaf);
+    }
+    let cp = Checkpoint {
+        origin: "localhost/govledger".into(),
+        size: tree.size(),
+        root: tree.root(),
+        extensions: vec![],
+    };
+    let note = Note::sign(&cp.to_text(), &[&key]).unwrap();
+    let proof = prove_inclusion(LeafIndex(3), tree.size(), &tree).unwrap();
+    let receipt = Receipt {
+        index: 3,
+        leaf_hash: leaf_hash(&leaves[3]).to_hex(),
+        leaf: STANDARD.encode(&leaves[3]),
+        tree_size: 5,
+        root: tree.root().to_base64(),
+        proof: proof.path.iter().map(|h| h.to_base64()).collect(),
+        checkpoint: note.to_text(),
+    };
+    (key, receipt)
+}
+
+#[test]
+fn verify_govledger_receipts_json_and_tlog_proof() {
+    let (key, receipt) = receipt_fixture();
+    let vkey = key.verifier().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    std::fs::write(&json, serde_json::to_string(&receipt).unwrap()).unwrap();
+    let o = govledger(&["verify", json.to_str().unwrap(), "--log-key", &vkey]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("index: 3"), "{out}");
+    assert!(out.contains("audit by risk-agent") && out.contains("entry_id=e-3"), "{out}");
+    assert!(out.contains("tree_size: 5"), "{out}");
+
+    let text = dir.path().join("r.tlog-proof");
+    std::fs::write(&text, receipt.to_tlog_proof().unwrap().to_text()).unwrap();
+    assert_eq!(code(&govledger(&["verify", text.to_str().unwrap(), "--log-key", &vkey])), 0);
+
+    // Tampering anywhere is invalid (1): the leaf, the claimed size, the checkpoint signer.
+    let mut bad = receipt.clone();
+    let mut leaf = STANDARD.decode(&bad.leaf).unwrap();
+    *leaf.last_mut().unwrap() ^= 1;
+    bad.leaf = STANDARD.encode(leaf);
+    std::fs::write(&json, serde_json::to_string(&bad).unwrap()).unwrap();
+    assert_eq!(code(&govledger(&["verify", json.to_str().unwrap(), "--log-key", &vkey])), 1);
+    let mut bad = receipt.clone();
+    bad.tree_size = 6;
+    std::fs::write(&json, serde_json::to_string(&bad).unwrap()).unwrap();
+    assert_eq!(code(&govledger(&["verify", json.to_str().unwrap(), "--log-key", &vkey])), 1);
+    let other = SignerKey::from_seed("localhost/govledger", [4; 32]).unwrap().verifier().to_string();
+    std::fs::write(&json, serde_json::to_string(&receipt).unwrap()).unwrap();
+    assert_eq!(code(&govledger(&["verify", json.to_str().unwrap(), "--log-key", &other])), 1);
+    std::fs::write(&json, "{not json").unwrap();
+    assert_eq!(code(&govledger(&["verify", json.to_str().unwrap(), "--log-key", &vkey])), 1);
+}

@@ -4,7 +4,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "govledgerd", version, about = "govledger transparency-log server")]
+#[command(
+    name = "govledgerd",
+    version,
+    about = "govledger transparency-log server"
+)]
 struct Cli {}
 
 fn main() {

@@ -44,7 +44,8 @@ fn malformed(why: impl Into<String>) -> CheckpointError {
 
 /// Returns the decimal `s` when it matches `0|[1-9][0-9]*` and fits in a u64.
 pub fn parse_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
         return None;
     }
     s.parse().ok()
@@ -73,7 +74,9 @@ impl Checkpoint {
             .ok_or_else(|| malformed("missing root hash line"))
             .and_then(|l| Hash::from_base64(l).map_err(|e| malformed(format!("root hash: {e}"))))?;
         if size == 0 && root != Hash::EMPTY {
-            return Err(malformed("a size-0 checkpoint must carry the empty-tree root"));
+            return Err(malformed(
+                "a size-0 checkpoint must carry the empty-tree root",
+            ));
         }
         let extensions: Vec<String> = lines.map(str::to_owned).collect();
         if extensions.iter().any(|l| l.is_empty()) {
@@ -89,7 +92,12 @@ impl Checkpoint {
 
     /// Returns the checkpoint text, each line ending in LF.
     pub fn to_text(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size.0, self.root.to_base64());
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size.0,
+            self.root.to_base64()
+        );
         for e in &self.extensions {
             s.push_str(e);
             s.push('\n');

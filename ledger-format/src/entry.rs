@@ -124,10 +124,13 @@ pub fn parse_submissions(json: &str) -> Result<(Vec<Submission<'_>>, bool), Sche
     let top: Map<String, Value> = serde_json::from_str(json)
         .map_err(|e| SchemaError::new("", format!("malformed JSON: {e}")))?;
     if top.contains_key("entries") {
-        let batch: RawBatch = serde_json::from_str(json)
-            .map_err(|e| SchemaError::new("entries", e.to_string()))?;
+        let batch: RawBatch =
+            serde_json::from_str(json).map_err(|e| SchemaError::new("entries", e.to_string()))?;
         if batch.entries.is_empty() {
-            return Err(SchemaError::new("entries", "a batch needs at least one entry"));
+            return Err(SchemaError::new(
+                "entries",
+                "a batch needs at least one entry",
+            ));
         }
         let subs = batch
             .entries
@@ -154,17 +157,28 @@ fn missing_field(msg: &str) -> String {
 
 fn validate<'a>(raw: RawSubmission<'a>, prefix: &str) -> Result<Submission<'a>, SchemaError> {
     let kind = EntryKind::from_name(&raw.kind).ok_or_else(|| {
-        SchemaError::new(format!("{prefix}kind"), format!("unknown entry kind {:?}", raw.kind))
+        SchemaError::new(
+            format!("{prefix}kind"),
+            format!("unknown entry kind {:?}", raw.kind),
+        )
     })?;
     let entry_id = raw.entry_id.unwrap_or_default();
     crate::leaf::check_ascii_field("entry_id", &entry_id, 0)
         .map_err(|e| SchemaError::new(format!("{prefix}entry_id"), e.to_string()))?;
     let body = raw.body.get();
     validate_body(kind, body).map_err(|e| SchemaError {
-        field: format!("{prefix}body{}{}", if e.field.is_empty() { "" } else { "." }, e.field),
+        field: format!(
+            "{prefix}body{}{}",
+            if e.field.is_empty() { "" } else { "." },
+            e.field
+        ),
         message: e.message,
     })?;
-    Ok(Submission { kind, entry_id, body })
+    Ok(Submission {
+        kind,
+        entry_id,
+        body,
+    })
 }
 
 /// Validates a body against its kind's schema. Field paths in errors are relative to the body.
@@ -210,16 +224,28 @@ impl<'a> ObjectCheck<'a> {
         }
     }
 
-    fn get(&mut self, name: &'static str, required: bool) -> Result<Option<&'a Value>, SchemaError> {
+    fn get(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a Value>, SchemaError> {
         self.known.push(name);
         match self.map.get(name) {
-            None if required => Err(SchemaError::new(self.field(name), "required field is missing")),
+            None if required => Err(SchemaError::new(
+                self.field(name),
+                "required field is missing",
+            )),
             v => Ok(v),
         }
     }
 
     /// Checks a string field of 1..=max bytes.
-    pub fn string(&mut self, name: &'static str, required: bool, max: usize) -> Result<Option<&'a str>, SchemaError> {
+    pub fn string(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        max: usize,
+    ) -> Result<Option<&'a str>, SchemaError> {
         let Some(v) = self.get(name, required)? else {
             return Ok(None);
         };
@@ -236,7 +262,11 @@ impl<'a> ObjectCheck<'a> {
     }
 
     /// Checks an object field.
-    pub fn object(&mut self, name: &'static str, required: bool) -> Result<Option<&'a Map<String, Value>>, SchemaError> {
+    pub fn object(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a Map<String, Value>>, SchemaError> {
         let Some(v) = self.get(name, required)? else {
             return Ok(None);
         };
@@ -282,7 +312,11 @@ impl<'a> ObjectCheck<'a> {
     }
 
     /// Checks an RFC 3339 timestamp string field.
-    pub fn timestamp(&mut self, name: &'static str, required: bool) -> Result<Option<&'a str>, SchemaError> {
+    pub fn timestamp(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a str>, SchemaError> {
         let s = self.string(name, required, 64)?;
         if let Some(s) = s {
             if !is_rfc3339(s) {
@@ -320,7 +354,12 @@ pub fn is_rfc3339(s: &str) -> bool {
     {
         return false;
     }
-    if !(1..=12).contains(&num(5..7)) || !(1..=31).contains(&num(8..10)) || num(11..13) > 23 || num(14..16) > 59 || num(17..19) > 60 {
+    if !(1..=12).contains(&num(5..7))
+        || !(1..=31).contains(&num(8..10))
+        || num(11..13) > 23
+        || num(14..16) > 59
+        || num(17..19) > 60
+    {
         return false;
     }
     let mut rest = &s[19..];
@@ -333,9 +372,7 @@ pub fn is_rfc3339(s: &str) -> bool {
     }
     match rest.as_bytes() {
         [b'Z' | b'z'] => true,
-        [b'+' | b'-', h1, h2, b':', m1, m2] => {
-            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
-        }
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
         _ => false,
     }
 }
@@ -367,7 +404,9 @@ mod tests {
         assert!(!batch);
         assert_eq!(subs[0].body, AUDIT);
         assert_eq!(subs[0].entry_id, "a-1");
-        let many = format!(r#"{{"entries":[{{"kind":"audit","body":{AUDIT}}},{{"kind":"audit","body":{AUDIT}}}]}}"#);
+        let many = format!(
+            r#"{{"entries":[{{"kind":"audit","body":{AUDIT}}},{{"kind":"audit","body":{AUDIT}}}]}}"#
+        );
         let (subs, batch) = parse_submissions(&many).unwrap();
         assert!(batch);
         assert_eq!(subs.len(), 2);

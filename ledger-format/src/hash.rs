@@ -55,7 +55,10 @@ impl Hash {
     /// Returns the hash written as 64 hex characters (either case).
     pub fn from_hex(s: &str) -> Result<Hash, HashParseError> {
         if s.len() != 64 {
-            return Err(HashParseError(format!("{} hex characters, want 64", s.len())));
+            return Err(HashParseError(format!(
+                "{} hex characters, want 64",
+                s.len()
+            )));
         }
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).map_err(|e| HashParseError(format!("bad hex: {e}")))?;

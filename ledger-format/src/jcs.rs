@@ -129,6 +129,9 @@ mod tests {
         assert!(canonicalize(&json!({"a": 1.5})).is_err());
         assert!(canonicalize(&json!({"a": null})).is_err());
         assert!(canonicalize(&json!({"a": 1u64 << 53})).is_err());
-        assert_eq!(canonicalize(&json!(-(1i64 << 52))).unwrap(), "-4503599627370496");
+        assert_eq!(
+            canonicalize(&json!(-(1i64 << 52))).unwrap(),
+            "-4503599627370496"
+        );
     }
 }

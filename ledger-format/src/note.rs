@@ -113,7 +113,11 @@ pub struct VerifierKey {
 
 impl VerifierKey {
     /// Returns the key for `name` and an Ed25519 public key, with the ID derived for `sig_type`.
-    pub fn new(name: &str, sig_type: SigType, public: VerifyingKey) -> Result<VerifierKey, NoteError> {
+    pub fn new(
+        name: &str,
+        sig_type: SigType,
+        public: VerifyingKey,
+    ) -> Result<VerifierKey, NoteError> {
         check_key_name(name)?;
         Ok(VerifierKey {
             name: name.to_owned(),
@@ -128,7 +132,8 @@ impl VerifierKey {
     pub fn parse(s: &str) -> Result<VerifierKey, NoteError> {
         let s = s.trim();
         let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(NoteError::BadKey("want name+keyid+base64".into()));
         };
         check_key_name(name)?;
@@ -141,9 +146,9 @@ impl VerifierKey {
             .ok_or_else(|| NoteError::BadKey("empty key".into()))?;
         let sig_type = SigType::from_byte(t)
             .ok_or_else(|| NoteError::BadKey(format!("unknown signature type 0x{t:02x}")))?;
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| NoteError::BadKey(format!("Ed25519 key is {} bytes, want 32", key.len())))?;
+        let key: [u8; 32] = key.try_into().map_err(|_| {
+            NoteError::BadKey(format!("Ed25519 key is {} bytes, want 32", key.len()))
+        })?;
         let public = VerifyingKey::from_bytes(&key)
             .map_err(|e| NoteError::BadKey(format!("not an Ed25519 point: {e}")))?;
         let vk = VerifierKey::new(name, sig_type, public)?;
@@ -189,7 +194,13 @@ impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut raw = vec![self.sig_type.byte()];
         raw.extend_from_slice(self.public.as_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.key_id, STANDARD.encode(raw))
+        write!(
+            f,
+            "{}+{:08x}+{}",
+            self.name,
+            self.key_id,
+            STANDARD.encode(raw)
+        )
     }
 }
 
@@ -201,7 +212,9 @@ impl fmt::Debug for VerifierKey {
 
 fn parse_key_id(hex8: &str) -> Result<u32, NoteError> {
     if hex8.len() != 8 || !hex8.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(NoteError::BadKey(format!("key id {hex8:?} is not 8 hex digits")));
+        return Err(NoteError::BadKey(format!(
+            "key id {hex8:?} is not 8 hex digits"
+        )));
     }
     u32::from_str_radix(hex8, 16).map_err(|e| NoteError::BadKey(e.to_string()))
 }
@@ -230,10 +243,14 @@ impl SignerKey {
         let mut parts = s.splitn(5, '+');
         let fields: Vec<&str> = parts.by_ref().collect();
         let [p, k, name, id_hex, b64] = fields[..] else {
-            return Err(NoteError::BadKey("want PRIVATE+KEY+name+keyid+base64".into()));
+            return Err(NoteError::BadKey(
+                "want PRIVATE+KEY+name+keyid+base64".into(),
+            ));
         };
         if p != "PRIVATE" || k != "KEY" {
-            return Err(NoteError::BadKey("signer key must start with PRIVATE+KEY+".into()));
+            return Err(NoteError::BadKey(
+                "signer key must start with PRIVATE+KEY+".into(),
+            ));
         }
         let id = parse_key_id(id_hex)?;
         let raw = STANDARD
@@ -247,7 +264,9 @@ impl SignerKey {
         let seed: [u8; 32] = raw[1..].try_into().expect("length checked above");
         let key = SignerKey::from_seed(name, seed)?;
         if key.verifier().key_id() != id {
-            return Err(NoteError::BadKey("signer key id does not match the key".into()));
+            return Err(NoteError::BadKey(
+                "signer key id does not match the key".into(),
+            ));
         }
         Ok(key)
     }
@@ -265,8 +284,12 @@ impl SignerKey {
 
     /// Returns the matching cosignature verifier key (type 0x04), for witnesses.
     pub fn cosigner_verifier(&self) -> VerifierKey {
-        VerifierKey::new(&self.name, SigType::Cosignature, self.signing.verifying_key())
-            .expect("name was checked when the signer was built")
+        VerifierKey::new(
+            &self.name,
+            SigType::Cosignature,
+            self.signing.verifying_key(),
+        )
+        .expect("name was checked when the signer was built")
     }
 
     /// Returns the raw 64-byte Ed25519 signature of `msg`.
@@ -330,7 +353,9 @@ impl NoteSignature {
             .decode(b64)
             .map_err(|_| NoteError::Malformed(format!("signature by {name}: bad base64")))?;
         if blob.len() < 5 {
-            return Err(NoteError::Malformed(format!("signature by {name}: too short")));
+            return Err(NoteError::Malformed(format!(
+                "signature by {name}: too short"
+            )));
         }
         Ok(NoteSignature {
             name: name.to_owned(),
@@ -359,7 +384,9 @@ pub struct VerifiedSignature {
 /// in LF, no control character but LF.
 pub fn check_text(text: &str) -> Result<(), NoteError> {
     if text.is_empty() || !text.ends_with('\n') {
-        return Err(NoteError::Malformed("note text must end in a newline".into()));
+        return Err(NoteError::Malformed(
+            "note text must end in a newline".into(),
+        ));
     }
     if text.chars().any(|c| c < ' ' && c != '\n') {
         return Err(NoteError::Malformed("control character in note".into()));
@@ -464,7 +491,11 @@ impl Note {
     pub fn unverified<'a>(&'a self, known: &[VerifierKey]) -> Vec<&'a NoteSignature> {
         self.signatures
             .iter()
-            .filter(|s| !known.iter().any(|k| k.name == s.name && k.key_id == s.key_id))
+            .filter(|s| {
+                !known
+                    .iter()
+                    .any(|k| k.name == s.name && k.key_id == s.key_id)
+            })
             .collect()
     }
 }

@@ -12,7 +12,9 @@
 //! ```
 
 use crate::hash::{node_hash, Hash};
-use crate::tree::{fold_right, range_nodes, split_point, HashReader, LeafIndex, ReadError, TreeSize};
+use crate::tree::{
+    fold_right, range_nodes, split_point, HashReader, LeafIndex, ReadError, TreeSize,
+};
 
 /// Why a proof could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +23,11 @@ pub enum ProofError {
     #[error("index {index} is not below tree size {size}")]
     IndexOutOfRange { index: u64, size: u64 },
     #[error("consistency from {old} to {new} is undefined: {why}")]
-    BadSizes { old: u64, new: u64, why: &'static str },
+    BadSizes {
+        old: u64,
+        new: u64,
+        why: &'static str,
+    },
     #[error("reading stored hashes: {0}")]
     Read(#[source] ReadError),
 }
@@ -33,7 +39,11 @@ pub enum VerifyError {
     #[error("index {index} is not below tree size {size}")]
     IndexOutOfRange { index: u64, size: u64 },
     #[error("old size {old} and new size {new} admit no consistency proof: {why}")]
-    BadSizes { old: u64, new: u64, why: &'static str },
+    BadSizes {
+        old: u64,
+        new: u64,
+        why: &'static str,
+    },
     #[error("proof has {got} hashes, a tree of this shape needs {want}")]
     WrongLength { got: usize, want: usize },
     #[error("the proof leads to root {computed}, not {expected}")]

@@ -84,11 +84,19 @@ impl TlogProof {
         if lines.next() != Some(TLOG_PROOF_HEADER) {
             return Err(malformed(format!("first line must be {TLOG_PROOF_HEADER}")));
         }
-        let mut line = lines.next().ok_or_else(|| malformed("missing index line"))?;
+        let mut line = lines
+            .next()
+            .ok_or_else(|| malformed("missing index line"))?;
         let mut extra = None;
         if let Some(b64) = line.strip_prefix("extra ") {
-            extra = Some(STANDARD.decode(b64).map_err(|_| malformed("extra is not base64"))?);
-            line = lines.next().ok_or_else(|| malformed("missing index line"))?;
+            extra = Some(
+                STANDARD
+                    .decode(b64)
+                    .map_err(|_| malformed("extra is not base64"))?,
+            );
+            line = lines
+                .next()
+                .ok_or_else(|| malformed("missing index line"))?;
         }
         let index = line
             .strip_prefix("index ")

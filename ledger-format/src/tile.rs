@@ -131,7 +131,11 @@ impl TileId {
     /// Returns the tile `index` at `level` as it exists in a tree of `size` leaves (full or
     /// partial), or `None` when it does not exist there.
     pub fn for_size(level: u8, index: u64, size: TreeSize) -> Option<TileId> {
-        width_for(index, level_count(level, size.0)).map(|width| TileId { level, index, width })
+        width_for(index, level_count(level, size.0)).map(|width| TileId {
+            level,
+            index,
+            width,
+        })
     }
 
     /// Returns true for a full tile (256 hashes).
@@ -141,14 +145,21 @@ impl TileId {
 
     /// Returns the path `tile/<L>/<N>[.p/<W>]`.
     pub fn path(&self) -> String {
-        format!("tile/{}/{}{}", self.level, encode_index(self.index), suffix(self.width))
+        format!(
+            "tile/{}/{}{}",
+            self.level,
+            encode_index(self.index),
+            suffix(self.width)
+        )
     }
 
     /// Returns the Merkle nodes whose hashes make up this tile, in tile order.
     pub fn nodes(&self) -> Vec<NodeId> {
         let level = self.level * TILE_HEIGHT;
         let first = self.index * TILE_WIDTH;
-        (0..self.width as u64).map(|i| NodeId::new(level, first + i)).collect()
+        (0..self.width as u64)
+            .map(|i| NodeId::new(level, first + i))
+            .collect()
     }
 
     /// Returns the tile's bytes: its hashes concatenated, read from `reader`.
@@ -166,7 +177,11 @@ impl BundleId {
 
     /// Returns the path `tile/entries/<N>[.p/<W>]`.
     pub fn path(&self) -> String {
-        format!("tile/entries/{}{}", encode_index(self.index), suffix(self.width))
+        format!(
+            "tile/entries/{}{}",
+            encode_index(self.index),
+            suffix(self.width)
+        )
     }
 
     /// Returns the half-open range of leaf indices this bundle holds.
@@ -255,7 +270,9 @@ pub fn parse_path(path: &str) -> Result<TilePath, TileError> {
 
 /// Returns the entry bundle framing `u16be(len) || entry` of each entry, or an error if one is
 /// over 65,535 bytes.
-pub fn encode_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, TileError> {
+pub fn encode_bundle<'a>(
+    entries: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, TileError> {
     let mut out = Vec::new();
     for e in entries {
         let len = u16::try_from(e.len())
@@ -282,7 +299,10 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, TileError> {
         rest = &rest[2 + len..];
     }
     if out.len() as u64 > TILE_WIDTH {
-        return Err(TileError::BadContent(format!("{} entries in one bundle", out.len())));
+        return Err(TileError::BadContent(format!(
+            "{} entries in one bundle",
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -290,7 +310,10 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, TileError> {
 /// Returns the hashes of a tile's bytes, refusing a length that is not 1..=256 hashes.
 pub fn decode_tile(bytes: &[u8]) -> Result<Vec<Hash>, TileError> {
     if bytes.is_empty() || bytes.len() % 32 != 0 || bytes.len() as u64 > 32 * TILE_WIDTH {
-        return Err(TileError::BadContent(format!("tile of {} bytes", bytes.len())));
+        return Err(TileError::BadContent(format!(
+            "tile of {} bytes",
+            bytes.len()
+        )));
     }
     Ok(bytes
         .chunks_exact(32)

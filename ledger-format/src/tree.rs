@@ -85,7 +85,10 @@ pub fn range_nodes(lo: u64, hi: u64) -> Vec<NodeId> {
     let size = hi - lo;
     for level in (0..64u8).rev() {
         if size & (1u64 << level) != 0 {
-            debug_assert!(pos % (1u64 << level) == 0, "range [{lo},{hi}) is not aligned");
+            debug_assert!(
+                pos % (1u64 << level) == 0,
+                "range [{lo},{hi}) is not aligned"
+            );
             out.push(NodeId::new(level, pos >> level));
             pos += 1u64 << level;
         }
@@ -144,7 +147,10 @@ impl CompactRange {
         if stack.len() != nodes.len() {
             return Err("hash reader returned the wrong number of hashes".into());
         }
-        Ok(CompactRange { size: size.0, stack })
+        Ok(CompactRange {
+            size: size.0,
+            stack,
+        })
     }
 
     /// Returns the number of leaves appended so far.
@@ -172,7 +178,10 @@ impl CompactRange {
         let mut level = 0u8;
         // One merge per trailing 1-bit of the old size (RFC 9162 §2.1.2 step 3).
         while (index >> level) & 1 == 1 {
-            let left = self.stack.pop().expect("a set bit of size has a stack entry");
+            let left = self
+                .stack
+                .pop()
+                .expect("a set bit of size has a stack entry");
             h = node_hash(&left, &h);
             level += 1;
             visit(NodeId::new(level, index >> level), h);
@@ -275,7 +284,10 @@ mod tests {
             range_nodes(0, 7),
             vec![NodeId::new(2, 0), NodeId::new(1, 2), NodeId::new(0, 6)]
         );
-        assert_eq!(range_nodes(4, 7), vec![NodeId::new(1, 2), NodeId::new(0, 6)]);
+        assert_eq!(
+            range_nodes(4, 7),
+            vec![NodeId::new(1, 2), NodeId::new(0, 6)]
+        );
         assert!(range_nodes(5, 5).is_empty());
     }
 

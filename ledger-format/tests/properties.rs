@@ -165,7 +165,10 @@ fn every_inclusion_proof_to_64_verifies_and_every_bit_flip_fails() {
                     index: LeafIndex(m as u64 ^ (1 << bit)),
                     ..p.clone()
                 };
-                assert!(bad.verify(&all[m], &root).is_err(), "index bit {bit} of {m} in {n}");
+                assert!(
+                    bad.verify(&all[m], &root).is_err(),
+                    "index bit {bit} of {m} in {n}"
+                );
             }
         }
     }
@@ -181,7 +184,11 @@ fn every_consistency_pair_to_64_verifies_and_every_bit_flip_fails() {
         for m in 1..=n {
             let old_root = mth(&all[..m]);
             let p = prove_consistency(TreeSize(m as u64), TreeSize(n as u64), &t).unwrap();
-            let want = if m == n { vec![] } else { subproof(m, &all[..n], true) };
+            let want = if m == n {
+                vec![]
+            } else {
+                subproof(m, &all[..n], true)
+            };
             assert_eq!(p.path, want, "PROOF({m}, {n})");
             p.verify(&old_root, &new_root).unwrap();
             for i in 0..p.path.len() {
@@ -200,7 +207,10 @@ fn every_consistency_pair_to_64_verifies_and_every_bit_flip_fails() {
                     old: TreeSize(m as u64 ^ (1 << bit)),
                     ..p.clone()
                 };
-                assert!(bad.verify(&old_root, &new_root).is_err(), "old bit {bit}: {m} -> {n}");
+                assert!(
+                    bad.verify(&old_root, &new_root).is_err(),
+                    "old bit {bit}: {m} -> {n}"
+                );
             }
         }
     }

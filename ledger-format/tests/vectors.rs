@@ -93,7 +93,10 @@ fn eight_leaf_tree_nodes_roots_and_proofs() {
         for n in level.as_array().unwrap() {
             let id = ledger_format::NodeId::new(u(&n["level"]) as u8, u(&n["index"]));
             use ledger_format::tree::HashReader;
-            assert_eq!(tree.read_hashes(&[id]).unwrap()[0], hex_hash(&n["hash_hex"]));
+            assert_eq!(
+                tree.read_hashes(&[id]).unwrap()[0],
+                hex_hash(&n["hash_hex"])
+            );
         }
     }
     for (size, r) in v["roots_hex"].as_array().unwrap().iter().enumerate() {
@@ -101,11 +104,11 @@ fn eight_leaf_tree_nodes_roots_and_proofs() {
         assert_eq!(root_of(&hashes), hex_hash(r), "root of size {size}");
         assert_eq!(tree.root_at(TreeSize(size as u64)).unwrap(), hex_hash(r));
     }
-    let incl = v["inclusion_proofs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(v["derived_all_inclusion_proofs"]["proofs"].as_array().unwrap());
+    let incl = v["inclusion_proofs"].as_array().unwrap().iter().chain(
+        v["derived_all_inclusion_proofs"]["proofs"]
+            .as_array()
+            .unwrap(),
+    );
     for p in incl {
         let (index, size) = (LeafIndex(u(&p["leaf_index"])), TreeSize(u(&p["tree_size"])));
         let want = hex_hashes(&p["proof_hex"]);
@@ -114,11 +117,11 @@ fn eight_leaf_tree_nodes_roots_and_proofs() {
         let root = tree.root_at(size).unwrap();
         got.verify(&tree.leaf(index).unwrap(), &root).unwrap();
     }
-    let cons = v["consistency_proofs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(v["derived_all_consistency_proofs"]["proofs"].as_array().unwrap());
+    let cons = v["consistency_proofs"].as_array().unwrap().iter().chain(
+        v["derived_all_consistency_proofs"]["proofs"]
+            .as_array()
+            .unwrap(),
+    );
     for p in cons {
         let (old, new) = (TreeSize(u(&p["size1"])), TreeSize(u(&p["size2"])));
         let want = hex_hashes(&p["proof_hex"]);
@@ -139,14 +142,27 @@ fn rfc6962_worked_example() {
     let nodes = &v["nodes_hex"];
     let letter = |l: &Value| hex_hash(&nodes[l.as_str().unwrap()]);
     assert_eq!(tree.root(), hex_hash(&nodes["hash"]));
-    assert_eq!(node_hash(&letter(&"k".into()), &letter(&"l".into())), tree.root());
+    assert_eq!(
+        node_hash(&letter(&"k".into()), &letter(&"l".into())),
+        tree.root()
+    );
     for p in v["audit_paths"].as_array().unwrap() {
-        let want: Vec<Hash> = p["path_letters"].as_array().unwrap().iter().map(letter).collect();
+        let want: Vec<Hash> = p["path_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(letter)
+            .collect();
         let got = prove_inclusion(LeafIndex(u(&p["leaf_index"])), TreeSize(7), &tree).unwrap();
         assert_eq!(got.path, want);
     }
     for p in v["consistency_proofs"].as_array().unwrap() {
-        let want: Vec<Hash> = p["proof_letters"].as_array().unwrap().iter().map(letter).collect();
+        let want: Vec<Hash> = p["proof_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(letter)
+            .collect();
         let old = TreeSize(u(&p["size1"]));
         let got = prove_consistency(old, TreeSize(7), &tree).unwrap();
         assert_eq!(got.path, want);
@@ -219,15 +235,27 @@ fn transparency_dev_consistency_probes() {
 fn signed_note_keys_and_resigning() {
     let v = load("signed_note.json");
     let peter = SignerKey::parse(v["keys"][0]["skey"].as_str().unwrap()).unwrap();
-    assert_eq!(peter.to_secret_string(), v["keys"][0]["skey"].as_str().unwrap());
+    assert_eq!(
+        peter.to_secret_string(),
+        v["keys"][0]["skey"].as_str().unwrap()
+    );
     let enoch = SignerKey::from_seed("EnochRoot", [0u8; 32]).unwrap();
     for k in v["keys"].as_array().unwrap() {
         let vk = VerifierKey::parse(k["vkey"].as_str().unwrap()).unwrap();
         assert_eq!(vk.to_string(), k["vkey"].as_str().unwrap());
-        assert_eq!(format!("{:08x}", vk.key_id()), k["key_id_hex"].as_str().unwrap());
+        assert_eq!(
+            format!("{:08x}", vk.key_id()),
+            k["key_id_hex"].as_str().unwrap()
+        );
     }
-    assert_eq!(peter.verifier().to_string(), v["keys"][0]["vkey"].as_str().unwrap());
-    assert_eq!(enoch.verifier().to_string(), v["keys"][1]["vkey"].as_str().unwrap());
+    assert_eq!(
+        peter.verifier().to_string(),
+        v["keys"][0]["vkey"].as_str().unwrap()
+    );
+    assert_eq!(
+        enoch.verifier().to_string(),
+        v["keys"][1]["vkey"].as_str().unwrap()
+    );
 
     for n in v["valid_notes"].as_array().unwrap() {
         let text = n["text"].as_str().unwrap();
@@ -257,13 +285,29 @@ fn signed_note_keys_and_resigning() {
             .iter()
             .map(|s| format!("{}+{:08x}", s.key.name(), s.key.key_id()))
             .collect();
-        assert_eq!(verified, n["want_verified"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect::<Vec<_>>());
+        assert_eq!(
+            verified,
+            n["want_verified"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        );
         let unverified: Vec<String> = note
             .unverified(&keys)
             .iter()
             .map(|s| format!("{}+{:08x}", s.name, s.key_id))
             .collect();
-        assert_eq!(unverified, n["want_unverified"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect::<Vec<_>>());
+        assert_eq!(
+            unverified,
+            n["want_unverified"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        );
     }
 
     for n in v["invalid_notes"].as_array().unwrap() {
@@ -274,7 +318,11 @@ fn signed_note_keys_and_resigning() {
         let keys: Vec<VerifierKey> = n
             .get("verify_with")
             .and_then(Value::as_array)
-            .map(|a| a.iter().map(|k| VerifierKey::parse(k.as_str().unwrap()).unwrap()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|k| VerifierKey::parse(k.as_str().unwrap()).unwrap())
+                    .collect()
+            })
             .unwrap_or_default();
         let got = Note::parse(&msg).and_then(|note| note.verify(&keys).map(|_| ()));
         let want = n["want"].as_str().unwrap();
@@ -298,7 +346,12 @@ fn checkpoint_parse_cases_strict() {
     for c in v["parse_cases"]["cases"].as_array().unwrap() {
         let body = c["body"].as_str().unwrap();
         let got = Checkpoint::parse(body);
-        assert_eq!(got.is_ok(), c["c2sp_strict_ok"].as_bool().unwrap(), "{}", c["desc"]);
+        assert_eq!(
+            got.is_ok(),
+            c["c2sp_strict_ok"].as_bool().unwrap(),
+            "{}",
+            c["desc"]
+        );
         if let Ok(cp) = got {
             assert_eq!(cp.to_text(), body, "round trip");
         }
@@ -364,12 +417,19 @@ fn cosignature_vectors() {
             assert_eq!(u64::from_be_bytes(blob[4..12].try_into().unwrap()), u(ts));
         }
         if d.get("want_error").is_some() {
-            assert_ne!(blob.len(), 76, "a 68-byte note signature is not a cosignature");
+            assert_ne!(
+                blob.len(),
+                76,
+                "a 68-byte note signature is not a cosignature"
+            );
         }
     }
     for k in v["cosigner_vkeys"].as_array().unwrap() {
         let vk = VerifierKey::parse(k["vkey"].as_str().unwrap()).unwrap();
-        assert_eq!(format!("{:08x}", vk.key_id()), k["want_key_id_hex"].as_str().unwrap());
+        assert_eq!(
+            format!("{:08x}", vk.key_id()),
+            k["want_key_id_hex"].as_str().unwrap()
+        );
         assert_eq!(vk.sig_type().byte() as u64, u(&k["sig_type"]));
         // A 0x01 key converted for cosigning gets a different ID, as formats re-derives it.
         let cs = cosig::as_cosigner(&vk);
@@ -382,29 +442,58 @@ fn cosignature_vectors() {
     let real = &v["verified_cosignatures"][0];
     let enc = &real["c2sp_encoding"];
     let witness = VerifierKey::parse(enc["vkey"].as_str().unwrap()).unwrap();
-    assert_eq!(hex::encode(witness.public().as_bytes()), real["witness_pubkey_hex"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(witness.public().as_bytes()),
+        real["witness_pubkey_hex"].as_str().unwrap()
+    );
     let line = NoteSignature::parse_line(enc["signature_line"].as_str().unwrap()).unwrap();
     let body = real["checkpoint_body"].as_str().unwrap();
-    assert_eq!(cosig::verify_blob(&witness, body, &line.sig), Some(u(&real["timestamp"])));
-    assert_eq!(hex::encode(&line.sig[8..]), real["signature_hex"].as_str().unwrap());
+    assert_eq!(
+        cosig::verify_blob(&witness, body, &line.sig),
+        Some(u(&real["timestamp"]))
+    );
+    assert_eq!(
+        hex::encode(&line.sig[8..]),
+        real["signature_hex"].as_str().unwrap()
+    );
     let mut tampered = line.sig.clone();
     tampered[0] ^= 1;
     assert_eq!(cosig::verify_blob(&witness, body, &tampered), None);
 
     // Derived known answer: signing reproduces the line exactly.
     let kat = &v["derived_kat"];
-    let seed: [u8; 32] = hex::decode(kat["seed_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let seed: [u8; 32] = hex::decode(kat["seed_hex"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
     let key = SignerKey::from_seed(kat["witness_name"].as_str().unwrap(), seed).unwrap();
-    assert_eq!(key.cosigner_verifier().to_string(), kat["vkey"].as_str().unwrap());
+    assert_eq!(
+        key.cosigner_verifier().to_string(),
+        kat["vkey"].as_str().unwrap()
+    );
     let cp_note = kat["checkpoint_note"].as_str().unwrap();
-    let text = Note::parse(cp_note.as_bytes()).map(|n| n.text).unwrap_or_else(|_| cp_note.to_owned());
-    assert_eq!(cosig::message(u(&kat["timestamp"]), &text), kat["signed_message"].as_str().unwrap());
+    let text = Note::parse(cp_note.as_bytes())
+        .map(|n| n.text)
+        .unwrap_or_else(|_| cp_note.to_owned());
+    assert_eq!(
+        cosig::message(u(&kat["timestamp"]), &text),
+        kat["signed_message"].as_str().unwrap()
+    );
     let got = cosig::cosign(&key, &text, u(&kat["timestamp"]));
-    assert_eq!(got.to_line().trim_end(), kat["signature_line"].as_str().unwrap().trim_end());
+    assert_eq!(
+        got.to_line().trim_end(),
+        kat["signature_line"].as_str().unwrap().trim_end()
+    );
     // And a note carrying it verifies with the 0x04 key but never with the 0x01 key.
-    let note = Note { text: text.clone(), signatures: vec![got] };
+    let note = Note {
+        text: text.clone(),
+        signatures: vec![got],
+    };
     assert!(note.verify(&[key.cosigner_verifier()]).is_ok());
-    assert!(matches!(note.verify(&[key.verifier()]), Err(NoteError::NoVerifiedSignature)));
+    assert!(matches!(
+        note.verify(&[key.verifier()]),
+        Err(NoteError::NoVerifiedSignature)
+    ));
 }
 
 #[test]
@@ -417,7 +506,10 @@ fn tile_paths() {
         );
     }
     for c in v["entries_path"]["cases"].as_array().unwrap() {
-        assert_eq!(tile::entries_path(u(&c["n"]), u(&c["log_size"])), c["want"].as_str().unwrap());
+        assert_eq!(
+            tile::entries_path(u(&c["n"]), u(&c["log_size"])),
+            c["want"].as_str().unwrap()
+        );
     }
     for c in v["tile_path"]["cases"].as_array().unwrap() {
         assert_eq!(
@@ -432,12 +524,28 @@ fn tile_paths() {
             (Value::Array(w), Ok(l), Ok((n, width))) => {
                 assert_eq!((l as u64, n, width as u64), (u(&w[0]), u(&w[1]), u(&w[2])));
                 // Round trip through the full path.
-                let path = format!("tile/{}/{}", c["level"].as_str().unwrap(), c["index"].as_str().unwrap());
+                let path = format!(
+                    "tile/{}/{}",
+                    c["level"].as_str().unwrap(),
+                    c["index"].as_str().unwrap()
+                );
                 assert_eq!(
                     tile::parse_path(&path).unwrap(),
-                    TilePath::Tile(TileId { level: l, index: n, width })
+                    TilePath::Tile(TileId {
+                        level: l,
+                        index: n,
+                        width
+                    })
                 );
-                assert_eq!(TileId { level: l, index: n, width }.path(), path);
+                assert_eq!(
+                    TileId {
+                        level: l,
+                        index: n,
+                        width
+                    }
+                    .path(),
+                    path
+                );
             }
             (Value::String(e), l, i) if e == "error" => {
                 assert!(l.is_err() || i.is_err(), "{c}")
@@ -452,8 +560,16 @@ fn tile_paths() {
             let level: u8 = level.parse().unwrap();
             let at: Vec<&TileId> = inv.iter().filter(|t| t.level == level).collect();
             let full = at.iter().filter(|t| t.is_full()).count() as u64;
-            let partial = at.iter().find(|t| !t.is_full()).map(|t| t.width as u64).unwrap_or(0);
-            assert_eq!((full, partial), (u(&want["full"]), u(&want["partial_width"])), "size {size} level {level}");
+            let partial = at
+                .iter()
+                .find(|t| !t.is_full())
+                .map(|t| t.width as u64)
+                .unwrap_or(0);
+            assert_eq!(
+                (full, partial),
+                (u(&want["full"]), u(&want["partial_width"])),
+                "size {size} level {level}"
+            );
         }
         assert!(inv.iter().all(|t| t.width > 0), "no empty tiles");
     }
@@ -465,17 +581,31 @@ fn tile_contents() {
     let cases = v["content_vectors"]["cases"].as_array().unwrap();
     // 8 entries: bundle and tile bytes.
     let c = &cases[0];
-    let entries: Vec<Vec<u8>> = c["entries_hex"].as_array().unwrap().iter().map(|e| hex::decode(e.as_str().unwrap()).unwrap()).collect();
+    let entries: Vec<Vec<u8>> = c["entries_hex"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| hex::decode(e.as_str().unwrap()).unwrap())
+        .collect();
     let bundle = tile::encode_bundle(entries.iter().map(|e| e.as_slice())).unwrap();
     assert_eq!(hex::encode(&bundle), c["bundle_hex"].as_str().unwrap());
-    assert_eq!(tile::decode_bundle(&bundle).unwrap(), entries.iter().map(|e| e.as_slice()).collect::<Vec<_>>());
+    assert_eq!(
+        tile::decode_bundle(&bundle).unwrap(),
+        entries.iter().map(|e| e.as_slice()).collect::<Vec<_>>()
+    );
     let mut tree = MemoryTree::new();
     entries.iter().for_each(|e| tree.push(leaf_hash(e)));
     let size = TreeSize(u(&c["tree_size"]));
     let t = TileId::for_size(0, 0, size).unwrap();
     assert_eq!(t.path(), c["tile_path"].as_str().unwrap());
-    assert_eq!(BundleId::for_size(0, size).unwrap().path(), c["bundle_path"].as_str().unwrap());
-    assert_eq!(hex::encode(t.read(&tree).unwrap()), c["tile_hex"].as_str().unwrap());
+    assert_eq!(
+        BundleId::for_size(0, size).unwrap().path(),
+        c["bundle_path"].as_str().unwrap()
+    );
+    assert_eq!(
+        hex::encode(t.read(&tree).unwrap()),
+        c["tile_hex"].as_str().unwrap()
+    );
 
     // 256 and 257 entries of one byte each.
     let mut tree = MemoryTree::new();
@@ -486,13 +616,25 @@ fn tile_contents() {
     let c = &cases[1];
     let bundle = tile::encode_bundle(entries[..256].iter().map(|e| e.as_slice())).unwrap();
     assert_eq!(bundle.len() as u64, u(&c["bundle_len"]));
-    assert_eq!(hex::encode(ledger_format::hash::sha256(&bundle)), c["bundle_sha256_hex"].as_str().unwrap());
-    let t0 = TileId::for_size(0, 0, TreeSize(256)).unwrap().read(&tree).unwrap();
+    assert_eq!(
+        hex::encode(ledger_format::hash::sha256(&bundle)),
+        c["bundle_sha256_hex"].as_str().unwrap()
+    );
+    let t0 = TileId::for_size(0, 0, TreeSize(256))
+        .unwrap()
+        .read(&tree)
+        .unwrap();
     assert_eq!(t0.len() as u64, u(&c["tile_len"]));
-    assert_eq!(hex::encode(ledger_format::hash::sha256(&t0)), c["tile_sha256_hex"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(ledger_format::hash::sha256(&t0)),
+        c["tile_sha256_hex"].as_str().unwrap()
+    );
     let l1 = TileId::for_size(1, 0, TreeSize(256)).unwrap();
     assert_eq!(l1.path(), c["level1_tile_path"].as_str().unwrap());
-    assert_eq!(hex::encode(l1.read(&tree).unwrap()), c["level1_tile_hex"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(l1.read(&tree).unwrap()),
+        c["level1_tile_hex"].as_str().unwrap()
+    );
     assert_eq!(tree.root().to_hex(), c["root_hex"].as_str().unwrap());
 
     tree.push(leaf_hash(&entries[256]));
@@ -501,15 +643,27 @@ fn tile_contents() {
     let paths: Vec<String> = tile::inventory(size)
         .iter()
         .map(TileId::path)
-        .chain((0..2).filter_map(|n| BundleId::for_size(n, size)).map(|b| b.path()))
+        .chain(
+            (0..2)
+                .filter_map(|n| BundleId::for_size(n, size))
+                .map(|b| b.path()),
+        )
         .collect();
-    let mut want: Vec<String> = c["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect();
+    let mut want: Vec<String> = c["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
     let mut got = paths.clone();
     want.sort();
     got.sort();
     assert_eq!(got, want);
     let p = TileId::for_size(0, 1, size).unwrap();
-    assert_eq!(hex::encode(p.read(&tree).unwrap()), c["tile_0_001_p1_hex"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(p.read(&tree).unwrap()),
+        c["tile_0_001_p1_hex"].as_str().unwrap()
+    );
     assert_eq!(tree.root().to_hex(), c["root_hex"].as_str().unwrap());
 }
 
@@ -519,7 +673,10 @@ fn tlog_proof_vectors() {
     let ex = &v["spec_example"];
     let p = TlogProof::parse(ex["text"].as_str().unwrap().as_bytes()).unwrap();
     let want = &ex["want"];
-    assert_eq!(STANDARD.encode(p.extra.as_ref().unwrap()), want["extra_b64"].as_str().unwrap());
+    assert_eq!(
+        STANDARD.encode(p.extra.as_ref().unwrap()),
+        want["extra_b64"].as_str().unwrap()
+    );
     assert_eq!(p.index.0, u(&want["index"]));
     assert_eq!(p.proof.len() as u64, u(&want["proof_len"]));
     let cp = p.checkpoint_body().unwrap();
@@ -531,12 +688,23 @@ fn tlog_proof_vectors() {
     let p = TlogProof::parse(text.as_bytes()).unwrap();
     assert_eq!(p.to_text(), text, "round trip");
     let log = VerifierKey::parse(vp["log_vkey"].as_str().unwrap()).unwrap();
-    let witnesses: Vec<VerifierKey> = vp["witness_vkeys"].as_array().unwrap().iter().map(|k| VerifierKey::parse(k.as_str().unwrap()).unwrap()).collect();
+    let witnesses: Vec<VerifierKey> = vp["witness_vkeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| VerifierKey::parse(k.as_str().unwrap()).unwrap())
+        .collect();
     let leaf = Hash::from_hex(vp["leaf"]["leaf_hash_hex"].as_str().unwrap()).unwrap();
-    assert_eq!(leaf_hash(&hex::decode(vp["leaf"]["leaf_hex"].as_str().unwrap()).unwrap()), leaf);
+    assert_eq!(
+        leaf_hash(&hex::decode(vp["leaf"]["leaf_hex"].as_str().unwrap()).unwrap()),
+        leaf
+    );
     let (signed, verified) = p.verify(Some(leaf), &log, &witnesses).unwrap();
     assert_eq!(signed.checkpoint.size.0, u(&vp["want"]["size"]));
-    assert_eq!(signed.checkpoint.root.to_hex(), vp["want"]["root_hex"].as_str().unwrap());
+    assert_eq!(
+        signed.checkpoint.root.to_hex(),
+        vp["want"]["root_hex"].as_str().unwrap()
+    );
     // 1-of-1 witnesses: the cosignature verified too.
     assert_eq!(verified.iter().filter(|s| s.timestamp.is_some()).count(), 1);
     // A flipped proof bit fails.
@@ -552,27 +720,61 @@ fn sigstore_rekor_inclusion_and_ed25519_checkpoints() {
         "log2025-alpha1.rekor.sigstage.dev+f30d5a99+AT5/gERB6AWme8IEtcwaqcZi0hp8ocV4+JRcUnVlQfKP",
     )
     .unwrap();
-    let all = v["rekor_v1_entries"].as_array().unwrap().iter().map(|e| (e, false))
-        .chain(v["rekor_v2_entries"].as_array().unwrap().iter().map(|e| (e, true)));
+    let all = v["rekor_v1_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e, false))
+        .chain(
+            v["rekor_v2_entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (e, true)),
+        );
     for (e, v2) in all {
         let t = &e["tlog_entry"];
         let ip = &t["inclusionProof"];
-        let body = STANDARD.decode(t["canonicalizedBody"].as_str().unwrap()).unwrap();
+        let body = STANDARD
+            .decode(t["canonicalizedBody"].as_str().unwrap())
+            .unwrap();
         let root = b64_hash(&ip["rootHash"]).unwrap();
         let proof = InclusionProof {
             index: LeafIndex(u(&ip["logIndex"])),
             size: TreeSize(u(&ip["treeSize"])),
-            path: ip["hashes"].as_array().unwrap().iter().map(|h| b64_hash(h).unwrap()).collect(),
+            path: ip["hashes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| b64_hash(h).unwrap())
+                .collect(),
         };
         let want = &e["want"];
-        assert_eq!(proof.verify(&leaf_hash(&body), &root).is_ok(), want["inclusion"].as_bool().unwrap(), "{}", e["name"]);
+        assert_eq!(
+            proof.verify(&leaf_hash(&body), &root).is_ok(),
+            want["inclusion"].as_bool().unwrap(),
+            "{}",
+            e["name"]
+        );
         let envelope = ip["checkpoint"]["envelope"].as_str().unwrap();
-        let cp = SignedCheckpoint::parse(envelope.as_bytes()).unwrap().checkpoint;
+        let cp = SignedCheckpoint::parse(envelope.as_bytes())
+            .unwrap()
+            .checkpoint;
         let matches = cp.size == proof.size && cp.root == root;
-        assert_eq!(matches, want["checkpoint_matches_proof"].as_bool().unwrap(), "{}", e["name"]);
+        assert_eq!(
+            matches,
+            want["checkpoint_matches_proof"].as_bool().unwrap(),
+            "{}",
+            e["name"]
+        );
         if v2 {
             let ok = SignedCheckpoint::open(envelope.as_bytes(), &rekor2_key, &[]).is_ok();
-            assert_eq!(ok, want["checkpoint_sig"].as_bool().unwrap(), "{}", e["name"]);
+            assert_eq!(
+                ok,
+                want["checkpoint_sig"].as_bool().unwrap(),
+                "{}",
+                e["name"]
+            );
         }
     }
 }

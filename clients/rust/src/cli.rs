@@ -53,7 +53,13 @@ pub fn keygen(name: &str, out: &Path) -> Result<Outcome> {
 }
 
 /// `govledger proof verify-inclusion`.
-pub fn verify_inclusion(leaf: &str, index: u64, size: u64, root: &str, proof: &[String]) -> Result<Outcome> {
+pub fn verify_inclusion(
+    leaf: &str,
+    index: u64,
+    size: u64,
+    root: &str,
+    proof: &[String],
+) -> Result<Outcome> {
     let leaf = parse_hash("leaf-hash", leaf)?;
     let root = parse_hash("root", root)?;
     let p = InclusionProof {
@@ -68,7 +74,13 @@ pub fn verify_inclusion(leaf: &str, index: u64, size: u64, root: &str, proof: &[
 }
 
 /// `govledger proof verify-consistency`.
-pub fn verify_consistency(old: u64, new: u64, old_root: &str, new_root: &str, proof: &[String]) -> Result<Outcome> {
+pub fn verify_consistency(
+    old: u64,
+    new: u64,
+    old_root: &str,
+    new_root: &str,
+    proof: &[String],
+) -> Result<Outcome> {
     let old_root = parse_hash("old-root", old_root)?;
     let new_root = parse_hash("new-root", new_root)?;
     let p = ConsistencyProof {
@@ -77,14 +89,19 @@ pub fn verify_consistency(old: u64, new: u64, old_root: &str, new_root: &str, pr
         path: parse_proof(proof)?,
     };
     Ok(match p.verify(&old_root, &new_root) {
-        Ok(()) => Outcome::Valid(format!("valid: the tree of size {old} is a prefix of the tree of size {new}")),
+        Ok(()) => Outcome::Valid(format!(
+            "valid: the tree of size {old} is a prefix of the tree of size {new}"
+        )),
         Err(e) => Outcome::Invalid(e.to_string()),
     })
 }
 
 /// `govledger note verify`.
 pub fn note_verify(keys: &[String], file: &Path) -> Result<Outcome> {
-    let keys = keys.iter().map(|k| parse_key("key", k)).collect::<Result<Vec<_>>>()?;
+    let keys = keys
+        .iter()
+        .map(|k| parse_key("key", k))
+        .collect::<Result<Vec<_>>>()?;
     let bytes = read_input(file)?;
     let note = match Note::parse(&bytes) {
         Ok(n) => n,
@@ -108,7 +125,11 @@ pub fn leaf_summary(leaf: &[u8]) -> String {
             let body: serde_json::Value = serde_json::from_slice(&l.body).unwrap_or_default();
             let detail = ["event_type", "model_id", "status"]
                 .iter()
-                .find_map(|k| body.get(*k).and_then(|v| v.as_str()).map(|v| format!(" {k}={v}")))
+                .find_map(|k| {
+                    body.get(*k)
+                        .and_then(|v| v.as_str())
+                        .map(|v| format!(" {k}={v}"))
+                })
                 .unwrap_or_default();
             format!(
                 "{} by {} at {}{}{}",
@@ -162,10 +183,11 @@ pub fn verify_receipt(
             Err(e) => return Ok(Outcome::Invalid(e.to_string())),
         }
     };
-    let (signed, verified): (SignedCheckpoint, _) = match proof.verify(leaf_hash, &log_key, &witnesses) {
-        Ok(v) => v,
-        Err(e) => return Ok(Outcome::Invalid(e.to_string())),
-    };
+    let (signed, verified): (SignedCheckpoint, _) =
+        match proof.verify(leaf_hash, &log_key, &witnesses) {
+            Ok(v) => v,
+            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
+        };
     let cosigned = verified.iter().filter(|s| s.timestamp.is_some()).count();
     if cosigned < witnesses_required {
         return Ok(Outcome::Invalid(format!(

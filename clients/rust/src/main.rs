@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use govledger_client::cli::{self, Outcome};
 
 #[derive(Parser)]
-#[command(name = "govledger", version, about = "Submit to and verify a govledger transparency log")]
+#[command(
+    name = "govledger",
+    version,
+    about = "Submit to and verify a govledger transparency log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -15,7 +15,10 @@ use serde_json::Value;
 use std::process::{Command, Output, Stdio};
 
 fn vectors(name: &str) -> Value {
-    let path = format!("{}/../../ledger-format/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../ledger-format/testdata/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -45,10 +48,26 @@ fn keygen_writes_a_private_key_file_and_prints_the_verifier_key() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
-    assert_eq!(code(&govledger(&["keygen", "--name", "alice", "--out", p])), 2, "no overwrite");
-    assert_eq!(code(&govledger(&["keygen", "--name", "bad+name", "--out", &format!("{p}2")])), 2);
+    assert_eq!(
+        code(&govledger(&["keygen", "--name", "alice", "--out", p])),
+        2,
+        "no overwrite"
+    );
+    assert_eq!(
+        code(&govledger(&[
+            "keygen",
+            "--name",
+            "bad+name",
+            "--out",
+            &format!("{p}2")
+        ])),
+        2
+    );
 }
 
 #[test]
@@ -56,7 +75,9 @@ fn verify_inclusion_on_a_rekor_proof() {
     let v = vectors("sigstore_rekor.json");
     let e = &v["rekor_v1_entries"][0]["tlog_entry"];
     let ip = &e["inclusionProof"];
-    let body = STANDARD.decode(e["canonicalizedBody"].as_str().unwrap()).unwrap();
+    let body = STANDARD
+        .decode(e["canonicalizedBody"].as_str().unwrap())
+        .unwrap();
     let leaf = leaf_hash(&body);
     let index = ip["logIndex"].as_str().unwrap();
     let size = ip["treeSize"].as_str().unwrap();
@@ -85,7 +106,11 @@ fn verify_inclusion_on_a_rekor_proof() {
     wrong_index[5] = (index.parse::<u64>().unwrap() - 1).to_string();
     let o = run(&wrong_index);
     assert_eq!(code(&o), 1);
-    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "one-line reason");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().count(),
+        1,
+        "one-line reason"
+    );
 
     let mut dropped = args.clone();
     dropped.truncate(dropped.len() - 2);
@@ -119,12 +144,25 @@ fn verify_consistency_on_transparency_dev_proofs() {
             args.push(h.as_str().unwrap().into());
         }
         let o = govledger(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(code(&o), 0, "{m} -> {n}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            code(&o),
+            0,
+            "{m} -> {n}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let empty = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
     let o = govledger(&[
-        "proof", "verify-consistency", "--old-size", "0", "--new-size", "0", "--old-root", empty,
-        "--new-root", empty,
+        "proof",
+        "verify-consistency",
+        "--old-size",
+        "0",
+        "--new-size",
+        "0",
+        "--old-root",
+        empty,
+        "--new-root",
+        empty,
     ]);
     assert_eq!(code(&o), 1, "a consistency proof from size 0 is invalid");
 }
@@ -136,15 +174,28 @@ fn note_verify_on_a_rekor_v2_checkpoint() {
     let path = dir.path().join("cp");
     std::fs::write(&path, v["signed_checkpoints"][5]["note"].as_str().unwrap()).unwrap();
     let p = path.to_str().unwrap();
-    let key = "log2025-alpha1.rekor.sigstage.dev+f30d5a99+AT5/gERB6AWme8IEtcwaqcZi0hp8ocV4+JRcUnVlQfKP";
+    let key =
+        "log2025-alpha1.rekor.sigstage.dev+f30d5a99+AT5/gERB6AWme8IEtcwaqcZi0hp8ocV4+JRcUnVlQfKP";
     assert_eq!(code(&govledger(&["note", "verify", "--key", key, p])), 0);
-    let other = SignerKey::from_seed("log2025-alpha1.rekor.sigstage.dev", [9; 32]).unwrap().verifier().to_string();
+    let other = SignerKey::from_seed("log2025-alpha1.rekor.sigstage.dev", [9; 32])
+        .unwrap()
+        .verifier()
+        .to_string();
     assert_eq!(code(&govledger(&["note", "verify", "--key", &other, p])), 1);
     let mut tampered = std::fs::read_to_string(&path).unwrap();
     tampered = tampered.replacen("736", "737", 1);
     std::fs::write(&path, tampered).unwrap();
     assert_eq!(code(&govledger(&["note", "verify", "--key", key, p])), 1);
-    assert_eq!(code(&govledger(&["note", "verify", "--key", key, "/nonexistent"])), 2);
+    assert_eq!(
+        code(&govledger(&[
+            "note",
+            "verify",
+            "--key",
+            key,
+            "/nonexistent"
+        ])),
+        2
+    );
 }
 
 #[test]
@@ -158,14 +209,40 @@ fn verify_a_sigsum_tlog_proof_with_a_witness() {
     let log = vp["log_vkey"].as_str().unwrap();
     let w = vp["witness_vkeys"][0].as_str().unwrap();
     let leaf = vp["leaf"]["leaf_hash_hex"].as_str().unwrap();
-    let o = govledger(&["verify", p, "--log-key", log, "--leaf-hash", leaf, "--witness-key", w, "--witnesses-required", "1"]);
+    let o = govledger(&[
+        "verify",
+        p,
+        "--log-key",
+        log,
+        "--leaf-hash",
+        leaf,
+        "--witness-key",
+        w,
+        "--witnesses-required",
+        "1",
+    ]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
-    assert!(out.contains("index: 3") && out.contains("tree_size: 4"), "{out}");
+    assert!(
+        out.contains("index: 3") && out.contains("tree_size: 4"),
+        "{out}"
+    );
     // Without the leaf hash there is nothing to prove: invalid.
     assert_eq!(code(&govledger(&["verify", p, "--log-key", log])), 1);
     // Requiring a witness that is not given fails.
-    assert_eq!(code(&govledger(&["verify", p, "--log-key", log, "--leaf-hash", leaf, "--witnesses-required", "1"])), 1);
+    assert_eq!(
+        code(&govledger(&[
+            "verify",
+            p,
+            "--log-key",
+            log,
+            "--leaf-hash",
+            leaf,
+            "--witnesses-required",
+            "1"
+        ])),
+        1
+    );
 }
 
 fn receipt_fixture() -> (SignerKey, Receipt) {
@@ -216,12 +293,23 @@ fn verify_govledger_receipts_json_and_tlog_proof() {
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("index: 3"), "{out}");
-    assert!(out.contains("audit by risk-agent") && out.contains("entry_id=e-3"), "{out}");
+    assert!(
+        out.contains("audit by risk-agent") && out.contains("entry_id=e-3"),
+        "{out}"
+    );
     assert!(out.contains("tree_size: 5"), "{out}");
 
     let text = dir.path().join("r.tlog-proof");
     std::fs::write(&text, receipt.to_tlog_proof().unwrap().to_text()).unwrap();
-    assert_eq!(code(&govledger(&["verify", text.to_str().unwrap(), "--log-key", &vkey])), 0);
+    assert_eq!(
+        code(&govledger(&[
+            "verify",
+            text.to_str().unwrap(),
+            "--log-key",
+            &vkey
+        ])),
+        0
+    );
 
     // Tampering anywhere is invalid (1): the leaf, the claimed size, the checkpoint signer.
     let mut bad = receipt.clone();
@@ -229,14 +317,49 @@ fn verify_govledger_receipts_json_and_tlog_proof() {
     *leaf.last_mut().unwrap() ^= 1;
     bad.leaf = STANDARD.encode(leaf);
     std::fs::write(&json, serde_json::to_string(&bad).unwrap()).unwrap();
-    assert_eq!(code(&govledger(&["verify", json.to_str().unwrap(), "--log-key", &vkey])), 1);
+    assert_eq!(
+        code(&govledger(&[
+            "verify",
+            json.to_str().unwrap(),
+            "--log-key",
+            &vkey
+        ])),
+        1
+    );
     let mut bad = receipt.clone();
     bad.tree_size = 6;
     std::fs::write(&json, serde_json::to_string(&bad).unwrap()).unwrap();
-    assert_eq!(code(&govledger(&["verify", json.to_str().unwrap(), "--log-key", &vkey])), 1);
-    let other = SignerKey::from_seed("localhost/govledger", [4; 32]).unwrap().verifier().to_string();
+    assert_eq!(
+        code(&govledger(&[
+            "verify",
+            json.to_str().unwrap(),
+            "--log-key",
+            &vkey
+        ])),
+        1
+    );
+    let other = SignerKey::from_seed("localhost/govledger", [4; 32])
+        .unwrap()
+        .verifier()
+        .to_string();
     std::fs::write(&json, serde_json::to_string(&receipt).unwrap()).unwrap();
-    assert_eq!(code(&govledger(&["verify", json.to_str().unwrap(), "--log-key", &other])), 1);
+    assert_eq!(
+        code(&govledger(&[
+            "verify",
+            json.to_str().unwrap(),
+            "--log-key",
+            &other
+        ])),
+        1
+    );
     std::fs::write(&json, "{not json").unwrap();
-    assert_eq!(code(&govledger(&["verify", json.to_str().unwrap(), "--log-key", &vkey])), 1);
+    assert_eq!(
+        code(&govledger(&[
+            "verify",
+            json.to_str().unwrap(),
+            "--log-key",
+            &vkey
+        ])),
+        1
+    );
 }

@@ -1,17 +1,132 @@
-//! `govledgerd`: the govledger log server. The durable server lands with the server issue; this
-//! binary already answers `--version` and `--help`.
+//! `govledgerd`: the govledger log server.
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use govledger::config::Config;
 
 #[derive(Parser)]
-#[command(
-    name = "govledgerd",
-    version,
-    about = "govledger transparency-log server"
-)]
-struct Cli {}
+#[command(name = "govledgerd", version, about = "govledger transparency-log server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
-    println!("govledgerd {}", env!("CARGO_PKG_VERSION"));
+/// Flags shared by the commands that open a data dir; they override the config file.
+#[derive(clap::Args)]
+struct Common {
+    /// TOML config file (see config/govledger.toml); without it the embedded defaults apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (config key `data_dir`; default ./govledger-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Log origin and key name (config key `origin`; default localhost/govledger).
+    #[arg(long)]
+    origin: Option<String>,
+}
+
+impl Common {
+    fn load(&self) -> Result<Config> {
+        let mut cfg = Config::load(self.config.as_deref())?;
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        if let Some(o) = &self.origin {
+            cfg.origin = o.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the log server. Prints `listening on <addr>` and `verifier key: <vkey>` on stdout.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (config key `listen`; default 127.0.0.1:7800; port 0 picks one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Generate the log signing key in the data dir (log.key, mode 0600; log.pub beside it).
+    Keygen {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Offline check of a data dir: recompute every hash from the entries and verify the last
+    /// signed checkpoint. Exit 0 if consistent, 1 if not, 2 on errors.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "govledger=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve { common, listen } => {
+            let mut cfg = common.load()?;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(govledger::server::run(cfg, shutdown_signal(), |addr, vkey| {
+                use std::io::Write;
+                println!("listening on {addr}");
+                println!("verifier key: {vkey}");
+                let _ = std::io::stdout().flush();
+            }))?;
+            eprintln!("govledgerd: drained and stopped");
+        }
+        Command::Keygen { common } => {
+            let cfg = common.load()?;
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            anyhow::ensure!(
+                !cfg.key_path().exists(),
+                "{} exists; refusing to replace a log key",
+                cfg.key_path().display()
+            );
+            let key = govledger::server::load_or_create_key(&cfg)?;
+            println!("{}", key.verifier());
+        }
+        Command::Check { common } => {
+            let cfg = common.load()?;
+            match govledger::server::check(&cfg) {
+                Ok(n) => println!("ok: {n} entries, every hash and the last checkpoint verified"),
+                Err(e) => {
+                    eprintln!("check failed: {e:#}");
+                    return Ok(std::process::ExitCode::from(1));
+                }
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!("govledgerd: shutting down, draining the queue");
 }

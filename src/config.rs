@@ -1,0 +1,111 @@
+//! Server configuration: embedded defaults (DESIGN.md §7), an optional TOML file
+//! (`config/govledger.toml` documents every key), then command-line flags, then environment
+//! variables for secrets.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything `govledgerd serve` needs. Field docs are the reference for the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding the sled database, `log.key` and `log.pub`.
+    pub data_dir: PathBuf,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Log origin: the first checkpoint line and the log key's name.
+    pub origin: String,
+    /// Signer key file; default `<data_dir>/log.key`, generated on first start with mode 0600.
+    /// The environment variable `GOVLEDGER_LOG_KEY` (a `PRIVATE+KEY+...` string) overrides it.
+    pub key_file: Option<PathBuf>,
+    /// sled page-cache size in MiB (bounds the store's memory use).
+    pub cache_mb: u64,
+    /// Group commit: the longest a submission waits for others to share its fsync, in ms.
+    pub batch_interval_ms: u64,
+    /// Group commit: the most entries committed in one group.
+    pub max_batch: usize,
+    /// Pending submissions the queue holds before answering 503 with Retry-After.
+    pub queue_capacity: usize,
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Most entries in one batch submission.
+    pub max_batch_entries: usize,
+    /// Bearer tokens. Without any, only loopback clients may submit, as `anonymous`.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// A bearer token, stored as the SHA-256 of the token text (hex), and what it may do.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The client name recorded as the submitter (printable ASCII without spaces).
+    pub name: String,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    pub sha256: String,
+    /// Entry kinds this client may submit (`audit`, `lineage`, ...); empty means all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("govledger-data"),
+            listen: "127.0.0.1:7800".parse().expect("valid literal address"),
+            origin: "localhost/govledger".into(),
+            key_file: None,
+            cache_mb: 64,
+            batch_interval_ms: 2,
+            max_batch: 1024,
+            queue_capacity: 65_536,
+            max_body_bytes: 4 << 20,
+            max_batch_entries: 1000,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Returns the defaults overlaid with the TOML file at `path`, if any.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let cfg: Config =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Returns an error naming the first setting that cannot work.
+    pub fn validate(&self) -> Result<()> {
+        ledger_format::note::check_key_name(&self.origin).context("origin")?;
+        anyhow::ensure!(self.max_batch >= 1, "max_batch must be at least 1");
+        anyhow::ensure!(self.queue_capacity >= 1, "queue_capacity must be at least 1");
+        anyhow::ensure!(self.max_batch_entries >= 1, "max_batch_entries must be at least 1");
+        for t in &self.tokens {
+            ledger_format::leaf::check_ascii_field("token name", &t.name, 1)?;
+            ledger_format::Hash::from_hex(&t.sha256)
+                .with_context(|| format!("token {}: sha256 must be 64 hex characters", t.name))?;
+            for k in &t.kinds {
+                anyhow::ensure!(
+                    ledger_format::entry::EntryKind::from_name(k).is_some(),
+                    "token {}: unknown kind {k:?}",
+                    t.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the signer key file path.
+    pub fn key_path(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("log.key"))
+    }
+}

@@ -1,0 +1,75 @@
+//! The HTTP API (DESIGN.md §5): submissions, receipts, proofs, C2SP tlog-tiles, health and
+//! metrics. [`router`] builds the app from its state; [`serve`] runs it on a listener until the
+//! shutdown future resolves, so tests run the real app on port 0.
+
+mod error;
+mod read;
+mod submit;
+
+pub use error::ApiError;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use ledger_format::entry::EntryKind;
+
+use crate::log::Log;
+use crate::sequencer::Handle;
+
+/// A client allowed to submit, as the config names it.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub name: String,
+    /// Kinds it may submit; empty means all.
+    pub kinds: Vec<EntryKind>,
+}
+
+/// Shared state of every handler.
+pub struct AppState {
+    pub log: Arc<Log>,
+    pub sequencer: Handle,
+    /// SHA-256 (hex) of each bearer token to its client. Empty: loopback clients submit freely.
+    pub tokens: HashMap<String, Client>,
+    pub max_body_bytes: usize,
+    pub max_batch_entries: usize,
+}
+
+/// Returns the application with every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/entries", post(submit::submit).get(read::list_unsupported))
+        .route("/v1/entries/{index}", get(read::entry))
+        .route("/v1/log", get(read::log_info))
+        .route("/v1/proofs/inclusion", get(read::inclusion))
+        .route("/v1/proofs/consistency", get(read::consistency))
+        .route("/v1/receipts/{leaf_hash}", get(read::receipt_by_hash))
+        .route("/checkpoint", get(read::checkpoint))
+        .route("/tile/{*path}", get(read::tile))
+        .route("/healthz", get(read::healthz))
+        .route("/metrics", get(read::metrics))
+        .fallback(read::no_route)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

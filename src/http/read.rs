@@ -1,0 +1,237 @@
+//! Read endpoints: log info, checkpoint, tiles, entries, proofs, receipts, health, metrics.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ledger_format::tile::{parse_path, BundleId, TileId, TilePath};
+use ledger_format::{Hash, TreeSize};
+use serde_json::json;
+
+use super::submit::{receipt, receipt_response};
+use super::{ApiError, AppState};
+use crate::sequencer::Placed;
+
+fn param_u64(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request("bad_parameter", format!("{name} must be a non-negative integer"))
+                    .field(name)
+            })
+        })
+        .transpose()
+}
+
+pub async fn log_info(State(s): State<Arc<AppState>>) -> Response {
+    let p = s.log.published();
+    axum::Json(json!({
+        "origin": s.log.origin,
+        "verifier_key": s.log.verifier.to_string(),
+        "tree_size": p.size,
+    }))
+    .into_response()
+}
+
+pub async fn checkpoint(State(s): State<Arc<AppState>>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        s.log.published().checkpoint,
+    )
+        .into_response()
+}
+
+/// `GET /tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`, exactly per C2SP tlog-tiles:
+/// full tiles are immutable and cached long; a partial tile is served only at a width that some
+/// checkpoint required (at most the current one); empty tiles do not exist.
+pub async fn tile(State(s): State<Arc<AppState>>, Path(path): Path<String>) -> Result<Response, ApiError> {
+    let parsed = parse_path(&format!("tile/{path}")).map_err(|e| ApiError::not_found(e.to_string()))?;
+    let size = TreeSize(s.log.published().size);
+    let log = s.log.clone();
+    let (bytes, full) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, bool), ApiError> {
+        match parsed {
+            TilePath::Tile(t) => {
+                let exists = TileId::for_size(t.level, t.index, size)
+                    .filter(|have| have.width >= t.width)
+                    .ok_or_else(|| ApiError::not_found(format!("no tile {} at size {}", t.path(), size)))?;
+                let _ = exists;
+                let stored = log
+                    .store
+                    .tile(t.level, t.index)
+                    .map_err(crate::log::LogError::from)?
+                    .ok_or_else(|| ApiError::not_found("tile not stored"))?;
+                Ok((stored.tile_bytes(t.width as usize), t.is_full()))
+            }
+            TilePath::Entries(b) => {
+                BundleId::for_size(b.index, size)
+                    .filter(|have| have.width >= b.width)
+                    .ok_or_else(|| ApiError::not_found(format!("no bundle {} at size {}", b.path(), size)))?;
+                let (start, end) = b.leaf_range();
+                let leaves = log.store.entries(start, end).map_err(crate::log::LogError::from)?;
+                let bytes = ledger_format::tile::encode_bundle(leaves.iter().map(Vec::as_slice))
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+                Ok((bytes, b.width as u64 == ledger_format::tile::TILE_WIDTH))
+            }
+        }
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let cache = if full {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=60"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn placed_at(s: &AppState, index: u64) -> Result<Placed, ApiError> {
+    let leaf = s.log.leaf(index)?;
+    Ok(Placed {
+        index,
+        leaf_hash: ledger_format::leaf_hash(&leaf),
+        leaf,
+    })
+}
+
+/// `GET /v1/entries/{index}`: a receipt against the latest checkpoint.
+pub async fn entry(
+    State(s): State<Arc<AppState>>,
+    Path(index): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let index: u64 = index
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_parameter", "index must be a non-negative integer").field("index"))?;
+    let s2 = s.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let published = s2.log.published();
+        let placed = placed_at(&s2, index)?;
+        receipt(&s2.log, &placed, &published)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    receipt_response(&headers, r)
+}
+
+/// `GET /v1/receipts/{leaf_hash}`: refreshes a receipt against the latest checkpoint.
+pub async fn receipt_by_hash(
+    State(s): State<Arc<AppState>>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let hash = Hash::parse_any(&hash)
+        .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("leaf_hash"))?;
+    let index = s
+        .log
+        .store
+        .index_of_leaf(&hash)
+        .map_err(crate::log::LogError::from)?
+        .filter(|i| *i < s.log.published().size)
+        .ok_or_else(|| ApiError::not_found(format!("no entry with leaf hash {}", hash.to_hex())))?;
+    let published = s.log.published();
+    let placed = placed_at(&s, index)?;
+    receipt_response(&headers, receipt(&s.log, &placed, &published)?)
+}
+
+/// `GET /v1/proofs/inclusion?index=&size=` or `?hash=&size=` (size defaults to the latest).
+pub async fn inclusion(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let size = param_u64(&q, "size")?.unwrap_or(s.log.published().size);
+    let index = match (param_u64(&q, "index")?, q.get("hash")) {
+        (Some(i), None) => i,
+        (None, Some(h)) => {
+            let hash = Hash::parse_any(h)
+                .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("hash"))?;
+            s.log
+                .store
+                .index_of_leaf(&hash)
+                .map_err(crate::log::LogError::from)?
+                .ok_or_else(|| ApiError::not_found(format!("no entry with leaf hash {}", hash.to_hex())))?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_parameter",
+                "give exactly one of index= or hash=",
+            ))
+        }
+    };
+    let p = s.log.inclusion(index, size)?;
+    Ok(axum::Json(json!({
+        "index": index,
+        "tree_size": size,
+        "proof": p.path.iter().map(|h| h.to_base64()).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// `GET /v1/proofs/consistency?old=&new=` (new defaults to the latest).
+pub async fn consistency(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let old = param_u64(&q, "old")?
+        .ok_or_else(|| ApiError::bad_request("bad_parameter", "old= is required").field("old"))?;
+    let new = param_u64(&q, "new")?.unwrap_or(s.log.published().size);
+    let p = s.log.consistency(old, new)?;
+    Ok(axum::Json(json!({
+        "old": old,
+        "new": new,
+        "proof": p.path.iter().map(|h| h.to_base64()).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
+    if s.sequencer.fatal.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "sequencer stopped after a storage error\n").into_response()
+    } else {
+        (StatusCode::OK, "ok\n").into_response()
+    }
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    let m = &s.sequencer.metrics;
+    let groups = m.groups.load(Ordering::Relaxed);
+    let appended = m.appended.load(Ordering::Relaxed);
+    let text = format!(
+        "# HELP govledger_appended_total Entries appended to the log.\n# TYPE govledger_appended_total counter\ngovledger_appended_total {appended}\n\
+# HELP govledger_deduplicated_total Submissions answered with an existing entry.\n# TYPE govledger_deduplicated_total counter\ngovledger_deduplicated_total {}\n\
+# HELP govledger_commit_groups_total Group commits (one fsync each).\n# TYPE govledger_commit_groups_total counter\ngovledger_commit_groups_total {groups}\n\
+# HELP govledger_commit_seconds_total Time spent in group commits, including fsync.\n# TYPE govledger_commit_seconds_total counter\ngovledger_commit_seconds_total {}\n\
+# HELP govledger_queue_depth Requests waiting for the sequencer.\n# TYPE govledger_queue_depth gauge\ngovledger_queue_depth {}\n\
+# HELP govledger_tree_size Size of the latest signed checkpoint.\n# TYPE govledger_tree_size gauge\ngovledger_tree_size {}\n",
+        m.deduplicated.load(Ordering::Relaxed),
+        m.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
+        m.queue_depth.load(Ordering::Relaxed),
+        s.log.published().size,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+pub async fn list_unsupported() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not_implemented",
+        "listing entries by kind, model or time arrives with the governance features",
+    )
+}
+
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}

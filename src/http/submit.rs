@@ -1,0 +1,179 @@
+//! `POST /v1/entries`: authenticate, validate, enqueue, wait for the durable checkpoint, answer
+//! with receipts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ledger_format::entry::parse_submissions;
+use ledger_format::leaf::encoded_len;
+use ledger_format::receipt::Receipt;
+use ledger_format::tile::MAX_ENTRY_SIZE;
+use serde_json::json;
+
+use super::{ApiError, AppState, Client};
+use crate::log::{Log, Published};
+use crate::sequencer::{Pending, Placed};
+
+/// Returns the client making the request: a token's client, or `anonymous` on loopback when no
+/// tokens are configured.
+fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Client, ApiError> {
+    if state.tokens.is_empty() {
+        if !peer.ip().is_loopback() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "without configured tokens only loopback clients may submit",
+            ));
+        }
+        return Ok(Client {
+            name: "anonymous".into(),
+            kinds: vec![],
+        });
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token")
+        })?;
+    let digest = hex::encode(ledger_format::hash::sha256(token.trim().as_bytes()));
+    state.tokens.get(&digest).cloned().ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown bearer token")
+    })
+}
+
+/// Returns the JSON receipt of `placed` against `published`.
+pub fn receipt(log: &Log, placed: &Placed, published: &Published) -> Result<Receipt, ApiError> {
+    let proof = log.inclusion(placed.index, published.size)?;
+    Ok(Receipt {
+        index: placed.index,
+        leaf_hash: placed.leaf_hash.to_hex(),
+        leaf: STANDARD.encode(&placed.leaf),
+        tree_size: published.size,
+        root: published.root.to_base64(),
+        proof: proof.path.iter().map(|h| h.to_base64()).collect(),
+        checkpoint: published.checkpoint.clone(),
+    })
+}
+
+/// Returns true when the client asked for C2SP tlog-proof text.
+pub fn wants_text(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/plain") && !a.contains("application/json"))
+}
+
+/// Answers one receipt as JSON or, on `Accept: text/plain`, as a tlog-proof.
+pub fn receipt_response(headers: &HeaderMap, r: Receipt) -> Result<Response, ApiError> {
+    if wants_text(headers) {
+        let text = r
+            .to_tlog_proof()
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+            .to_text();
+        Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+    } else {
+        Ok(axum::Json(r).into_response())
+    }
+}
+
+pub async fn submit(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let client = authenticate(&state, &headers, peer)?;
+    let bytes = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request bodies are limited to {} bytes", state.max_body_bytes),
+            )
+        })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("malformed_json", "the body is not UTF-8"))?;
+    let (subs, batch) = parse_submissions(text).map_err(|e| {
+        let code = if e.message.starts_with("malformed JSON") {
+            "malformed_json"
+        } else {
+            "invalid_entry"
+        };
+        ApiError::bad_request(code, e.message.clone()).field(e.field.clone())
+    })?;
+    if subs.len() > state.max_batch_entries {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch holds at most {} entries", state.max_batch_entries),
+        )
+        .field("entries"));
+    }
+    let mut pending = Vec::with_capacity(subs.len());
+    for (i, s) in subs.iter().enumerate() {
+        let prefix = if batch { format!("entries[{i}].") } else { String::new() };
+        if !client.kinds.is_empty() && !client.kinds.contains(&s.kind) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "kind_not_allowed",
+                format!("client {} may not submit {} entries", client.name, s.kind.name()),
+            )
+            .field(format!("{prefix}kind")));
+        }
+        let len = encoded_len(client.name.len(), s.entry_id.len(), s.body.len());
+        if len > MAX_ENTRY_SIZE {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "leaf_too_large",
+                format!("the leaf would be {len} bytes; the limit is {MAX_ENTRY_SIZE}"),
+            )
+            .field(format!("{prefix}body")));
+        }
+        pending.push(Pending {
+            kind: s.kind,
+            submitter: client.name.clone(),
+            entry_id: s.entry_id.clone(),
+            body: s.body.as_bytes().to_vec(),
+        });
+    }
+    let rx = state.sequencer.submit(pending)?;
+    let committed = rx
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the sequencer stopped"))??;
+    let log = state.log.clone();
+    // Proofs read tiles from the store: keep that off the async workers.
+    let receipts = tokio::task::spawn_blocking(move || {
+        committed
+            .placed
+            .iter()
+            .map(|p| receipt(&log, p, &committed.published))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|r| (r, committed.published))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let (mut receipts, published) = receipts;
+    if !batch {
+        return receipt_response(&headers, receipts.remove(0));
+    }
+    let items: Vec<_> = receipts
+        .into_iter()
+        .map(|r| json!({"index": r.index, "leaf_hash": r.leaf_hash, "leaf": r.leaf, "proof": r.proof}))
+        .collect();
+    Ok(axum::Json(json!({
+        "tree_size": published.size,
+        "root": published.root.to_base64(),
+        "checkpoint": published.checkpoint,
+        "receipts": items,
+    }))
+    .into_response())
+}

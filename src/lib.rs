@@ -1,0 +1,9 @@
+//! `govledger`: the log server. `config` → `store` (sled) → `log` (open, verify, prove) →
+//! `sequencer` (single writer, group commit) → `http` (the API). `server` wires them together.
+
+pub mod config;
+pub mod http;
+pub mod log;
+pub mod sequencer;
+pub mod server;
+pub mod store;

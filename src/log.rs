@@ -1,0 +1,180 @@
+//! The log: a store, the signing key, and the published checkpoint that readers see.
+//!
+//! Opening a log checks, in O(log n) reads, that the root computed from the stored subtree
+//! hashes equals the last signed checkpoint, and refuses to serve if it does not.
+
+use std::sync::{Arc, RwLock};
+
+use ledger_format::checkpoint::{Checkpoint, SignedCheckpoint};
+use ledger_format::note::{Note, SignerKey, VerifierKey};
+use ledger_format::proof::{prove_consistency, prove_inclusion, ConsistencyProof, InclusionProof};
+use ledger_format::tree::CompactRange;
+use ledger_format::{Hash, LeafIndex, TreeSize};
+
+use crate::store::{Group, Head, Store, StoreError, StoreHashes};
+
+/// Why a log could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("refusing to serve: {0}")]
+    Inconsistent(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// What readers see: the latest durable, signed checkpoint.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub size: u64,
+    pub root: Hash,
+    /// The signed note text.
+    pub checkpoint: String,
+}
+
+/// An open log.
+pub struct Log {
+    pub store: Arc<dyn Store>,
+    pub signer: SignerKey,
+    pub verifier: VerifierKey,
+    pub origin: String,
+    published: RwLock<Published>,
+}
+
+/// Returns a checkpoint note for `size` and `root` signed by `signer`.
+pub fn sign_checkpoint(signer: &SignerKey, origin: &str, size: u64, root: Hash) -> String {
+    let cp = Checkpoint {
+        origin: origin.to_owned(),
+        size: TreeSize(size),
+        root,
+        extensions: vec![],
+    };
+    Note::sign(&cp.to_text(), &[signer])
+        .expect("checkpoint text is a valid note text")
+        .to_text()
+}
+
+impl Log {
+    /// Opens the log in `store`, creating it (with a signed size-0 checkpoint) when empty.
+    /// Returns the log and its tree state for the sequencer.
+    pub fn open(
+        store: Arc<dyn Store>,
+        signer: SignerKey,
+        origin: &str,
+    ) -> Result<(Arc<Log>, CompactRange, u64), LogError> {
+        let verifier = signer.verifier();
+        if signer.name() != origin {
+            return Err(LogError::Inconsistent(format!(
+                "the log key is named {:?} but the origin is {origin:?}",
+                signer.name()
+            )));
+        }
+        let head = match store.head()? {
+            Some(h) => h,
+            None => {
+                // A new log: sign and persist the size-0 checkpoint so /checkpoint always answers.
+                let head = Head {
+                    size: 0,
+                    checkpoint: sign_checkpoint(&signer, origin, 0, Hash::EMPTY),
+                    last_ms: 0,
+                };
+                store.commit(&Group {
+                    entries: vec![],
+                    tiles: vec![],
+                    head: head.clone(),
+                })?;
+                head
+            }
+        };
+        let (signed, _) = SignedCheckpoint::open(head.checkpoint.as_bytes(), &verifier, &[])
+            .map_err(|e| {
+                LogError::Inconsistent(format!(
+                    "the stored checkpoint does not verify with the configured log key ({e})"
+                ))
+            })?;
+        if signed.checkpoint.size.0 != head.size {
+            return Err(LogError::Inconsistent(format!(
+                "stored size {} but the last checkpoint is for size {}",
+                head.size, signed.checkpoint.size
+            )));
+        }
+        let compact = CompactRange::from_reader(TreeSize(head.size), &StoreHashes(store.as_ref()))
+            .map_err(|e| LogError::Inconsistent(format!("reading the tree: {e}")))?;
+        if compact.root() != signed.checkpoint.root {
+            return Err(LogError::Inconsistent(format!(
+                "the root of the stored tree ({}) differs from the last signed checkpoint ({}) at size {}",
+                compact.root(),
+                signed.checkpoint.root,
+                head.size
+            )));
+        }
+        let log = Log {
+            store,
+            verifier,
+            signer,
+            origin: origin.to_owned(),
+            published: RwLock::new(Published {
+                size: head.size,
+                root: signed.checkpoint.root,
+                checkpoint: head.checkpoint,
+            }),
+        };
+        Ok((Arc::new(log), compact, head.last_ms))
+    }
+
+    /// Returns the latest published checkpoint.
+    pub fn published(&self) -> Published {
+        self.published.read().expect("lock poisoned").clone()
+    }
+
+    /// Makes a durable checkpoint visible to readers.
+    pub fn publish(&self, p: Published) {
+        *self.published.write().expect("lock poisoned") = p;
+    }
+
+    /// Returns the inclusion proof of `index` at `size` (which must be published).
+    pub fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, LogError> {
+        let published = self.published().size;
+        if size > published {
+            return Err(LogError::NotFound(format!(
+                "tree size {size} is beyond the latest checkpoint ({published})"
+            )));
+        }
+        if index >= size {
+            return Err(LogError::NotFound(format!(
+                "index {index} is not in the tree of size {size}"
+            )));
+        }
+        prove_inclusion(LeafIndex(index), TreeSize(size), &StoreHashes(self.store.as_ref()))
+            .map_err(|e| LogError::Inconsistent(e.to_string()))
+    }
+
+    /// Returns the consistency proof from `old` to `new` (both published, `1 <= old <= new`).
+    pub fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, LogError> {
+        let published = self.published().size;
+        if new > published {
+            return Err(LogError::NotFound(format!(
+                "tree size {new} is beyond the latest checkpoint ({published})"
+            )));
+        }
+        if old == 0 || old > new {
+            return Err(LogError::BadRequest(format!(
+                "no consistency proof exists from {old} to {new}: need 1 <= old <= new"
+            )));
+        }
+        prove_consistency(TreeSize(old), TreeSize(new), &StoreHashes(self.store.as_ref()))
+            .map_err(|e| LogError::Inconsistent(e.to_string()))
+    }
+
+    /// Returns the leaf bytes at `index`, if published.
+    pub fn leaf(&self, index: u64) -> Result<Vec<u8>, LogError> {
+        if index >= self.published().size {
+            return Err(LogError::NotFound(format!("no entry at index {index}")));
+        }
+        Ok(self.store.entries(index, index + 1)?.remove(0))
+    }
+}

@@ -1,0 +1,430 @@
+//! The sequencer: the log's single writer. It takes pending submissions from a bounded queue,
+//! groups them (by `batch_interval` and `max_batch`), assigns indices and timestamps, computes
+//! the new tree nodes, signs the checkpoint for the new size and commits everything in one
+//! atomic store batch with one fsync, then publishes the checkpoint and answers every waiter.
+//!
+//! A store error is fatal (Sunlight's `errFatal`): the group may or may not be on disk, so the
+//! sequencer answers everyone with an error and stops; it never signs over state it is unsure
+//! of. Restarting the server reopens the log, which reads the truth from disk.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ledger_format::entry::EntryKind;
+use ledger_format::leaf::Leaf;
+use ledger_format::tree::CompactRange;
+use ledger_format::Hash;
+use tokio::sync::oneshot;
+
+use crate::log::{sign_checkpoint, Log, Published};
+use crate::store::fattile::locate;
+use crate::store::{FatTile, Group, Head, NewEntry};
+
+/// One entry waiting to be sequenced.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub kind: EntryKind,
+    pub submitter: String,
+    pub entry_id: String,
+    pub body: Vec<u8>,
+}
+
+/// Where an entry ended up.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub index: u64,
+    pub leaf: Vec<u8>,
+    pub leaf_hash: Hash,
+}
+
+/// The answer to one request: every entry's place and the checkpoint that covers them all.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub placed: Vec<Placed>,
+    pub published: Published,
+}
+
+/// Why a request was not committed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("entry_id {entry_id:?} was already used by {submitter} for a different entry (index {index})")]
+    EntryIdConflict {
+        submitter: String,
+        entry_id: String,
+        index: u64,
+    },
+    #[error("the submission queue is full; retry shortly")]
+    QueueFull,
+    #[error("the log is not accepting entries: {0}")]
+    Unavailable(String),
+}
+
+/// A request: the entries of one submission (a batch is all or nothing) and where to answer.
+pub struct Request {
+    pub entries: Vec<Pending>,
+    pub reply: oneshot::Sender<Result<Committed, SubmitError>>,
+}
+
+/// Group-commit settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub batch_interval: Duration,
+    pub max_batch: usize,
+    pub queue_capacity: usize,
+}
+
+/// Counters exported on /metrics.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    pub appended: AtomicU64,
+    pub groups: AtomicU64,
+    pub queue_depth: AtomicU64,
+    pub commit_micros_total: AtomicU64,
+    pub deduplicated: AtomicU64,
+}
+
+/// The submit side of the sequencer.
+#[derive(Clone)]
+pub struct Handle {
+    tx: SyncSender<Request>,
+    pub metrics: Arc<Metrics>,
+    pub fatal: Arc<AtomicBool>,
+}
+
+impl Handle {
+    /// Enqueues a request, or refuses it at once when the queue is full.
+    pub fn submit(&self, entries: Vec<Pending>) -> Result<oneshot::Receiver<Result<Committed, SubmitError>>, SubmitError> {
+        if self.fatal.load(Ordering::Relaxed) {
+            return Err(SubmitError::Unavailable("a storage error stopped the sequencer".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Request { entries, reply }) {
+            Ok(()) => {
+                self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+                Ok(rx)
+            }
+            Err(TrySendError::Full(_)) => Err(SubmitError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Unavailable("shutting down".into())),
+        }
+    }
+}
+
+/// Starts the sequencer thread. It exits when every [`Handle`] is dropped, after draining the
+/// queue; join the returned thread to wait for that.
+pub fn start(
+    log: Arc<Log>,
+    compact: CompactRange,
+    last_ms: u64,
+    settings: Settings,
+) -> (Handle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
+    let metrics = Arc::new(Metrics::default());
+    let fatal = Arc::new(AtomicBool::new(false));
+    let mut seq = Sequencer {
+        log,
+        compact,
+        last_ms,
+        open_tiles: HashMap::new(),
+        settings,
+        metrics: metrics.clone(),
+        fatal: fatal.clone(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("sequencer".into())
+        .spawn(move || seq.run(rx))
+        .expect("spawning the sequencer thread");
+    (Handle { tx, metrics, fatal }, thread)
+}
+
+struct Sequencer {
+    log: Arc<Log>,
+    compact: CompactRange,
+    last_ms: u64,
+    /// Tiles the next appends write into (the partial tile of each level), loaded on first use.
+    open_tiles: HashMap<(u8, u64), FatTile>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    fatal: Arc<AtomicBool>,
+}
+
+type Answer = (
+    oneshot::Sender<Result<Committed, SubmitError>>,
+    Result<Vec<Placed>, SubmitError>,
+);
+
+enum Slot {
+    /// Already in the log (an idempotent retry or an identical leaf).
+    Existing(Placed),
+    /// To be appended.
+    New(Leaf),
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Sequencer {
+    fn run(&mut self, rx: Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            let mut count = group[0].entries.len();
+            let deadline = Instant::now() + self.settings.batch_interval;
+            while count < self.settings.max_batch {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(r) => {
+                        count += r.entries.len();
+                        group.push(r);
+                    }
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            self.metrics
+                .queue_depth
+                .fetch_sub(group.len() as u64, Ordering::Relaxed);
+            if self.fatal.load(Ordering::Relaxed) {
+                for r in group {
+                    let _ = r.reply.send(Err(SubmitError::Unavailable(
+                        "a storage error stopped the sequencer".into(),
+                    )));
+                }
+                continue;
+            }
+            self.commit_group(group);
+        }
+    }
+
+    /// Looks up an earlier entry with the same (submitter, entry_id): the same entry again is an
+    /// idempotent retry, anything else a conflict.
+    fn resolve(
+        &self,
+        p: &Pending,
+        in_group: &HashMap<(String, String), Placed>,
+    ) -> Result<Option<Placed>, SubmitError> {
+        if p.entry_id.is_empty() {
+            return Ok(None);
+        }
+        let key = (p.submitter.clone(), p.entry_id.clone());
+        let existing = match in_group.get(&key) {
+            Some(placed) => Some(placed.clone()),
+            None => match self.log.store.index_of_entry_id(&p.submitter, &p.entry_id) {
+                Ok(Some(index)) => {
+                    let leaf = self
+                        .log
+                        .store
+                        .entries(index, index + 1)
+                        .map_err(|e| SubmitError::Unavailable(e.to_string()))?
+                        .remove(0);
+                    Some(Placed {
+                        index,
+                        leaf_hash: ledger_format::leaf_hash(&leaf),
+                        leaf,
+                    })
+                }
+                Ok(None) => None,
+                Err(e) => return Err(SubmitError::Unavailable(e.to_string())),
+            },
+        };
+        let Some(placed) = existing else {
+            return Ok(None);
+        };
+        let same = Leaf::parse(&placed.leaf)
+            .map(|l| l.kind == p.kind && l.body == p.body)
+            .unwrap_or(false);
+        if same {
+            Ok(Some(placed))
+        } else {
+            Err(SubmitError::EntryIdConflict {
+                submitter: p.submitter.clone(),
+                entry_id: p.entry_id.clone(),
+                index: placed.index,
+            })
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        let started = Instant::now();
+        let mut by_id: HashMap<(String, String), Placed> = HashMap::new();
+        let mut by_hash: HashMap<Hash, u64> = HashMap::new();
+        let mut new_entries: Vec<NewEntry> = Vec::new();
+        let mut touched: Vec<(u8, u64)> = Vec::new();
+        // Per request: Ok(slots) with indices into the group, or the error to answer.
+        let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
+        let ms = self.last_ms.max(now_ms());
+
+        for req in group {
+            // First pass: resolve every entry without changing anything, so that a batch with
+            // one conflicting entry appends nothing.
+            let slots: Result<Vec<Slot>, SubmitError> = req
+                .entries
+                .iter()
+                .map(|p| {
+                    Ok(match self.resolve(p, &by_id)? {
+                        Some(placed) => Slot::Existing(placed),
+                        None => Slot::New(Leaf {
+                            kind: p.kind,
+                            logged_at_ms: ms,
+                            submitter: p.submitter.clone(),
+                            entry_id: p.entry_id.clone(),
+                            body: p.body.clone(),
+                        }),
+                    })
+                })
+                .collect();
+            let slots = match slots {
+                Ok(s) => s,
+                Err(e) => {
+                    answers.push((req.reply, Err(e)));
+                    continue;
+                }
+            };
+            let mut placed_all = Vec::with_capacity(slots.len());
+            for (p, slot) in req.entries.iter().zip(slots) {
+                let placed = match slot {
+                    Slot::Existing(p) => {
+                        self.metrics.deduplicated.fetch_add(1, Ordering::Relaxed);
+                        p
+                    }
+                    Slot::New(leaf) => {
+                        let bytes = leaf.encode().expect("validated at submission");
+                        let hash = ledger_format::leaf_hash(&bytes);
+                        let existing = match by_hash.get(&hash) {
+                            Some(i) => Some(*i),
+                            None => self.log.store.index_of_leaf(&hash).unwrap_or(None),
+                        };
+                        match existing {
+                            // An identical leaf is never appended twice.
+                            Some(index) => Placed {
+                                index,
+                                leaf: bytes,
+                                leaf_hash: hash,
+                            },
+                            None => {
+                                let index = self.compact.size().0;
+                                if let Err(e) = self.append(hash, &mut touched) {
+                                    self.stop(answers, &e);
+                                    return;
+                                }
+                                by_hash.insert(hash, index);
+                                new_entries.push(NewEntry {
+                                    index,
+                                    leaf: bytes.clone(),
+                                    leaf_hash: hash,
+                                    submitter: leaf.submitter.clone(),
+                                    entry_id: leaf.entry_id.clone(),
+                                });
+                                Placed {
+                                    index,
+                                    leaf: bytes,
+                                    leaf_hash: hash,
+                                }
+                            }
+                        }
+                    }
+                };
+                if !p.entry_id.is_empty() {
+                    by_id.insert((p.submitter.clone(), p.entry_id.clone()), placed.clone());
+                }
+                placed_all.push(placed);
+            }
+            answers.push((req.reply, Ok(placed_all)));
+        }
+
+        let size = self.compact.size().0;
+        let root = self.compact.root();
+        let published = if new_entries.is_empty() {
+            self.log.published()
+        } else {
+            let checkpoint = sign_checkpoint(&self.log.signer, &self.log.origin, size, root);
+            touched.sort_unstable();
+            touched.dedup();
+            let tiles = touched
+                .iter()
+                .map(|k| (k.0, k.1, self.open_tiles[k].clone()))
+                .collect();
+            let group = Group {
+                entries: new_entries,
+                tiles,
+                head: Head {
+                    size,
+                    checkpoint: checkpoint.clone(),
+                    last_ms: ms,
+                },
+            };
+            let appended = group.entries.len() as u64;
+            // Durability point: `commit` returns once entries, tiles, indexes and the signed
+            // checkpoint are fsynced together. Nobody has seen this checkpoint yet; if the
+            // commit fails it is dropped with the group and the sequencer stops (below).
+            if let Err(e) = self.log.store.commit(&group) {
+                self.stop(answers, &e.to_string());
+                return;
+            }
+            self.last_ms = ms;
+            self.open_tiles.retain(|_, t| !t.is_full());
+            let p = Published {
+                size,
+                root,
+                checkpoint,
+            };
+            // Only now, with the checkpoint durable, may anyone see it.
+            self.log.publish(p.clone());
+            self.metrics.appended.fetch_add(appended, Ordering::Relaxed);
+            self.metrics.groups.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .commit_micros_total
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            p
+        };
+        for (reply, result) in answers {
+            let _ = reply.send(result.map(|placed| Committed {
+                placed,
+                published: published.clone(),
+            }));
+        }
+    }
+
+    /// A fatal error: answer everyone, stop signing. In-memory state may be ahead of the disk,
+    /// so only a restart (which reopens the log from disk) resumes appends.
+    fn stop(&self, answers: Vec<Answer>, why: &str) {
+        tracing::error!("storage failure, sequencer stopped: {why}");
+        self.fatal.store(true, Ordering::SeqCst);
+        for (reply, _) in answers {
+            let _ = reply.send(Err(SubmitError::Unavailable(format!("storage failure: {why}"))));
+        }
+    }
+
+    /// Appends a leaf hash, recording every completed node in its tile.
+    fn append(&mut self, leaf: Hash, touched: &mut Vec<(u8, u64)>) -> Result<(), String> {
+        // Make sure every tile this append writes to is loaded: resuming after a restart
+        // continues the stored partial tile.
+        let index = self.compact.size().0;
+        let mut level = 0u8;
+        loop {
+            let (l, t, _, _) = locate(level, index >> level);
+            if !self.open_tiles.contains_key(&(l, t)) {
+                let tile = self.log.store.tile(l, t).map_err(|e| e.to_string())?;
+                self.open_tiles.insert((l, t), tile.unwrap_or_default());
+            }
+            if (index >> level) & 1 == 0 {
+                break;
+            }
+            level += 1;
+        }
+        let tiles = &mut self.open_tiles;
+        self.compact.append_with(leaf, |node, h| {
+            let (l, t, r, slot) = locate(node.level, node.index);
+            tiles
+                .get_mut(&(l, t))
+                .expect("loaded above for every node this append completes")
+                .set(r, slot, h);
+            touched.push((l, t));
+        });
+        Ok(())
+    }
+}

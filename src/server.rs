@@ -1,0 +1,192 @@
+//! Wiring: from a [`Config`] to a running server, and the offline `check`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use ledger_format::entry::EntryKind;
+use ledger_format::note::SignerKey;
+
+use crate::config::Config;
+use crate::http::{router, AppState, Client};
+use crate::log::Log;
+use crate::sequencer::{self, Settings};
+use crate::store::{SledStore, Store};
+
+/// Returns the log signer: `GOVLEDGER_LOG_KEY`, else the key file, else a new key written to
+/// the key file (mode 0600) with `log.pub` beside it.
+pub fn load_or_create_key(cfg: &Config) -> Result<SignerKey> {
+    if let Ok(s) = std::env::var("GOVLEDGER_LOG_KEY") {
+        return SignerKey::parse(&s).context("GOVLEDGER_LOG_KEY");
+    }
+    let path = cfg.key_path();
+    let key = if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        SignerKey::parse(text.trim()).with_context(|| format!("log key {}", path.display()))?
+    } else {
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        let key = SignerKey::from_seed(&cfg.origin, seed)?;
+        write_private(&path, &key.to_secret_string())?;
+        key
+    };
+    let pub_path = cfg.data_dir.join("log.pub");
+    std::fs::write(&pub_path, format!("{}\n", key.verifier()))
+        .with_context(|| format!("writing {}", pub_path.display()))?;
+    Ok(key)
+}
+
+/// Writes a new secret file with mode 0600, fsynced.
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{text}")?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Opens the store in the config's data dir.
+pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let store = SledStore::open(&cfg.data_dir.join("db"), cfg.cache_mb)
+        .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+fn clients(cfg: &Config) -> HashMap<String, Client> {
+    cfg.tokens
+        .iter()
+        .map(|t| {
+            (
+                t.sha256.to_lowercase(),
+                Client {
+                    name: t.name.clone(),
+                    kinds: t.kinds.iter().filter_map(|k| EntryKind::from_name(k)).collect(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Runs the server until `shutdown` resolves: stops accepting, drains the queue, commits and
+/// returns. `on_listen` is told the bound address and verifier key before serving.
+pub async fn run(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listen: impl FnOnce(SocketAddr, &str),
+) -> Result<()> {
+    cfg.validate()?;
+    let store = open_store(&cfg)?;
+    let key = load_or_create_key(&cfg)?;
+    let (log, compact, last_ms) = Log::open(store, key, &cfg.origin)?;
+    let (handle, thread) = sequencer::start(
+        log.clone(),
+        compact,
+        last_ms,
+        Settings {
+            batch_interval: Duration::from_millis(cfg.batch_interval_ms),
+            max_batch: cfg.max_batch,
+            queue_capacity: cfg.queue_capacity,
+        },
+    );
+    let state = Arc::new(AppState {
+        log: log.clone(),
+        sequencer: handle,
+        tokens: clients(&cfg),
+        max_body_bytes: cfg.max_body_bytes,
+        max_batch_entries: cfg.max_batch_entries,
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    on_listen(listener.local_addr()?, &log.verifier.to_string());
+    if state.tokens.is_empty() {
+        tracing::warn!("no tokens configured: only loopback clients may submit, as `anonymous`");
+    }
+    crate::http::serve(listener, router(state), shutdown).await?;
+    // The router (and with it the last sequencer handle) is gone: the sequencer drains what is
+    // queued, commits it and exits.
+    tokio::task::spawn_blocking(move || thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the sequencer thread panicked"))?;
+    Ok(())
+}
+
+/// `govledgerd check`: recomputes every hash from the stored entries, compares each with the
+/// stored tiles and the leaf index, and the final root with the last signed checkpoint.
+/// Memory stays O(log n); progress goes to stderr.
+pub fn check(cfg: &Config) -> Result<u64> {
+    use ledger_format::checkpoint::SignedCheckpoint;
+    use ledger_format::tree::CompactRange;
+    let store = open_store(cfg)?;
+    let Some(head) = store.head()? else {
+        bail!("{} holds no log", cfg.data_dir.display());
+    };
+    let signed = SignedCheckpoint::parse(head.checkpoint.as_bytes())?;
+    if let Ok(key) = load_existing_key(cfg) {
+        SignedCheckpoint::open(head.checkpoint.as_bytes(), &key.verifier(), &[])
+            .context("the last checkpoint does not verify with the log key")?;
+    }
+    let mut compact = CompactRange::new();
+    let mut tile: Option<((u8, u64), crate::store::FatTile)> = None;
+    let mut problems = Vec::new();
+    let step = 65_536u64;
+    let mut start = 0;
+    while start < head.size {
+        let end = (start + step).min(head.size);
+        for (i, leaf) in (start..).zip(store.entries(start, end)?) {
+            let h = ledger_format::leaf_hash(&leaf);
+            if store.index_of_leaf(&h)? != Some(i) {
+                problems.push(format!("entry {i}: leaf-hash index does not point back"));
+            }
+            let mut err: Option<String> = None;
+            compact.append_with(h, |node, hash| {
+                let (l, t, r, slot) = crate::store::fattile::locate(node.level, node.index);
+                if tile.as_ref().map(|x| x.0) != Some((l, t)) {
+                    tile = store.tile(l, t).ok().flatten().map(|f| ((l, t), f));
+                }
+                let stored = tile.as_ref().and_then(|x| x.1.get(r, slot));
+                if stored != Some(hash) && err.is_none() {
+                    err = Some(format!("entry {i}: stored node {node:?} differs from the recomputed hash"));
+                }
+            });
+            problems.extend(err);
+        }
+        start = end;
+        eprintln!("checked {end}/{} entries", head.size);
+    }
+    if compact.root() != signed.checkpoint.root {
+        problems.push(format!(
+            "recomputed root {} differs from the last checkpoint's {}",
+            compact.root(),
+            signed.checkpoint.root
+        ));
+    }
+    if !problems.is_empty() {
+        for p in problems.iter().take(50) {
+            eprintln!("{p}");
+        }
+        bail!("{} problems found", problems.len());
+    }
+    Ok(head.size)
+}
+
+fn load_existing_key(cfg: &Config) -> Result<SignerKey> {
+    if let Ok(s) = std::env::var("GOVLEDGER_LOG_KEY") {
+        return Ok(SignerKey::parse(&s)?);
+    }
+    let text = std::fs::read_to_string(cfg.key_path())?;
+    Ok(SignerKey::parse(text.trim())?)
+}

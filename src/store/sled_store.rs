@@ -1,0 +1,215 @@
+//! The sled [`Store`]: one sled tree, keys prefixed by record type, so that a group commit is a
+//! single atomic `apply_batch` followed by one `flush` (fsync).
+//!
+//! ```text
+//! m<name>                       meta: format, size, checkpoint, last_ms
+//! p<u64be index>                leaf of an entry whose bundle is not full yet
+//! e<u64be bundle>               full entry bundle (256 u16-framed leaves)
+//! t<u8 level><u64be index>      tile with inner levels (FatTile encoding)
+//! h<32-byte leaf hash>          u64be index
+//! i<submitter>\0<entry_id>      u64be index
+//! ```
+
+use super::{FatTile, Group, Head, Store, StoreError, FORMAT_VERSION};
+use ledger_format::tile::{decode_bundle, encode_bundle, TILE_WIDTH};
+use ledger_format::Hash;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A log stored in sled.
+pub struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rest.len());
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn tile_key(level: u8, index: u64) -> Vec<u8> {
+    let mut k = vec![b't', level];
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn entry_id_key(submitter: &str, entry_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + submitter.len() + entry_id.len());
+    k.push(b'i');
+    k.extend_from_slice(submitter.as_bytes());
+    k.push(0);
+    k.extend_from_slice(entry_id.as_bytes());
+    k
+}
+
+fn u64_of(v: &[u8]) -> Result<u64, StoreError> {
+    v.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("integer record is not 8 bytes".into()))
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir` with a page cache of `cache_mb` MiB, refusing a
+    /// newer format version.
+    pub fn open(dir: &Path, cache_mb: u64) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_mb << 20)
+            .open()?;
+        let tree = db.open_tree("log")?;
+        let fkey = key(b'm', b"format");
+        match tree.get(&fkey)? {
+            Some(v) => {
+                let found = u32::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("format record".into()))?,
+                );
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::NewerFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            None => {
+                tree.insert(fkey, &FORMAT_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+        }
+        Ok(SledStore { db, tree })
+    }
+
+    fn bundle(&self, n: u64) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let Some(v) = self.tree.get(key(b'e', &n.to_be_bytes()))? else {
+            return Ok(None);
+        };
+        let entries = decode_bundle(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(entries.into_iter().map(<[u8]>::to_vec).collect()))
+    }
+}
+
+impl Store for SledStore {
+    fn head(&self) -> Result<Option<Head>, StoreError> {
+        let Some(checkpoint) = self.tree.get(key(b'm', b"checkpoint"))? else {
+            return Ok(None);
+        };
+        let size = self
+            .tree
+            .get(key(b'm', b"size"))?
+            .ok_or_else(|| StoreError::Corrupt("checkpoint without size".into()))?;
+        let last_ms = self
+            .tree
+            .get(key(b'm', b"last_ms"))?
+            .ok_or_else(|| StoreError::Corrupt("checkpoint without last_ms".into()))?;
+        Ok(Some(Head {
+            size: u64_of(&size)?,
+            checkpoint: String::from_utf8(checkpoint.to_vec())
+                .map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into()))?,
+            last_ms: u64_of(&last_ms)?,
+        }))
+    }
+
+    fn commit(&self, group: &Group) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let in_group: HashMap<u64, &[u8]> = group
+            .entries
+            .iter()
+            .map(|e| (e.index, e.leaf.as_slice()))
+            .collect();
+        for e in &group.entries {
+            batch.insert(key(b'h', &e.leaf_hash.0), &e.index.to_be_bytes());
+            if !e.entry_id.is_empty() {
+                batch.insert(entry_id_key(&e.submitter, &e.entry_id), &e.index.to_be_bytes());
+            }
+            if (e.index + 1) % TILE_WIDTH == 0 {
+                // This entry completes its bundle: write it whole and drop the per-entry keys.
+                let start = e.index + 1 - TILE_WIDTH;
+                let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(TILE_WIDTH as usize);
+                for i in start..=e.index {
+                    match in_group.get(&i) {
+                        Some(l) => leaves.push(l.to_vec()),
+                        None => leaves.push(
+                            self.tree
+                                .get(key(b'p', &i.to_be_bytes()))?
+                                .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))?
+                                .to_vec(),
+                        ),
+                    }
+                    batch.remove(key(b'p', &i.to_be_bytes()));
+                }
+                let bytes = encode_bundle(leaves.iter().map(Vec::as_slice))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                batch.insert(key(b'e', &(start / TILE_WIDTH).to_be_bytes()), bytes);
+            } else {
+                batch.insert(key(b'p', &e.index.to_be_bytes()), e.leaf.as_slice());
+            }
+        }
+        for (level, index, tile) in &group.tiles {
+            batch.insert(tile_key(*level, *index), tile.encode());
+        }
+        batch.insert(key(b'm', b"size"), &group.head.size.to_be_bytes());
+        batch.insert(key(b'm', b"last_ms"), &group.head.last_ms.to_be_bytes());
+        batch.insert(key(b'm', b"checkpoint"), group.head.checkpoint.as_bytes());
+        self.tree.apply_batch(batch)?;
+        // Durability point: after this flush the group (entries, tiles, indexes, checkpoint) is
+        // on disk. A crash before it leaves the previous group as the last one: sled applies a
+        // batch atomically, and nothing of this group was acknowledged or published yet.
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError> {
+        match self.tree.get(tile_key(level, index))? {
+            None => Ok(None),
+            Some(v) => FatTile::decode(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt(format!("tile {level}/{index}"))),
+        }
+    }
+
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::with_capacity((end - start) as usize);
+        let mut cached: Option<(u64, Vec<Vec<u8>>)> = None;
+        for i in start..end {
+            let n = i / TILE_WIDTH;
+            if cached.as_ref().map(|c| c.0) != Some(n) {
+                cached = self.bundle(n)?.map(|b| (n, b));
+            }
+            match &cached {
+                Some((_, b)) => out.push(
+                    b.get((i % TILE_WIDTH) as usize)
+                        .ok_or_else(|| StoreError::Corrupt(format!("bundle {n} is short")))?
+                        .clone(),
+                ),
+                None => out.push(
+                    self.tree
+                        .get(key(b'p', &i.to_be_bytes()))?
+                        .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))?
+                        .to_vec(),
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
+        self.tree
+            .get(key(b'h', &leaf_hash.0))?
+            .map(|v| u64_of(&v))
+            .transpose()
+    }
+
+    fn index_of_entry_id(&self, submitter: &str, entry_id: &str) -> Result<Option<u64>, StoreError> {
+        self.tree
+            .get(entry_id_key(submitter, entry_id))?
+            .map(|v| u64_of(&v))
+            .transpose()
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}

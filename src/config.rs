@@ -85,8 +85,14 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         ledger_format::note::check_key_name(&self.origin).context("origin")?;
         anyhow::ensure!(self.max_batch >= 1, "max_batch must be at least 1");
-        anyhow::ensure!(self.queue_capacity >= 1, "queue_capacity must be at least 1");
-        anyhow::ensure!(self.max_batch_entries >= 1, "max_batch_entries must be at least 1");
+        anyhow::ensure!(
+            self.queue_capacity >= 1,
+            "queue_capacity must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_batch_entries >= 1,
+            "max_batch_entries must be at least 1"
+        );
         for t in &self.tokens {
             ledger_format::leaf::check_ascii_field("token name", &t.name, 1)?;
             ledger_format::Hash::from_hex(&t.sha256)

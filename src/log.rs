@@ -76,42 +76,68 @@ impl Log {
         let head = match store.head()? {
             Some(h) => h,
             None => {
-                // A new log: sign and persist the size-0 checkpoint so /checkpoint always answers.
-                let head = Head {
-                    size: 0,
-                    checkpoint: sign_checkpoint(&signer, origin, 0, Hash::EMPTY),
-                    last_ms: 0,
-                };
-                store.commit(&Group {
+                // A new log: persist size 0, then its signed checkpoint, so /checkpoint always
+                // answers. A crash between the two is recovered like any other (below).
+                store.append(&Group {
                     entries: vec![],
                     tiles: vec![],
-                    head: head.clone(),
+                    size: 0,
+                    last_ms: 0,
                 })?;
-                head
+                Head {
+                    size: 0,
+                    last_ms: 0,
+                    checkpoint: None,
+                }
             }
         };
-        let (signed, _) = SignedCheckpoint::open(head.checkpoint.as_bytes(), &verifier, &[])
-            .map_err(|e| {
-                LogError::Inconsistent(format!(
-                    "the stored checkpoint does not verify with the configured log key ({e})"
-                ))
-            })?;
-        if signed.checkpoint.size.0 != head.size {
-            return Err(LogError::Inconsistent(format!(
-                "stored size {} but the last checkpoint is for size {}",
-                head.size, signed.checkpoint.size
-            )));
-        }
+        // O(log n) reads: the subtree roots of the stored tree at its full size.
         let compact = CompactRange::from_reader(TreeSize(head.size), &StoreHashes(store.as_ref()))
             .map_err(|e| LogError::Inconsistent(format!("reading the tree: {e}")))?;
-        if compact.root() != signed.checkpoint.root {
-            return Err(LogError::Inconsistent(format!(
-                "the root of the stored tree ({}) differs from the last signed checkpoint ({}) at size {}",
-                compact.root(),
-                signed.checkpoint.root,
-                head.size
-            )));
+        let signed = match &head.checkpoint {
+            None => None,
+            Some(note) => Some(
+                SignedCheckpoint::open(note.as_bytes(), &verifier, &[])
+                    .map_err(|e| {
+                        LogError::Inconsistent(format!(
+                            "the stored checkpoint does not verify with the configured log key ({e})"
+                        ))
+                    })?
+                    .0
+                    .checkpoint,
+            ),
+        };
+        if let Some(cp) = &signed {
+            if cp.size.0 > head.size {
+                return Err(LogError::Inconsistent(format!(
+                    "the last checkpoint is for size {} but only {} entries are stored",
+                    cp.size, head.size
+                )));
+            }
+            // The root at the checkpoint's size, from the same stored subtrees (still O(log n)).
+            let at_cp = CompactRange::from_reader(cp.size, &StoreHashes(store.as_ref()))
+                .map_err(|e| LogError::Inconsistent(format!("reading the tree: {e}")))?;
+            if at_cp.root() != cp.root {
+                return Err(LogError::Inconsistent(format!(
+                    "the root of the stored tree at size {} is {}, but the last signed checkpoint says {}",
+                    cp.size,
+                    at_cp.root(),
+                    cp.root
+                )));
+            }
         }
+        let checkpoint = match (&signed, head.checkpoint) {
+            (Some(cp), Some(note)) if cp.size.0 == head.size => note,
+            _ => {
+                // Entries were made durable but the process stopped before their checkpoint
+                // was: they were never acknowledged. The stored tree extends the last signed
+                // one (checked above), so signing its head now is consistent with every
+                // checkpoint this log ever signed.
+                let note = sign_checkpoint(&signer, origin, head.size, compact.root());
+                store.put_checkpoint(&note)?;
+                note
+            }
+        };
         let log = Log {
             store,
             verifier,
@@ -119,8 +145,8 @@ impl Log {
             origin: origin.to_owned(),
             published: RwLock::new(Published {
                 size: head.size,
-                root: signed.checkpoint.root,
-                checkpoint: head.checkpoint,
+                root: compact.root(),
+                checkpoint,
             }),
         };
         Ok((Arc::new(log), compact, head.last_ms))
@@ -149,8 +175,12 @@ impl Log {
                 "index {index} is not in the tree of size {size}"
             )));
         }
-        prove_inclusion(LeafIndex(index), TreeSize(size), &StoreHashes(self.store.as_ref()))
-            .map_err(|e| LogError::Inconsistent(e.to_string()))
+        prove_inclusion(
+            LeafIndex(index),
+            TreeSize(size),
+            &StoreHashes(self.store.as_ref()),
+        )
+        .map_err(|e| LogError::Inconsistent(e.to_string()))
     }
 
     /// Returns the consistency proof from `old` to `new` (both published, `1 <= old <= new`).
@@ -166,8 +196,12 @@ impl Log {
                 "no consistency proof exists from {old} to {new}: need 1 <= old <= new"
             )));
         }
-        prove_consistency(TreeSize(old), TreeSize(new), &StoreHashes(self.store.as_ref()))
-            .map_err(|e| LogError::Inconsistent(e.to_string()))
+        prove_consistency(
+            TreeSize(old),
+            TreeSize(new),
+            &StoreHashes(self.store.as_ref()),
+        )
+        .map_err(|e| LogError::Inconsistent(e.to_string()))
     }
 
     /// Returns the leaf bytes at `index`, if published.

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use govledger::config::Config;
 
 #[derive(Parser)]
-#[command(name = "govledgerd", version, about = "govledger transparency-log server")]
+#[command(
+    name = "govledgerd",
+    version,
+    about = "govledger transparency-log server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,12 +92,16 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 cfg.listen = l;
             }
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(govledger::server::run(cfg, shutdown_signal(), |addr, vkey| {
-                use std::io::Write;
-                println!("listening on {addr}");
-                println!("verifier key: {vkey}");
-                let _ = std::io::stdout().flush();
-            }))?;
+            rt.block_on(govledger::server::run(
+                cfg,
+                shutdown_signal(),
+                |addr, vkey| {
+                    use std::io::Write;
+                    println!("listening on {addr}");
+                    println!("verifier key: {vkey}");
+                    let _ = std::io::stdout().flush();
+                },
+            ))?;
             eprintln!("govledgerd: drained and stopped");
         }
         Command::Keygen { common } => {

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::log::{sign_checkpoint, Log, Published};
 use crate::store::fattile::locate;
-use crate::store::{FatTile, Group, Head, NewEntry};
+use crate::store::{FatTile, Group, NewEntry};
 
 /// One entry waiting to be sequenced.
 #[derive(Clone, Debug)]
@@ -96,9 +96,14 @@ pub struct Handle {
 
 impl Handle {
     /// Enqueues a request, or refuses it at once when the queue is full.
-    pub fn submit(&self, entries: Vec<Pending>) -> Result<oneshot::Receiver<Result<Committed, SubmitError>>, SubmitError> {
+    pub fn submit(
+        &self,
+        entries: Vec<Pending>,
+    ) -> Result<oneshot::Receiver<Result<Committed, SubmitError>>, SubmitError> {
         if self.fatal.load(Ordering::Relaxed) {
-            return Err(SubmitError::Unavailable("a storage error stopped the sequencer".into()));
+            return Err(SubmitError::Unavailable(
+                "a storage error stopped the sequencer".into(),
+            ));
         }
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Request { entries, reply }) {
@@ -107,7 +112,9 @@ impl Handle {
                 Ok(rx)
             }
             Err(TrySendError::Full(_)) => Err(SubmitError::QueueFull),
-            Err(TrySendError::Disconnected(_)) => Err(SubmitError::Unavailable("shutting down".into())),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(SubmitError::Unavailable("shutting down".into()))
+            }
         }
     }
 }
@@ -341,7 +348,6 @@ impl Sequencer {
         let published = if new_entries.is_empty() {
             self.log.published()
         } else {
-            let checkpoint = sign_checkpoint(&self.log.signer, &self.log.origin, size, root);
             touched.sort_unstable();
             touched.dedup();
             let tiles = touched
@@ -351,17 +357,22 @@ impl Sequencer {
             let group = Group {
                 entries: new_entries,
                 tiles,
-                head: Head {
-                    size,
-                    checkpoint: checkpoint.clone(),
-                    last_ms: ms,
-                },
+                size,
+                last_ms: ms,
             };
             let appended = group.entries.len() as u64;
-            // Durability point: `commit` returns once entries, tiles, indexes and the signed
-            // checkpoint are fsynced together. Nobody has seen this checkpoint yet; if the
-            // commit fails it is dropped with the group and the sequencer stops (below).
-            if let Err(e) = self.log.store.commit(&group) {
+            // Durability point 1: entries, tiles and indexes are fsynced together. A crash
+            // after it leaves durable entries without a checkpoint; reopening signs one.
+            if let Err(e) = self.log.store.append(&group) {
+                self.stop(answers, &e.to_string());
+                return;
+            }
+            // Only durable data is ever signed.
+            let checkpoint = sign_checkpoint(&self.log.signer, &self.log.origin, size, root);
+            // Durability point 2: the signed checkpoint is fsynced before anyone sees it. A
+            // crash after it loses nothing; the waiters were not answered, so clients retry
+            // and their entry_id finds the same entries.
+            if let Err(e) = self.log.store.put_checkpoint(&checkpoint) {
                 self.stop(answers, &e.to_string());
                 return;
             }
@@ -372,7 +383,6 @@ impl Sequencer {
                 root,
                 checkpoint,
             };
-            // Only now, with the checkpoint durable, may anyone see it.
             self.log.publish(p.clone());
             self.metrics.appended.fetch_add(appended, Ordering::Relaxed);
             self.metrics.groups.fetch_add(1, Ordering::Relaxed);
@@ -395,7 +405,9 @@ impl Sequencer {
         tracing::error!("storage failure, sequencer stopped: {why}");
         self.fatal.store(true, Ordering::SeqCst);
         for (reply, _) in answers {
-            let _ = reply.send(Err(SubmitError::Unavailable(format!("storage failure: {why}"))));
+            let _ = reply.send(Err(SubmitError::Unavailable(format!(
+                "storage failure: {why}"
+            ))));
         }
     }
 

@@ -25,7 +25,8 @@ pub fn load_or_create_key(cfg: &Config) -> Result<SignerKey> {
     }
     let path = cfg.key_path();
     let key = if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         SignerKey::parse(text.trim()).with_context(|| format!("log key {}", path.display()))?
     } else {
         let mut seed = [0u8; 32];
@@ -50,7 +51,9 @@ pub fn write_private(path: &Path, text: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     writeln!(f, "{text}")?;
     f.sync_all()?;
     Ok(())
@@ -73,7 +76,11 @@ fn clients(cfg: &Config) -> HashMap<String, Client> {
                 t.sha256.to_lowercase(),
                 Client {
                     name: t.name.clone(),
-                    kinds: t.kinds.iter().filter_map(|k| EntryKind::from_name(k)).collect(),
+                    kinds: t
+                        .kinds
+                        .iter()
+                        .filter_map(|k| EntryKind::from_name(k))
+                        .collect(),
                 },
             )
         })
@@ -128,15 +135,23 @@ pub async fn run(
 /// stored tiles and the leaf index, and the final root with the last signed checkpoint.
 /// Memory stays O(log n); progress goes to stderr.
 pub fn check(cfg: &Config) -> Result<u64> {
+    check_store(cfg, open_store(cfg)?)
+}
+
+/// [`check`] on an already open store.
+pub fn check_store(cfg: &Config, store: Arc<dyn Store>) -> Result<u64> {
     use ledger_format::checkpoint::SignedCheckpoint;
     use ledger_format::tree::CompactRange;
-    let store = open_store(cfg)?;
     let Some(head) = store.head()? else {
         bail!("{} holds no log", cfg.data_dir.display());
     };
-    let signed = SignedCheckpoint::parse(head.checkpoint.as_bytes())?;
+    let note = head
+        .checkpoint
+        .clone()
+        .context("no signed checkpoint is stored; start the server once to sign one")?;
+    let signed = SignedCheckpoint::parse(note.as_bytes())?;
     if let Ok(key) = load_existing_key(cfg) {
-        SignedCheckpoint::open(head.checkpoint.as_bytes(), &key.verifier(), &[])
+        SignedCheckpoint::open(note.as_bytes(), &key.verifier(), &[])
             .context("the last checkpoint does not verify with the log key")?;
     }
     let mut compact = CompactRange::new();
@@ -144,8 +159,9 @@ pub fn check(cfg: &Config) -> Result<u64> {
     let mut problems = Vec::new();
     let step = 65_536u64;
     let mut start = 0;
-    while start < head.size {
-        let end = (start + step).min(head.size);
+    let size = signed.checkpoint.size.0;
+    while start < size {
+        let end = (start + step).min(size);
         for (i, leaf) in (start..).zip(store.entries(start, end)?) {
             let h = ledger_format::leaf_hash(&leaf);
             if store.index_of_leaf(&h)? != Some(i) {
@@ -159,13 +175,15 @@ pub fn check(cfg: &Config) -> Result<u64> {
                 }
                 let stored = tile.as_ref().and_then(|x| x.1.get(r, slot));
                 if stored != Some(hash) && err.is_none() {
-                    err = Some(format!("entry {i}: stored node {node:?} differs from the recomputed hash"));
+                    err = Some(format!(
+                        "entry {i}: stored node {node:?} differs from the recomputed hash"
+                    ));
                 }
             });
             problems.extend(err);
         }
         start = end;
-        eprintln!("checked {end}/{} entries", head.size);
+        eprintln!("checked {end}/{size} entries");
     }
     if compact.root() != signed.checkpoint.root {
         problems.push(format!(
@@ -180,7 +198,7 @@ pub fn check(cfg: &Config) -> Result<u64> {
         }
         bail!("{} problems found", problems.len());
     }
-    Ok(head.size)
+    Ok(size)
 }
 
 fn load_existing_key(cfg: &Config) -> Result<SignerKey> {

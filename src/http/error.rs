@@ -82,7 +82,8 @@ impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> ApiError {
         match &e {
             SubmitError::EntryIdConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "entry_id_conflict", e.to_string()).field("entry_id")
+                ApiError::new(StatusCode::CONFLICT, "entry_id_conflict", e.to_string())
+                    .field("entry_id")
             }
             SubmitError::QueueFull => ApiError {
                 retry_after: Some(1),
@@ -90,7 +91,11 @@ impl From<SubmitError> for ApiError {
             },
             SubmitError::Unavailable(_) => ApiError {
                 retry_after: Some(5),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    e.to_string(),
+                )
             },
         }
     }

@@ -19,8 +19,11 @@ fn param_u64(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Api
     q.get(name)
         .map(|v| {
             v.parse::<u64>().map_err(|_| {
-                ApiError::bad_request("bad_parameter", format!("{name} must be a non-negative integer"))
-                    .field(name)
+                ApiError::bad_request(
+                    "bad_parameter",
+                    format!("{name} must be a non-negative integer"),
+                )
+                .field(name)
             })
         })
         .transpose()
@@ -50,38 +53,59 @@ pub async fn checkpoint(State(s): State<Arc<AppState>>) -> Response {
 /// `GET /tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`, exactly per C2SP tlog-tiles:
 /// full tiles are immutable and cached long; a partial tile is served only at a width that some
 /// checkpoint required (at most the current one); empty tiles do not exist.
-pub async fn tile(State(s): State<Arc<AppState>>, Path(path): Path<String>) -> Result<Response, ApiError> {
-    let parsed = parse_path(&format!("tile/{path}")).map_err(|e| ApiError::not_found(e.to_string()))?;
+pub async fn tile(
+    State(s): State<Arc<AppState>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let parsed =
+        parse_path(&format!("tile/{path}")).map_err(|e| ApiError::not_found(e.to_string()))?;
     let size = TreeSize(s.log.published().size);
     let log = s.log.clone();
-    let (bytes, full) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, bool), ApiError> {
-        match parsed {
-            TilePath::Tile(t) => {
-                let exists = TileId::for_size(t.level, t.index, size)
-                    .filter(|have| have.width >= t.width)
-                    .ok_or_else(|| ApiError::not_found(format!("no tile {} at size {}", t.path(), size)))?;
-                let _ = exists;
-                let stored = log
-                    .store
-                    .tile(t.level, t.index)
-                    .map_err(crate::log::LogError::from)?
-                    .ok_or_else(|| ApiError::not_found("tile not stored"))?;
-                Ok((stored.tile_bytes(t.width as usize), t.is_full()))
+    let (bytes, full) =
+        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, bool), ApiError> {
+            match parsed {
+                TilePath::Tile(t) => {
+                    let exists = TileId::for_size(t.level, t.index, size)
+                        .filter(|have| have.width >= t.width)
+                        .ok_or_else(|| {
+                            ApiError::not_found(format!("no tile {} at size {}", t.path(), size))
+                        })?;
+                    let _ = exists;
+                    let stored = log
+                        .store
+                        .tile(t.level, t.index)
+                        .map_err(crate::log::LogError::from)?
+                        .ok_or_else(|| ApiError::not_found("tile not stored"))?;
+                    Ok((stored.tile_bytes(t.width as usize), t.is_full()))
+                }
+                TilePath::Entries(b) => {
+                    BundleId::for_size(b.index, size)
+                        .filter(|have| have.width >= b.width)
+                        .ok_or_else(|| {
+                            ApiError::not_found(format!("no bundle {} at size {}", b.path(), size))
+                        })?;
+                    let (start, end) = b.leaf_range();
+                    let leaves = log
+                        .store
+                        .entries(start, end)
+                        .map_err(crate::log::LogError::from)?;
+                    let bytes =
+                        ledger_format::tile::encode_bundle(leaves.iter().map(Vec::as_slice))
+                            .map_err(|e| {
+                                ApiError::new(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "internal",
+                                    e.to_string(),
+                                )
+                            })?;
+                    Ok((bytes, b.width as u64 == ledger_format::tile::TILE_WIDTH))
+                }
             }
-            TilePath::Entries(b) => {
-                BundleId::for_size(b.index, size)
-                    .filter(|have| have.width >= b.width)
-                    .ok_or_else(|| ApiError::not_found(format!("no bundle {} at size {}", b.path(), size)))?;
-                let (start, end) = b.leaf_range();
-                let leaves = log.store.entries(start, end).map_err(crate::log::LogError::from)?;
-                let bytes = ledger_format::tile::encode_bundle(leaves.iter().map(Vec::as_slice))
-                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-                Ok((bytes, b.width as u64 == ledger_format::tile::TILE_WIDTH))
-            }
-        }
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+        })
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
     let cache = if full {
         "public, max-age=31536000, immutable"
     } else {
@@ -112,9 +136,10 @@ pub async fn entry(
     Path(index): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let index: u64 = index
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_parameter", "index must be a non-negative integer").field("index"))?;
+    let index: u64 = index.parse().map_err(|_| {
+        ApiError::bad_request("bad_parameter", "index must be a non-negative integer")
+            .field("index")
+    })?;
     let s2 = s.clone();
     let r = tokio::task::spawn_blocking(move || {
         let published = s2.log.published();
@@ -161,7 +186,9 @@ pub async fn inclusion(
                 .store
                 .index_of_leaf(&hash)
                 .map_err(crate::log::LogError::from)?
-                .ok_or_else(|| ApiError::not_found(format!("no entry with leaf hash {}", hash.to_hex())))?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("no entry with leaf hash {}", hash.to_hex()))
+                })?
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -198,7 +225,11 @@ pub async fn consistency(
 
 pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
     if s.sequencer.fatal.load(Ordering::Relaxed) {
-        (StatusCode::SERVICE_UNAVAILABLE, "sequencer stopped after a storage error\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sequencer stopped after a storage error\n",
+        )
+            .into_response()
     } else {
         (StatusCode::OK, "ok\n").into_response()
     }

@@ -22,7 +22,11 @@ use crate::sequencer::{Pending, Placed};
 
 /// Returns the client making the request: a token's client, or `anonymous` on loopback when no
 /// tokens are configured.
-fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Client, ApiError> {
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<Client, ApiError> {
     if state.tokens.is_empty() {
         if !peer.ip().is_loopback() {
             return Err(ApiError::new(
@@ -41,11 +45,19 @@ fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Resu
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing bearer token",
+            )
         })?;
     let digest = hex::encode(ledger_format::hash::sha256(token.trim().as_bytes()));
     state.tokens.get(&digest).cloned().ok_or_else(|| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown bearer token")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "unknown bearer token",
+        )
     })
 }
 
@@ -76,7 +88,9 @@ pub fn receipt_response(headers: &HeaderMap, r: Receipt) -> Result<Response, Api
     if wants_text(headers) {
         let text = r
             .to_tlog_proof()
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?
             .to_text();
         Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
     } else {
@@ -97,7 +111,10 @@ pub async fn submit(
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("request bodies are limited to {} bytes", state.max_body_bytes),
+                format!(
+                    "request bodies are limited to {} bytes",
+                    state.max_body_bytes
+                ),
             )
         })?;
     let text = std::str::from_utf8(&bytes)
@@ -120,12 +137,20 @@ pub async fn submit(
     }
     let mut pending = Vec::with_capacity(subs.len());
     for (i, s) in subs.iter().enumerate() {
-        let prefix = if batch { format!("entries[{i}].") } else { String::new() };
+        let prefix = if batch {
+            format!("entries[{i}].")
+        } else {
+            String::new()
+        };
         if !client.kinds.is_empty() && !client.kinds.contains(&s.kind) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "kind_not_allowed",
-                format!("client {} may not submit {} entries", client.name, s.kind.name()),
+                format!(
+                    "client {} may not submit {} entries",
+                    client.name,
+                    s.kind.name()
+                ),
             )
             .field(format!("{prefix}kind")));
         }
@@ -146,9 +171,13 @@ pub async fn submit(
         });
     }
     let rx = state.sequencer.submit(pending)?;
-    let committed = rx
-        .await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the sequencer stopped"))??;
+    let committed = rx.await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the sequencer stopped",
+        )
+    })??;
     let log = state.log.clone();
     // Proofs read tiles from the store: keep that off the async workers.
     let receipts = tokio::task::spawn_blocking(move || {

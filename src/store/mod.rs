@@ -38,11 +38,13 @@ impl From<sled::Error> for StoreError {
 /// The committed state of the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {
+    /// Entries durably stored. May exceed the checkpoint's size after a crash between
+    /// [`Store::append`] and [`Store::put_checkpoint`].
     pub size: u64,
-    /// The latest signed checkpoint note (text with signatures).
-    pub checkpoint: String,
     /// `logged_at_ms` of the last entry (timestamps never go backwards).
     pub last_ms: u64,
+    /// The latest signed checkpoint note (text with signatures), if one was stored.
+    pub checkpoint: Option<String>,
 }
 
 /// One entry appended by a group.
@@ -55,27 +57,33 @@ pub struct NewEntry {
     pub entry_id: String,
 }
 
-/// Everything one group commit changes.
+/// Everything one group commit appends.
 #[derive(Clone, Debug)]
 pub struct Group {
     pub entries: Vec<NewEntry>,
     /// Tiles changed by the group, in full (tile level, tile index, contents).
     pub tiles: Vec<(u8, u64, FatTile)>,
-    pub head: Head,
+    /// Tree size after the group.
+    pub size: u64,
+    /// `logged_at_ms` of the group's entries.
+    pub last_ms: u64,
 }
 
 /// Durable storage for one log.
 ///
-/// Contract: [`Store::commit`] applies a whole group atomically and returns only once it is
-/// durable (fsynced); after a crash a group is either entirely present or entirely absent. An
-/// error from `commit` means the group's fate is unknown (it may or may not be persisted): the
-/// caller must not sign or acknowledge anything more and must recover by reopening, which
-/// reads the truth from disk. Reads reflect every committed group.
+/// Contract: [`Store::append`] applies a whole group atomically and returns only once it is
+/// durable (fsynced); after a crash a group is either entirely present or entirely absent.
+/// [`Store::put_checkpoint`] likewise returns only once the checkpoint is durable. An error
+/// from either means the write's fate is unknown (it may or may not be persisted): the caller
+/// must not sign or acknowledge anything more and must recover by reopening, which reads the
+/// truth from disk. Reads reflect every completed write.
 pub trait Store: Send + Sync {
-    /// Returns the committed head, or `None` for a store never committed to.
+    /// Returns the committed head, or `None` for a store never written to.
     fn head(&self) -> Result<Option<Head>, StoreError>;
-    /// Durably and atomically applies `group` (see the trait contract).
-    fn commit(&self, group: &Group) -> Result<(), StoreError>;
+    /// Durably and atomically appends `group` (see the trait contract).
+    fn append(&self, group: &Group) -> Result<(), StoreError>;
+    /// Durably replaces the latest signed checkpoint.
+    fn put_checkpoint(&self, note: &str) -> Result<(), StoreError>;
     /// Returns the stored tile, if any.
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
@@ -83,7 +91,8 @@ pub trait Store: Send + Sync {
     /// Returns the index of the entry with this leaf hash.
     fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError>;
     /// Returns the index of the entry `submitter` sent with `entry_id`.
-    fn index_of_entry_id(&self, submitter: &str, entry_id: &str) -> Result<Option<u64>, StoreError>;
+    fn index_of_entry_id(&self, submitter: &str, entry_id: &str)
+        -> Result<Option<u64>, StoreError>;
     /// Returns the bytes the store occupies on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 }

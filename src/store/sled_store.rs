@@ -93,26 +93,39 @@ impl SledStore {
 
 impl Store for SledStore {
     fn head(&self) -> Result<Option<Head>, StoreError> {
-        let Some(checkpoint) = self.tree.get(key(b'm', b"checkpoint"))? else {
+        let Some(size) = self.tree.get(key(b'm', b"size"))? else {
             return Ok(None);
         };
-        let size = self
-            .tree
-            .get(key(b'm', b"size"))?
-            .ok_or_else(|| StoreError::Corrupt("checkpoint without size".into()))?;
         let last_ms = self
             .tree
             .get(key(b'm', b"last_ms"))?
-            .ok_or_else(|| StoreError::Corrupt("checkpoint without last_ms".into()))?;
+            .ok_or_else(|| StoreError::Corrupt("size without last_ms".into()))?;
+        let checkpoint = self
+            .tree
+            .get(key(b'm', b"checkpoint"))?
+            .map(|c| {
+                String::from_utf8(c.to_vec())
+                    .map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into()))
+            })
+            .transpose()?;
         Ok(Some(Head {
             size: u64_of(&size)?,
-            checkpoint: String::from_utf8(checkpoint.to_vec())
-                .map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into()))?,
             last_ms: u64_of(&last_ms)?,
+            checkpoint,
         }))
     }
 
-    fn commit(&self, group: &Group) -> Result<(), StoreError> {
+    fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        self.tree
+            .insert(key(b'm', b"checkpoint"), note.as_bytes())?;
+        // Durability point: the checkpoint is on disk. A crash before this flush leaves the
+        // previous checkpoint; the entries it would cover are durable already and reopening
+        // signs a checkpoint for them.
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn append(&self, group: &Group) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let in_group: HashMap<u64, &[u8]> = group
             .entries
@@ -122,7 +135,10 @@ impl Store for SledStore {
         for e in &group.entries {
             batch.insert(key(b'h', &e.leaf_hash.0), &e.index.to_be_bytes());
             if !e.entry_id.is_empty() {
-                batch.insert(entry_id_key(&e.submitter, &e.entry_id), &e.index.to_be_bytes());
+                batch.insert(
+                    entry_id_key(&e.submitter, &e.entry_id),
+                    &e.index.to_be_bytes(),
+                );
             }
             if (e.index + 1) % TILE_WIDTH == 0 {
                 // This entry completes its bundle: write it whole and drop the per-entry keys.
@@ -150,13 +166,12 @@ impl Store for SledStore {
         for (level, index, tile) in &group.tiles {
             batch.insert(tile_key(*level, *index), tile.encode());
         }
-        batch.insert(key(b'm', b"size"), &group.head.size.to_be_bytes());
-        batch.insert(key(b'm', b"last_ms"), &group.head.last_ms.to_be_bytes());
-        batch.insert(key(b'm', b"checkpoint"), group.head.checkpoint.as_bytes());
+        batch.insert(key(b'm', b"size"), &group.size.to_be_bytes());
+        batch.insert(key(b'm', b"last_ms"), &group.last_ms.to_be_bytes());
         self.tree.apply_batch(batch)?;
-        // Durability point: after this flush the group (entries, tiles, indexes, checkpoint) is
-        // on disk. A crash before it leaves the previous group as the last one: sled applies a
-        // batch atomically, and nothing of this group was acknowledged or published yet.
+        // Durability point: after this flush the group (entries, tiles, indexes, size) is on
+        // disk. A crash before it leaves the previous group as the last one: sled applies a
+        // batch atomically, and nothing of this group was signed, acknowledged or published.
         self.db.flush()?;
         Ok(())
     }
@@ -202,7 +217,11 @@ impl Store for SledStore {
             .transpose()
     }
 
-    fn index_of_entry_id(&self, submitter: &str, entry_id: &str) -> Result<Option<u64>, StoreError> {
+    fn index_of_entry_id(
+        &self,
+        submitter: &str,
+        entry_id: &str,
+    ) -> Result<Option<u64>, StoreError> {
         self.tree
             .get(entry_id_key(submitter, entry_id))?
             .map(|v| u64_of(&v))

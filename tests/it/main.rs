@@ -1,1 +1,8 @@
+//! Integration tests: the real server on port 0, real HTTP, a module per area.
 
+mod api;
+mod bad_input;
+mod crash;
+mod faults;
+mod harness;
+mod tiles;

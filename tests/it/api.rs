@@ -1,0 +1,333 @@
+//! Submissions, receipts, proofs and idempotency over real HTTP.
+
+use crate::harness::{audit, start, start_with};
+use govledger::config::TokenConfig;
+use ledger_format::checkpoint::SignedCheckpoint;
+use ledger_format::leaf::Leaf;
+use ledger_format::proof::{ConsistencyProof, InclusionProof};
+use ledger_format::receipt::{Receipt, TlogProof};
+use ledger_format::{Hash, LeafIndex, TreeSize};
+use serde_json::{json, Value};
+
+fn hashes(v: &Value) -> Vec<Hash> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn receipts_verify_offline_in_json_and_tlog_proof_form() {
+    let s = start().await;
+    assert_eq!(s.tree_size().await, 0);
+    let cp0 = s.get("/checkpoint").await.text().await.unwrap();
+    let (signed, _) = SignedCheckpoint::open(cp0.as_bytes(), &s.vkey, &[]).unwrap();
+    assert_eq!(
+        signed.checkpoint.size,
+        TreeSize(0),
+        "the size-0 checkpoint is signed at creation"
+    );
+
+    let mut receipts = Vec::new();
+    for i in 0..20 {
+        let r = s.submit(audit(i), None).await;
+        r.verify(&s.vkey).unwrap();
+        assert_eq!(r.index, i);
+        let leaf = Leaf::parse(&base64_decode(&r.leaf)).unwrap();
+        assert_eq!(leaf.submitter, "anonymous");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&leaf.body).unwrap(),
+            audit(i)
+        );
+        receipts.push(r);
+    }
+    // Timestamps never go backwards.
+    let times: Vec<u64> = receipts
+        .iter()
+        .map(|r| Leaf::parse(&base64_decode(&r.leaf)).unwrap().logged_at_ms)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+
+    // The same receipt as C2SP tlog-proof text.
+    let text = s
+        .http
+        .post(format!("{}/v1/entries", s.url))
+        .header("accept", "text/plain")
+        .body(json!({"kind": "audit", "body": audit(99)}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let p = TlogProof::parse(text.as_bytes()).unwrap();
+    let (cp, _) = p.verify(None, &s.vkey, &[]).unwrap();
+    assert_eq!(cp.checkpoint.size, TreeSize(21));
+
+    // Old receipts refresh against the latest checkpoint, by index and by leaf hash.
+    let (st, v) = s.get_json("/v1/entries/3").await;
+    assert_eq!(st, 200);
+    let fresh: Receipt = serde_json::from_value(v).unwrap();
+    fresh.verify(&s.vkey).unwrap();
+    assert_eq!(
+        (fresh.tree_size, fresh.leaf_hash.clone()),
+        (21, receipts[3].leaf_hash.clone())
+    );
+    let (st, v) = s
+        .get_json(&format!("/v1/receipts/{}", receipts[3].leaf_hash))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(serde_json::from_value::<Receipt>(v).unwrap(), fresh);
+    let text = s
+        .http
+        .get(format!("{}/v1/entries/3", s.url))
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    TlogProof::parse(text.as_bytes())
+        .unwrap()
+        .verify(None, &s.vkey, &[])
+        .unwrap();
+    s.stop().await;
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+#[tokio::test]
+async fn proofs_and_consistency_across_many_checkpoints() {
+    let s = start().await;
+    let mut checkpoints = Vec::new();
+    let mut receipts = Vec::new();
+    for i in 0..40 {
+        let r = s.submit(audit(i), None).await;
+        let (signed, _) = SignedCheckpoint::open(r.checkpoint.as_bytes(), &s.vkey, &[]).unwrap();
+        checkpoints.push(signed.checkpoint);
+        receipts.push(r);
+    }
+    for (a, old) in checkpoints.iter().enumerate() {
+        for new in checkpoints.iter().skip(a) {
+            let (st, v) = s
+                .get_json(&format!(
+                    "/v1/proofs/consistency?old={}&new={}",
+                    old.size, new.size
+                ))
+                .await;
+            assert_eq!(st, 200, "{v}");
+            ConsistencyProof {
+                old: old.size,
+                new: new.size,
+                path: hashes(&v["proof"]),
+            }
+            .verify(&old.root, &new.root)
+            .unwrap();
+        }
+    }
+    for (i, r) in receipts.iter().enumerate() {
+        let leaf = Hash::from_hex(&r.leaf_hash).unwrap();
+        for cp in checkpoints.iter().skip(i).step_by(7) {
+            for query in [
+                format!("index={i}&size={}", cp.size),
+                format!("hash={}&size={}", r.leaf_hash, cp.size),
+            ] {
+                let (st, v) = s.get_json(&format!("/v1/proofs/inclusion?{query}")).await;
+                assert_eq!(st, 200, "{v}");
+                assert_eq!(v["index"], json!(i));
+                InclusionProof {
+                    index: LeafIndex(i as u64),
+                    size: cp.size,
+                    path: hashes(&v["proof"]),
+                }
+                .verify(&leaf, &cp.root)
+                .unwrap();
+            }
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn retries_are_idempotent_and_conflicts_change_nothing() {
+    let s = start().await;
+    let first = s.submit(audit(1), Some("risk-1")).await;
+    s.submit(audit(2), None).await;
+    let again = s.submit(audit(1), Some("risk-1")).await;
+    assert_eq!(
+        (again.index, &again.leaf),
+        (first.index, &first.leaf),
+        "same index and leaf"
+    );
+    assert_eq!(again.tree_size, 2, "proven against the latest checkpoint");
+    again.verify(&s.vkey).unwrap();
+
+    let (st, v) = s
+        .post(&json!({"kind": "audit", "entry_id": "risk-1", "body": audit(3)}).to_string())
+        .await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["error"], "entry_id_conflict");
+    assert_eq!(s.tree_size().await, 2);
+
+    // A batch with one conflicting entry appends nothing.
+    let batch = json!({"entries": [
+        {"kind": "audit", "entry_id": "new-1", "body": audit(4)},
+        {"kind": "audit", "entry_id": "risk-1", "body": audit(5)},
+    ]});
+    let (st, _) = s.post(&batch.to_string()).await;
+    assert_eq!(st, 409);
+    assert_eq!(s.tree_size().await, 2);
+    let (st, _) = s
+        .post(&json!({"kind": "audit", "entry_id": "new-1", "body": audit(4)}).to_string())
+        .await;
+    assert_eq!(st, 200, "new-1 was not taken by the refused batch");
+
+    // The same entry_id twice inside one batch is one entry.
+    let batch = json!({"entries": [
+        {"kind": "audit", "entry_id": "dup", "body": audit(6)},
+        {"kind": "audit", "entry_id": "dup", "body": audit(6)},
+    ]});
+    let (st, v) = s.post(&batch.to_string()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["receipts"][0]["index"], v["receipts"][1]["index"]);
+    assert_eq!(s.tree_size().await, 4);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn batches_answer_once_in_submission_order() {
+    let s = start().await;
+    let entries: Vec<Value> = (0..50)
+        .map(|i| json!({"kind": "audit", "body": audit(i)}))
+        .collect();
+    let (st, v) = s.post(&json!({"entries": entries}).to_string()).await;
+    assert_eq!(st, 200, "{v}");
+    let items = v["receipts"].as_array().unwrap();
+    assert_eq!(items.len(), 50);
+    for (i, item) in items.iter().enumerate() {
+        let r = Receipt {
+            index: item["index"].as_u64().unwrap(),
+            leaf_hash: item["leaf_hash"].as_str().unwrap().into(),
+            leaf: item["leaf"].as_str().unwrap().into(),
+            tree_size: v["tree_size"].as_u64().unwrap(),
+            root: v["root"].as_str().unwrap().into(),
+            proof: item["proof"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().into())
+                .collect(),
+            checkpoint: v["checkpoint"].as_str().unwrap().into(),
+        };
+        assert_eq!(r.index, i as u64);
+        r.verify(&s.vkey).unwrap();
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_name_the_submitter_and_limit_kinds() {
+    let digest = |t: &str| hex::encode(ledger_format::hash::sha256(t.as_bytes()));
+    let s = start_with(|c| {
+        c.tokens = vec![
+            TokenConfig {
+                name: "risk-agent".into(),
+                sha256: digest("s3cret-risk"),
+                kinds: vec!["audit".into()],
+            },
+            TokenConfig {
+                name: "trainer".into(),
+                sha256: digest("s3cret-train"),
+                kinds: vec!["lineage".into()],
+            },
+        ]
+    })
+    .await;
+    let body = json!({"kind": "audit", "body": audit(1)}).to_string();
+    let send = |token: Option<&str>| {
+        let mut r = s
+            .http
+            .post(format!("{}/v1/entries", s.url))
+            .body(body.clone());
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let r = send(None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
+    assert_eq!(send(Some("wrong")).await.unwrap().status(), 401);
+    let r = send(Some("s3cret-train")).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "kind_not_allowed"
+    );
+    assert_eq!(s.tree_size().await, 0);
+    let r: Receipt = send(Some("s3cret-risk"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        Leaf::parse(&base64_decode(&r.leaf)).unwrap().submitter,
+        "risk-agent"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn restart_keeps_key_entries_and_checkpoint() {
+    let s = start().await;
+    let vkey = s.vkey.clone();
+    let mut receipts = Vec::new();
+    for i in 0..300 {
+        receipts.push(s.submit(audit(i), Some(&format!("e{i}"))).await);
+    }
+    let dir = s.stop().await;
+    let key_mode = std::fs::metadata(dir.path().join("log.key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(key_mode.permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("log.pub"))
+            .unwrap()
+            .trim(),
+        vkey.to_string()
+    );
+    let s = crate::harness::start_in(dir, |_| {}).await;
+    assert_eq!(s.vkey, vkey);
+    assert_eq!(s.tree_size().await, 300);
+    let again = s.submit(audit(7), Some("e7")).await;
+    assert_eq!(again.index, 7, "idempotency survives restarts");
+    let next = s.submit(audit(300), None).await;
+    assert_eq!(next.index, 300);
+    next.verify(&vkey).unwrap();
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn log_info_health_and_metrics() {
+    let s = start().await;
+    s.submit(audit(1), None).await;
+    let (st, v) = s.get_json("/v1/log").await;
+    assert_eq!(st, 200);
+    assert_eq!(v["origin"], "localhost/govledger");
+    assert_eq!(v["verifier_key"], s.vkey.to_string());
+    assert_eq!(v["tree_size"], 1);
+    assert_eq!(s.get("/healthz").await.status(), 200);
+    let m = s.get("/metrics").await.text().await.unwrap();
+    assert!(m.contains("govledger_appended_total 1"), "{m}");
+    assert!(m.contains("govledger_tree_size 1"), "{m}");
+    assert!(m.contains("govledger_queue_depth"), "{m}");
+    s.stop().await;
+}

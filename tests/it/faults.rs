@@ -1,0 +1,272 @@
+//! Fault injection at each durability point: a store that fails before persisting or after
+//! persisting, on the entry append or on the checkpoint write. The sequencer must never sign
+//! or publish over data that is not durable, must stop, and reopening must recover cleanly.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use govledger::log::Log;
+use govledger::sequencer::{self, Pending, Settings, SubmitError};
+use govledger::store::{FatTile, Group, Head, SledStore, Store, StoreError};
+use ledger_format::checkpoint::SignedCheckpoint;
+use ledger_format::entry::EntryKind;
+use ledger_format::note::SignerKey;
+use ledger_format::Hash;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fault {
+    None = 0,
+    AppendBefore = 1,
+    AppendAfter = 2,
+    CheckpointBefore = 3,
+    CheckpointAfter = 4,
+}
+
+/// Wraps a real store; the armed fault fires once.
+struct FaultyStore {
+    inner: SledStore,
+    armed: AtomicU8,
+}
+
+impl FaultyStore {
+    fn fire(&self, f: Fault) -> bool {
+        self.armed
+            .compare_exchange(
+                f as u8,
+                Fault::None as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+    }
+}
+
+fn injected() -> StoreError {
+    StoreError::Io("injected fault".into())
+}
+
+impl Store for FaultyStore {
+    fn head(&self) -> Result<Option<Head>, StoreError> {
+        self.inner.head()
+    }
+    fn append(&self, group: &Group) -> Result<(), StoreError> {
+        if self.fire(Fault::AppendBefore) {
+            return Err(injected());
+        }
+        self.inner.append(group)?;
+        if self.fire(Fault::AppendAfter) {
+            return Err(injected());
+        }
+        Ok(())
+    }
+    fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        if self.fire(Fault::CheckpointBefore) {
+            return Err(injected());
+        }
+        self.inner.put_checkpoint(note)?;
+        if self.fire(Fault::CheckpointAfter) {
+            return Err(injected());
+        }
+        Ok(())
+    }
+    fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError> {
+        self.inner.tile(level, index)
+    }
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.entries(start, end)
+    }
+    fn index_of_leaf(&self, h: &Hash) -> Result<Option<u64>, StoreError> {
+        self.inner.index_of_leaf(h)
+    }
+    fn index_of_entry_id(&self, s: &str, e: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.index_of_entry_id(s, e)
+    }
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.inner.size_on_disk()
+    }
+}
+
+/// Runs the offline check on a store opened at `dir` (the store lives in `dir` itself here).
+fn check_dir(dir: &std::path::Path) -> Result<u64, String> {
+    let cfg = govledger::config::Config {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    govledger::server::check_store(&cfg, Arc::new(SledStore::open(dir, 16).unwrap()))
+        .map_err(|e| format!("{e:#}"))
+}
+
+fn pending(i: u64) -> Pending {
+    Pending {
+        kind: EntryKind::Audit,
+        submitter: "anonymous".into(),
+        entry_id: format!("e{i}"),
+        body: format!(r#"{{"event_type":"T","component":"c","action":"a","details":{{"i":{i}}},"compliance_tags":[]}}"#).into_bytes(),
+    }
+}
+
+const SETTINGS: Settings = Settings {
+    batch_interval: Duration::from_millis(1),
+    max_batch: 64,
+    queue_capacity: 64,
+};
+
+/// Runs: 5 good entries, then one group under the fault, then checks and reopens.
+async fn run_fault(fault: Fault) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SignerKey::from_seed("localhost/govledger", [5; 32]).unwrap();
+    let vkey = key.verifier();
+    let (acknowledged, published_before) = {
+        let store = Arc::new(FaultyStore {
+            inner: SledStore::open(dir.path(), 16).unwrap(),
+            armed: AtomicU8::new(0),
+        });
+        let (log, compact, last_ms) =
+            Log::open(store.clone(), key.clone(), "localhost/govledger").unwrap();
+        let (handle, thread) = sequencer::start(log.clone(), compact, last_ms, SETTINGS);
+        for i in 0..5 {
+            handle
+                .submit(vec![pending(i)])
+                .unwrap()
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let before = log.published();
+        store.armed.store(fault as u8, Ordering::SeqCst);
+        let r = handle
+            .submit(vec![pending(5), pending(6)])
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(
+            matches!(r, Err(SubmitError::Unavailable(_))),
+            "{fault:?}: {r:?}"
+        );
+        // Nothing new was published: readers still see the last durable checkpoint.
+        let after = log.published();
+        assert_eq!(after.size, before.size, "{fault:?}");
+        assert_eq!(after.checkpoint, before.checkpoint, "{fault:?}");
+        // The sequencer stopped: it refuses new work rather than sign over uncertain state.
+        assert!(handle.fatal.load(Ordering::SeqCst));
+        assert!(matches!(
+            handle.submit(vec![pending(7)]),
+            Err(SubmitError::Unavailable(_))
+        ));
+        drop(handle);
+        thread.join().unwrap();
+        (5u64, before)
+    };
+    // Recovery: reopen on a plain store.
+    let store = Arc::new(SledStore::open(dir.path(), 16).unwrap());
+    let (log, compact, last_ms) =
+        Log::open(store.clone(), key.clone(), "localhost/govledger").unwrap();
+    let p = log.published();
+    let expect = match fault {
+        Fault::AppendBefore => 5,
+        _ => 7, // the group reached the disk; reopening signs (or finds) its checkpoint
+    };
+    assert_eq!(p.size, expect, "{fault:?}");
+    let (signed, _) = SignedCheckpoint::open(p.checkpoint.as_bytes(), &vkey, &[]).unwrap();
+    assert_eq!(signed.checkpoint.root, p.root);
+    // Every acknowledged entry is intact and the old checkpoint is consistent with the new.
+    for i in 0..acknowledged {
+        let leaf = log.leaf(i).unwrap();
+        assert!(String::from_utf8_lossy(&leaf).contains(&format!("\"i\":{i}")));
+    }
+    let c = log.consistency(published_before.size, p.size).unwrap();
+    c.verify(&published_before.root, &p.root).unwrap();
+    // And appends resume, with retries of the unacknowledged entries deduplicated by entry_id.
+    let (handle, thread) = sequencer::start(log.clone(), compact, last_ms, SETTINGS);
+    let r = handle
+        .submit(vec![pending(5), pending(6), pending(8)])
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
+    let indices: Vec<u64> = r.placed.iter().map(|p| p.index).collect();
+    assert_eq!(indices, vec![5, 6, 7], "{fault:?}");
+    drop(handle);
+    thread.join().unwrap();
+}
+
+#[tokio::test]
+async fn fail_before_appending_entries() {
+    run_fault(Fault::AppendBefore).await;
+}
+
+#[tokio::test]
+async fn fail_after_appending_entries() {
+    run_fault(Fault::AppendAfter).await;
+}
+
+#[tokio::test]
+async fn fail_before_persisting_the_checkpoint() {
+    run_fault(Fault::CheckpointBefore).await;
+}
+
+#[tokio::test]
+async fn fail_after_persisting_the_checkpoint() {
+    run_fault(Fault::CheckpointAfter).await;
+}
+
+#[tokio::test]
+async fn a_tampered_store_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SignerKey::from_seed("localhost/govledger", [5; 32]).unwrap();
+    {
+        let store = Arc::new(SledStore::open(dir.path(), 16).unwrap());
+        let (log, compact, last_ms) = Log::open(store, key.clone(), "localhost/govledger").unwrap();
+        let (handle, thread) = sequencer::start(log, compact, last_ms, SETTINGS);
+        for i in 0..3 {
+            handle
+                .submit(vec![pending(i)])
+                .unwrap()
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        drop(handle);
+        thread.join().unwrap();
+    }
+    let store = Arc::new(SledStore::open(dir.path(), 16).unwrap());
+    let original = store.tile(0, 0).unwrap().unwrap();
+    let rewrite = |t: FatTile| {
+        store
+            .append(&Group {
+                entries: vec![],
+                tiles: vec![(0, 0, t)],
+                size: 3,
+                last_ms: 0,
+            })
+            .unwrap()
+    };
+    // A forged leaf hash is below what the O(log n) start check reads; the full offline
+    // check finds it.
+    let mut t = original.clone();
+    t.levels[0][1] = ledger_format::leaf_hash(b"forged");
+    rewrite(t);
+    drop(store);
+    let err = check_dir(dir.path()).unwrap_err();
+    assert!(err.contains("problems found"), "{err}");
+    let store = Arc::new(SledStore::open(dir.path(), 16).unwrap());
+    // A forged subtree root that the start check reads: refused.
+    let mut t = original.clone();
+    t.levels[1][0] = ledger_format::leaf_hash(b"forged");
+    store
+        .append(&Group {
+            entries: vec![],
+            tiles: vec![(0, 0, t)],
+            size: 3,
+            last_ms: 0,
+        })
+        .unwrap();
+    let err = Log::open(store.clone(), key.clone(), "localhost/govledger")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("refusing to serve"), "{err}");
+    // Another key than the one that signed is refused too.
+    let other = SignerKey::from_seed("localhost/govledger", [6; 32]).unwrap();
+    assert!(Log::open(store, other, "localhost/govledger").is_err());
+}

@@ -1,0 +1,121 @@
+//! Starts the real app in-process on 127.0.0.1:0 with a fresh data dir.
+
+use std::net::SocketAddr;
+
+use govledger::config::Config;
+use ledger_format::note::VerifierKey;
+use ledger_format::receipt::Receipt;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub url: String,
+    pub vkey: VerifierKey,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(edit: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    start_in(dir, edit).await
+}
+
+pub async fn start_in(dir: tempfile::TempDir, edit: impl FnOnce(&mut Config)) -> TestServer {
+    let mut cfg = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    edit(&mut cfg);
+    let (tx, rx) = oneshot::channel::<(SocketAddr, String)>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        govledger::server::run(
+            cfg,
+            async {
+                let _ = stop_rx.await;
+            },
+            move |addr, vkey| {
+                let _ = tx.send((addr, vkey.to_owned()));
+            },
+        )
+        .await
+    });
+    let (addr, vkey) = rx.await.expect("server failed to start");
+    TestServer {
+        url: format!("http://{addr}"),
+        vkey: VerifierKey::parse(&vkey).unwrap(),
+        http: reqwest::Client::new(),
+        dir,
+        shutdown: Some(stop_tx),
+        task: Some(task),
+    }
+}
+
+pub fn audit(n: u64) -> Value {
+    serde_json::json!({
+        "event_type": "RISK_DECISION",
+        "component": "risk-agent",
+        "action": "reduce_position",
+        "details": {"n": n},
+        "compliance_tags": ["MIFID_II", "RISK_MANAGEMENT"]
+    })
+}
+
+impl TestServer {
+    /// Stops the server (drain and commit) and returns its data dir.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+        self.dir
+    }
+
+    pub async fn post(&self, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/entries", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn submit(&self, body: Value, entry_id: Option<&str>) -> Receipt {
+        let mut sub = serde_json::json!({"kind": "audit", "body": body});
+        if let Some(id) = entry_id {
+            sub["entry_id"] = id.into();
+        }
+        let (status, v) = self.post(&sub.to_string()).await;
+        assert_eq!(status, 200, "{v}");
+        serde_json::from_value(v).unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.get(path).await;
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn tree_size(&self) -> u64 {
+        self.get_json("/v1/log").await.1["tree_size"]
+            .as_u64()
+            .unwrap()
+    }
+}

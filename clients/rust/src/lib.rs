@@ -3,4 +3,6 @@
 
 pub mod cli;
 pub mod keyfile;
+pub mod loadgen;
+pub mod submit;
 pub mod time;

@@ -52,6 +52,64 @@ enum Command {
         #[arg(long)]
         leaf_hash: Option<String>,
     },
+    /// Submit an entry (or a batch) and print or save its receipt. Exit 1 if the server refuses.
+    Submit {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// A full submission ({"kind", "entry_id", "body"} or {"entries": [...]}) or, with
+        /// --kind, a bare body; - (the default) reads standard input.
+        #[arg(default_value = "-")]
+        input: PathBuf,
+        /// Entry kind when the input is a bare body (audit, lineage, approval_request, ...).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Idempotency key when the input is a bare body: a retry returns the same entry.
+        #[arg(long)]
+        entry_id: Option<String>,
+        /// Save the receipt to this file instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Ask for the C2SP tlog-proof text instead of the JSON receipt.
+        #[arg(long)]
+        text: bool,
+        /// Verify the JSON receipt against this log key before printing it.
+        #[arg(long)]
+        log_key: Option<String>,
+    },
+    /// Load generator: throughput, latency percentiles, errors, and every receipt verified.
+    Loadgen {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Entries per request (1 = single submissions; >1 = batch submissions).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Offered load in entries/s (open loop); without it each client sends back to back.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Log key to verify receipts with (default: the one /v1/log announces).
+        #[arg(long)]
+        log_key: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the server is and how to authenticate.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7800")]
+    url: String,
+    /// Bearer token (or the GOVLEDGER_TOKEN environment variable); never printed.
+    #[arg(long, env = "GOVLEDGER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +188,44 @@ fn main() -> ExitCode {
             witnesses_required,
             leaf_hash.as_deref(),
         ),
+        Command::Submit {
+            server,
+            input,
+            kind,
+            entry_id,
+            out,
+            text,
+            log_key,
+        } => govledger_client::submit::submit(&govledger_client::submit::SubmitArgs {
+            url: &server.url,
+            input: &input,
+            kind: kind.as_deref(),
+            entry_id: entry_id.as_deref(),
+            token: server.token.as_deref(),
+            out: out.as_deref(),
+            text,
+            log_key: log_key.as_deref(),
+        }),
+        Command::Loadgen {
+            server,
+            concurrency,
+            duration,
+            batch,
+            rate,
+            log_key,
+            json,
+        } => loadgen(
+            govledger_client::loadgen::LoadArgs {
+                url: server.url,
+                concurrency: concurrency.max(1),
+                duration: std::time::Duration::from_secs_f64(duration),
+                batch: batch.max(1),
+                rate,
+                token: server.token,
+                log_key,
+            },
+            json,
+        ),
     };
     match result {
         Ok(Outcome::Valid(msg)) => {
@@ -147,4 +243,24 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn loadgen(args: govledger_client::loadgen::LoadArgs, json: bool) -> anyhow::Result<Outcome> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt.block_on(govledger_client::loadgen::run(args))?;
+    let text = if json {
+        serde_json::to_string_pretty(&report)?
+    } else {
+        let l = &report.latency_ms;
+        format!(
+            "entries: {} in {:.1} s = {:.0} entries/s ({} requests)\nlatency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\nerrors: {:?}\nreceipts verified: {}  invalid: {}",
+            report.entries, report.seconds, report.entries_per_second, report.requests,
+            l["p50"], l["p90"], l["p99"], l["max"], report.errors, report.receipts_verified, report.receipts_invalid
+        )
+    };
+    if report.receipts_invalid > 0 {
+        println!("{text}");
+        return Ok(Outcome::Invalid(format!("{} receipts did not verify", report.receipts_invalid)));
+    }
+    Ok(Outcome::Valid(text))
 }

@@ -92,8 +92,9 @@ impl Log {
             }
         };
         // O(log n) reads: the subtree roots of the stored tree at its full size.
-        let compact = CompactRange::from_reader(TreeSize(head.size), &StoreHashes(store.as_ref()))
-            .map_err(|e| LogError::Inconsistent(format!("reading the tree: {e}")))?;
+        let compact =
+            CompactRange::from_reader(TreeSize(head.size), &StoreHashes::new(store.as_ref()))
+                .map_err(|e| LogError::Inconsistent(format!("reading the tree: {e}")))?;
         let signed = match &head.checkpoint {
             None => None,
             Some(note) => Some(
@@ -115,7 +116,7 @@ impl Log {
                 )));
             }
             // The root at the checkpoint's size, from the same stored subtrees (still O(log n)).
-            let at_cp = CompactRange::from_reader(cp.size, &StoreHashes(store.as_ref()))
+            let at_cp = CompactRange::from_reader(cp.size, &StoreHashes::new(store.as_ref()))
                 .map_err(|e| LogError::Inconsistent(format!("reading the tree: {e}")))?;
             if at_cp.root() != cp.root {
                 return Err(LogError::Inconsistent(format!(
@@ -164,6 +165,24 @@ impl Log {
 
     /// Returns the inclusion proof of `index` at `size` (which must be published).
     pub fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, LogError> {
+        Ok(self.inclusions(&[index], size)?.remove(0))
+    }
+
+    /// Returns the inclusion proofs of `indices` at `size`, reading each tile once.
+    pub fn inclusions(&self, indices: &[u64], size: u64) -> Result<Vec<InclusionProof>, LogError> {
+        let reader = StoreHashes::new(self.store.as_ref());
+        indices
+            .iter()
+            .map(|&i| self.inclusion_with(&reader, i, size))
+            .collect()
+    }
+
+    fn inclusion_with(
+        &self,
+        reader: &StoreHashes,
+        index: u64,
+        size: u64,
+    ) -> Result<InclusionProof, LogError> {
         let published = self.published().size;
         if size > published {
             return Err(LogError::NotFound(format!(
@@ -175,12 +194,8 @@ impl Log {
                 "index {index} is not in the tree of size {size}"
             )));
         }
-        prove_inclusion(
-            LeafIndex(index),
-            TreeSize(size),
-            &StoreHashes(self.store.as_ref()),
-        )
-        .map_err(|e| LogError::Inconsistent(e.to_string()))
+        prove_inclusion(LeafIndex(index), TreeSize(size), reader)
+            .map_err(|e| LogError::Inconsistent(e.to_string()))
     }
 
     /// Returns the consistency proof from `old` to `new` (both published, `1 <= old <= new`).
@@ -199,7 +214,7 @@ impl Log {
         prove_consistency(
             TreeSize(old),
             TreeSize(new),
-            &StoreHashes(self.store.as_ref()),
+            &StoreHashes::new(self.store.as_ref()),
         )
         .map_err(|e| LogError::Inconsistent(e.to_string()))
     }

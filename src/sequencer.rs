@@ -301,9 +301,18 @@ impl Sequencer {
                     Slot::New(leaf) => {
                         let bytes = leaf.encode().expect("validated at submission");
                         let hash = ledger_format::leaf_hash(&bytes);
+                        // Every stored leaf has logged_at_ms <= self.last_ms, so a leaf with a
+                        // newer timestamp cannot be in the store: only the group can hold it.
                         let existing = match by_hash.get(&hash) {
                             Some(i) => Some(*i),
-                            None => self.log.store.index_of_leaf(&hash).unwrap_or(None),
+                            None if ms > self.last_ms => None,
+                            None => match self.log.store.index_of_leaf(&hash) {
+                                Ok(found) => found,
+                                Err(e) => {
+                                    self.stop(answers, &e.to_string());
+                                    return;
+                                }
+                            },
                         };
                         match existing {
                             // An identical leaf is never appended twice.

@@ -102,11 +102,18 @@ struct RawSubmission<'a> {
     body: &'a RawValue,
 }
 
+/// The top level of a request: one submission or a batch, told apart by `entries`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawBatch<'a> {
-    #[serde(borrow)]
-    entries: Vec<RawSubmission<'a>>,
+struct RawTop<'a> {
+    #[serde(borrow, default)]
+    entries: Option<Vec<RawSubmission<'a>>>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    entry_id: Option<String>,
+    #[serde(borrow, default)]
+    body: Option<&'a RawValue>,
 }
 
 /// A validated submission: kind, idempotency key (empty for none) and the body's exact bytes.
@@ -121,37 +128,76 @@ pub struct Submission<'a> {
 /// envelope and each body against its kind's schema. Returns the submissions in order and
 /// whether the request was a batch.
 pub fn parse_submissions(json: &str) -> Result<(Vec<Submission<'_>>, bool), SchemaError> {
-    let top: Map<String, Value> = serde_json::from_str(json)
-        .map_err(|e| SchemaError::new("", format!("malformed JSON: {e}")))?;
-    if top.contains_key("entries") {
-        let batch: RawBatch =
-            serde_json::from_str(json).map_err(|e| SchemaError::new("entries", e.to_string()))?;
-        if batch.entries.is_empty() {
-            return Err(SchemaError::new(
-                "entries",
-                "a batch needs at least one entry",
-            ));
-        }
-        let subs = batch
-            .entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| validate(s, &format!("entries[{i}].")))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((subs, true))
-    } else {
-        for key in top.keys() {
-            if !["kind", "entry_id", "body"].contains(&key.as_str()) {
-                return Err(SchemaError::new(key.clone(), "unknown field"));
+    let top: RawTop = serde_json::from_str(json).map_err(|e| {
+        let msg = e
+            .to_string()
+            .replace(
+                "struct RawTop",
+                r#"{"kind", "entry_id", "body"} or {"entries": [...]}"#,
+            )
+            .replace(
+                "struct RawSubmission",
+                r#"an entry {"kind", "entry_id", "body"}"#,
+            );
+        match e.classify() {
+            serde_json::error::Category::Data => {
+                let field = if msg.starts_with("unknown field") || msg.starts_with("missing field")
+                {
+                    quoted_field(&msg)
+                } else {
+                    String::new()
+                };
+                SchemaError::new(field, msg)
             }
+            _ => SchemaError::new("", format!("malformed JSON: {msg}")),
         }
-        let raw: RawSubmission = serde_json::from_str(json)
-            .map_err(|e| SchemaError::new(missing_field(&e.to_string()), e.to_string()))?;
-        Ok((vec![validate(raw, "")?], false))
+    })?;
+    match top {
+        RawTop {
+            entries: Some(entries),
+            kind: None,
+            entry_id: None,
+            body: None,
+        } => {
+            if entries.is_empty() {
+                return Err(SchemaError::new(
+                    "entries",
+                    "a batch needs at least one entry",
+                ));
+            }
+            let subs = entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| validate(s, &format!("entries[{i}].")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((subs, true))
+        }
+        RawTop {
+            entries: Some(_), ..
+        } => Err(SchemaError::new(
+            "entries",
+            "a batch carries only \"entries\"; put kind, entry_id and body inside each entry",
+        )),
+        RawTop {
+            kind,
+            entry_id,
+            body,
+            ..
+        } => {
+            let kind = kind.ok_or_else(|| SchemaError::new("kind", "required field is missing"))?;
+            let body = body.ok_or_else(|| SchemaError::new("body", "required field is missing"))?;
+            let raw = RawSubmission {
+                kind,
+                entry_id,
+                body,
+            };
+            Ok((vec![validate(raw, "")?], false))
+        }
     }
 }
 
-fn missing_field(msg: &str) -> String {
+/// Returns the first backquoted name in a serde message (`unknown field `x`, ...`).
+fn quoted_field(msg: &str) -> String {
     msg.split('`').nth(1).unwrap_or_default().to_owned()
 }
 

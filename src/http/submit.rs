@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ledger_format::entry::parse_submissions;
 use ledger_format::leaf::encoded_len;
+use ledger_format::proof::InclusionProof;
 use ledger_format::receipt::Receipt;
 use ledger_format::tile::MAX_ENTRY_SIZE;
 use serde_json::json;
@@ -64,7 +65,11 @@ fn authenticate(
 /// Returns the JSON receipt of `placed` against `published`.
 pub fn receipt(log: &Log, placed: &Placed, published: &Published) -> Result<Receipt, ApiError> {
     let proof = log.inclusion(placed.index, published.size)?;
-    Ok(Receipt {
+    Ok(receipt_with(placed, proof, published))
+}
+
+fn receipt_with(placed: &Placed, proof: InclusionProof, published: &Published) -> Receipt {
+    Receipt {
         index: placed.index,
         leaf_hash: placed.leaf_hash.to_hex(),
         leaf: STANDARD.encode(&placed.leaf),
@@ -72,7 +77,7 @@ pub fn receipt(log: &Log, placed: &Placed, published: &Published) -> Result<Rece
         root: published.root.to_base64(),
         proof: proof.path.iter().map(|h| h.to_base64()).collect(),
         checkpoint: published.checkpoint.clone(),
-    })
+    }
 }
 
 /// Returns true when the client asked for C2SP tlog-proof text.
@@ -181,12 +186,15 @@ pub async fn submit(
     let log = state.log.clone();
     // Proofs read tiles from the store: keep that off the async workers.
     let receipts = tokio::task::spawn_blocking(move || {
-        committed
+        let indices: Vec<u64> = committed.placed.iter().map(|p| p.index).collect();
+        let proofs = log.inclusions(&indices, committed.published.size)?;
+        let receipts: Vec<Receipt> = committed
             .placed
             .iter()
-            .map(|p| receipt(&log, p, &committed.published))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|r| (r, committed.published))
+            .zip(proofs)
+            .map(|(p, proof)| receipt_with(p, proof, &committed.published))
+            .collect();
+        Ok::<_, ApiError>((receipts, committed.published))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;

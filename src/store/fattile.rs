@@ -50,6 +50,18 @@ impl FatTile {
         self.levels[0][..width].iter().flat_map(|h| h.0).collect()
     }
 
+    /// Returns the hash at inner level `r`, slot `slot` straight from the stored encoding,
+    /// without decoding the tile (the proof hot path).
+    pub fn hash_in(bytes: &[u8], r: usize, slot: usize) -> Option<Hash> {
+        let w = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?) as usize;
+        if r >= 8 || slot >= w >> r {
+            return None;
+        }
+        let before: usize = (0..r).map(|i| w >> i).sum();
+        let at = 2 + 32 * (before + slot);
+        Hash::from_slice(bytes.get(at..at + 32)?).ok()
+    }
+
     /// Returns the stored encoding.
     pub fn encode(&self) -> Vec<u8> {
         let n: usize = self.levels.iter().map(Vec::len).sum();
@@ -110,7 +122,13 @@ mod tests {
         assert!(tiles[&(0, 0)].is_full());
         assert_eq!(tiles[&(0, 1)].width(), 44);
         for t in tiles.values() {
-            assert_eq!(FatTile::decode(&t.encode()).as_ref(), Some(t));
+            let bytes = t.encode();
+            assert_eq!(FatTile::decode(&bytes).as_ref(), Some(t));
+            for r in 0..8 {
+                for slot in 0..=t.levels[r].len() {
+                    assert_eq!(FatTile::hash_in(&bytes, r, slot), t.get(r, slot));
+                }
+            }
         }
         assert!(FatTile::decode(&[0, 1, 2]).is_none());
     }

@@ -86,6 +86,9 @@ pub trait Store: Send + Sync {
     fn put_checkpoint(&self, note: &str) -> Result<(), StoreError>;
     /// Returns the stored tile, if any.
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError>;
+    /// Returns the stored tile's encoded bytes (see [`FatTile`]) without decoding them:
+    /// cheaper than [`Store::tile`] when only a few hashes are needed.
+    fn tile_raw(&self, level: u8, index: u64) -> Result<Option<TileBytes>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Returns the index of the entry with this leaf hash.
@@ -97,28 +100,53 @@ pub trait Store: Send + Sync {
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 }
 
-/// Reads perfect-subtree hashes from a store's tiles.
-pub struct StoreHashes<'a>(pub &'a dyn Store);
+/// A stored tile's bytes, shared without copying.
+pub type TileBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Reads perfect-subtree hashes from a store's tiles, keeping the tiles it read so that many
+/// proofs against one tree size (a batch's receipts) read each tile once. Tiles only grow, so
+/// a cached tile answers every node that was complete when it was read.
+pub struct StoreHashes<'a> {
+    store: &'a dyn Store,
+    cache: std::cell::RefCell<Vec<((u8, u64), TileBytes)>>,
+}
+
+impl<'a> StoreHashes<'a> {
+    /// Returns a reader over `store` with an empty cache.
+    pub fn new(store: &'a dyn Store) -> StoreHashes<'a> {
+        StoreHashes {
+            store,
+            cache: Default::default(),
+        }
+    }
+
+    fn tile(&self, l: u8, t: u64) -> Result<TileBytes, ReadError> {
+        if let Some((_, b)) = self.cache.borrow().iter().find(|(k, _)| *k == (l, t)) {
+            return Ok(b.clone());
+        }
+        let b = self
+            .store
+            .tile_raw(l, t)?
+            .ok_or_else(|| format!("tile {l}/{t} is missing"))?;
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= 64 {
+            cache.remove(0);
+        }
+        cache.push(((l, t), b.clone()));
+        Ok(b)
+    }
+}
 
 impl HashReader for StoreHashes<'_> {
     fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ReadError> {
-        let mut last: Option<((u8, u64), FatTile)> = None;
-        let mut out = Vec::with_capacity(nodes.len());
-        for n in nodes {
-            let (l, t, r, slot) = fattile::locate(n.level, n.index);
-            if last.as_ref().map(|(k, _)| *k) != Some((l, t)) {
-                let tile = self
-                    .0
-                    .tile(l, t)?
-                    .ok_or_else(|| format!("tile {l}/{t} is missing"))?;
-                last = Some(((l, t), tile));
-            }
-            let tile = &last.as_ref().expect("set just above").1;
-            out.push(
-                tile.get(r, slot)
-                    .ok_or_else(|| format!("node {n:?} is not in tile {l}/{t}"))?,
-            );
-        }
-        Ok(out)
+        nodes
+            .iter()
+            .map(|n| {
+                let (l, t, r, slot) = fattile::locate(n.level, n.index);
+                let tile = self.tile(l, t)?;
+                FatTile::hash_in((*tile).as_ref(), r, slot)
+                    .ok_or_else(|| format!("node {n:?} is not in tile {l}/{t}").into())
+            })
+            .collect()
     }
 }

@@ -185,6 +185,13 @@ impl Store for SledStore {
         }
     }
 
+    fn tile_raw(&self, level: u8, index: u64) -> Result<Option<super::TileBytes>, StoreError> {
+        Ok(self
+            .tree
+            .get(tile_key(level, index))?
+            .map(|v| std::sync::Arc::new(v) as super::TileBytes))
+    }
+
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::with_capacity((end - start) as usize);
         let mut cached: Option<(u64, Vec<Vec<u8>>)> = None;

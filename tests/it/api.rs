@@ -338,11 +338,29 @@ fn the_example_config_parses_and_matches_the_defaults() {
     let cfg = govledger::config::Config::load(Some(std::path::Path::new(path))).unwrap();
     let d = govledger::config::Config::default();
     assert_eq!(
-        (cfg.data_dir, cfg.listen, cfg.origin, cfg.cache_mb, cfg.batch_interval_ms, cfg.max_batch),
-        (d.data_dir, d.listen, d.origin, d.cache_mb, d.batch_interval_ms, d.max_batch)
+        (
+            cfg.data_dir,
+            cfg.listen,
+            cfg.origin,
+            cfg.cache_mb,
+            cfg.batch_interval_ms,
+            cfg.max_batch
+        ),
+        (
+            d.data_dir,
+            d.listen,
+            d.origin,
+            d.cache_mb,
+            d.batch_interval_ms,
+            d.max_batch
+        )
     );
     assert_eq!(
-        (cfg.queue_capacity, cfg.max_body_bytes, cfg.max_batch_entries),
+        (
+            cfg.queue_capacity,
+            cfg.max_body_bytes,
+            cfg.max_batch_entries
+        ),
         (d.queue_capacity, d.max_body_bytes, d.max_batch_entries)
     );
 }

@@ -24,7 +24,15 @@ async fn malformed_and_invalid_submissions() {
     .await;
     s.submit(audit(0), None).await;
     refused(&s, "{", 400, "malformed_json", None).await;
-    refused(&s, "[1,2]", 400, "malformed_json", None).await;
+    refused(&s, "[1,2]", 400, "invalid_entry", None).await;
+    refused(
+        &s,
+        r#"{"entries":[{"kind":"audit","body":{}}],"kind":"audit"}"#,
+        400,
+        "invalid_entry",
+        Some("entries"),
+    )
+    .await;
     refused(
         &s,
         r#"{"kind":"nope","body":{}}"#,

@@ -73,6 +73,9 @@ impl Store for FaultyStore {
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError> {
         self.inner.tile(level, index)
     }
+    fn tile_raw(&self, l: u8, i: u64) -> Result<Option<govledger::store::TileBytes>, StoreError> {
+        self.inner.tile_raw(l, i)
+    }
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.entries(start, end)
     }

@@ -77,9 +77,11 @@ impl Verifier {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.decode(l).ok()
         });
-        let path: Option<Vec<Hash>> = item["proof"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|h| h.as_str().and_then(|s| Hash::from_base64(s).ok())).collect());
+        let path: Option<Vec<Hash>> = item["proof"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|h| h.as_str().and_then(|s| Hash::from_base64(s).ok()))
+                .collect()
+        });
         let (Some(leaf), Some(path), Some(index)) = (leaf, path, item["index"].as_u64()) else {
             return false;
         };
@@ -156,7 +158,11 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
                 if interval.is_some() {
                     tokio::time::sleep_until(next.into()).await;
                 }
-                let scheduled = if interval.is_some() { next } else { Instant::now() };
+                let scheduled = if interval.is_some() {
+                    next
+                } else {
+                    Instant::now()
+                };
                 if scheduled >= end {
                     break;
                 }
@@ -176,27 +182,50 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
                         .collect();
                     json!({ "entries": entries })
                 };
-                let mut req = http.post(&url).header("content-type", "application/json").body(body.to_string());
+                let mut req = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
                 if let Some(t) = &args.token {
                     req = req.bearer_auth(t);
                 }
                 let result = req.send().await;
                 let latency = scheduled.elapsed();
                 let (ok, verified, invalid, err) = match result {
-                    Err(e) => (0, 0, 0, Some(if e.is_connect() { "connect".to_string() } else { "transport".to_string() })),
-                    Ok(r) if !r.status().is_success() => (0, 0, 0, Some(r.status().as_u16().to_string())),
+                    Err(e) => (
+                        0,
+                        0,
+                        0,
+                        Some(if e.is_connect() {
+                            "connect".to_string()
+                        } else {
+                            "transport".to_string()
+                        }),
+                    ),
+                    Ok(r) if !r.status().is_success() => {
+                        (0, 0, 0, Some(r.status().as_u16().to_string()))
+                    }
                     Ok(r) => match r.json::<Value>().await {
                         Err(_) => (0, 0, 0, Some("bad_response".to_string())),
                         Ok(v) => {
                             let (mut good, mut bad) = (0u64, 0u64);
                             if args.batch <= 1 {
                                 let ok = serde_json::from_value::<Receipt>(v.clone()).is_ok()
-                                    && verifier.item(&v, v["checkpoint"].as_str().unwrap_or_default());
-                                if ok { good += 1 } else { bad += 1 }
+                                    && verifier
+                                        .item(&v, v["checkpoint"].as_str().unwrap_or_default());
+                                if ok {
+                                    good += 1
+                                } else {
+                                    bad += 1
+                                }
                             } else {
                                 let note = v["checkpoint"].as_str().unwrap_or_default().to_owned();
                                 for item in v["receipts"].as_array().into_iter().flatten() {
-                                    if verifier.item(item, &note) { good += 1 } else { bad += 1 }
+                                    if verifier.item(item, &note) {
+                                        good += 1
+                                    } else {
+                                        bad += 1
+                                    }
                                 }
                             }
                             (args.batch as u64, good, bad, None)
@@ -223,14 +252,18 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
     for w in workers {
         w.await?;
     }
-    let seconds = start.elapsed().as_secs_f64().min(args.duration.as_secs_f64().max(0.001));
+    let seconds = start
+        .elapsed()
+        .as_secs_f64()
+        .min(args.duration.as_secs_f64().max(0.001));
     let mut t = std::mem::take(&mut *tally.lock().unwrap());
     t.latencies_us.sort_unstable();
     let pct = |p: f64| -> f64 {
         if t.latencies_us.is_empty() {
             return 0.0;
         }
-        let i = ((t.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, t.latencies_us.len()) - 1;
+        let i =
+            ((t.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, t.latencies_us.len()) - 1;
         t.latencies_us[i] as f64 / 1000.0
     };
     let latency_ms = BTreeMap::from([

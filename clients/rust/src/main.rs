@@ -260,7 +260,10 @@ fn loadgen(args: govledger_client::loadgen::LoadArgs, json: bool) -> anyhow::Res
     };
     if report.receipts_invalid > 0 {
         println!("{text}");
-        return Ok(Outcome::Invalid(format!("{} receipts did not verify", report.receipts_invalid)));
+        return Ok(Outcome::Invalid(format!(
+            "{} receipts did not verify",
+            report.receipts_invalid
+        )));
     }
     Ok(Outcome::Valid(text))
 }

@@ -56,24 +56,34 @@ pub fn submit(a: &SubmitArgs) -> Result<Outcome> {
     if let Some(t) = a.token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().with_context(|| format!("sending to {}", a.url))?;
+    let resp = req
+        .send()
+        .with_context(|| format!("sending to {}", a.url))?;
     let status = resp.status();
     let text = resp.text()?;
     if !status.is_success() {
-        return Ok(Outcome::Invalid(format!("server answered {status}: {}", text.trim())));
+        return Ok(Outcome::Invalid(format!(
+            "server answered {status}: {}",
+            text.trim()
+        )));
     }
     if let (Some(k), false) = (a.log_key, a.text) {
         let key = VerifierKey::parse(k).context("--log-key")?;
         if let Ok(r) = serde_json::from_str::<Receipt>(&text) {
             if let Err(e) = r.verify(&key) {
-                return Ok(Outcome::Invalid(format!("the receipt does not verify: {e}")));
+                return Ok(Outcome::Invalid(format!(
+                    "the receipt does not verify: {e}"
+                )));
             }
         }
     }
     match a.out {
         Some(path) => {
             std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-            Ok(Outcome::Valid(format!("receipt saved to {}", path.display())))
+            Ok(Outcome::Valid(format!(
+                "receipt saved to {}",
+                path.display()
+            )))
         }
         None => Ok(Outcome::Valid(text.trim_end().to_owned())),
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ledger_format::entry::EntryKind;
 use ledger_format::leaf::Leaf;
+use ledger_format::tile::{encode_bundle, TILE_WIDTH};
 use ledger_format::tree::CompactRange;
 use ledger_format::Hash;
 use tokio::sync::oneshot;
@@ -130,10 +131,30 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
     let metrics = Arc::new(Metrics::default());
     let fatal = Arc::new(AtomicBool::new(false));
+    // Resume the partial entry bundle, if the log ends inside one.
+    let size = compact.size().0;
+    let n = size / TILE_WIDTH;
+    let open_bundle = match log.store.entries(n * TILE_WIDTH, size) {
+        Ok(leaves) => OpenBundle {
+            index: n,
+            count: leaves.len(),
+            bytes: encode_bundle(leaves.iter().map(Vec::as_slice)).expect("stored leaves fit"),
+        },
+        Err(e) => {
+            tracing::error!("reading the partial entry bundle: {e}");
+            fatal.store(true, Ordering::SeqCst);
+            OpenBundle {
+                index: n,
+                count: 0,
+                bytes: Vec::new(),
+            }
+        }
+    };
     let mut seq = Sequencer {
         log,
         compact,
         last_ms,
+        open_bundle,
         open_tiles: HashMap::new(),
         settings,
         metrics: metrics.clone(),
@@ -150,11 +171,20 @@ struct Sequencer {
     log: Arc<Log>,
     compact: CompactRange,
     last_ms: u64,
+    /// The entry bundle the next appends write into.
+    open_bundle: OpenBundle,
     /// Tiles the next appends write into (the partial tile of each level), loaded on first use.
     open_tiles: HashMap<(u8, u64), FatTile>,
     settings: Settings,
     metrics: Arc<Metrics>,
     fatal: Arc<AtomicBool>,
+}
+
+/// The partial entry bundle, kept encoded.
+struct OpenBundle {
+    index: u64,
+    count: usize,
+    bytes: Vec<u8>,
 }
 
 type Answer = (
@@ -260,6 +290,7 @@ impl Sequencer {
         let mut by_id: HashMap<(String, String), Placed> = HashMap::new();
         let mut by_hash: HashMap<Hash, u64> = HashMap::new();
         let mut new_entries: Vec<NewEntry> = Vec::new();
+        let mut bundles: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut touched: Vec<(u8, u64)> = Vec::new();
         // Per request: Ok(slots) with indices into the group, or the error to answer.
         let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
@@ -328,9 +359,9 @@ impl Sequencer {
                                     return;
                                 }
                                 by_hash.insert(hash, index);
+                                self.add_to_bundle(&bytes, &mut bundles);
                                 new_entries.push(NewEntry {
                                     index,
-                                    leaf: bytes.clone(),
                                     leaf_hash: hash,
                                     submitter: leaf.submitter.clone(),
                                     entry_id: leaf.entry_id.clone(),
@@ -363,8 +394,12 @@ impl Sequencer {
                 .iter()
                 .map(|k| (k.0, k.1, self.open_tiles[k].clone()))
                 .collect();
+            if self.open_bundle.count > 0 {
+                bundles.push((self.open_bundle.index, self.open_bundle.bytes.clone()));
+            }
             let group = Group {
                 entries: new_entries,
+                bundles,
                 tiles,
                 size,
                 last_ms: ms,
@@ -405,6 +440,20 @@ impl Sequencer {
                 placed,
                 published: published.clone(),
             }));
+        }
+    }
+
+    /// Appends a leaf to the open bundle; a bundle that fills up goes to `done` whole.
+    fn add_to_bundle(&mut self, leaf: &[u8], done: &mut Vec<(u64, Vec<u8>)>) {
+        let b = &mut self.open_bundle;
+        b.bytes
+            .extend_from_slice(&(leaf.len() as u16).to_be_bytes());
+        b.bytes.extend_from_slice(leaf);
+        b.count += 1;
+        if b.count as u64 == TILE_WIDTH {
+            done.push((b.index, std::mem::take(&mut b.bytes)));
+            b.index += 1;
+            b.count = 0;
         }
     }
 

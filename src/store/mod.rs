@@ -1,7 +1,7 @@
 //! Durable storage behind a narrow [`Store`] trait, with a sled implementation.
 //!
-//! What is stored: entry bundles (tlog-tiles framing; a bundle's entries are kept one key each
-//! only until the bundle is full), tiles with their inner levels ([`fattile`]), the leaf-hash and
+//! What is stored: entry bundles (tlog-tiles framing; the partial bundle is rewritten by each
+//! group until it is full), tiles with their inner levels ([`fattile`]), the leaf-hash and
 //! (submitter, entry_id) indexes, the tree size and the latest signed checkpoint. Any proof reads
 //! O(log n) tiles; nothing about the tree lives only in memory.
 
@@ -47,11 +47,10 @@ pub struct Head {
     pub checkpoint: Option<String>,
 }
 
-/// One entry appended by a group.
+/// The index records of one entry appended by a group (its bytes travel in a bundle).
 #[derive(Clone, Debug)]
 pub struct NewEntry {
     pub index: u64,
-    pub leaf: Vec<u8>,
     pub leaf_hash: Hash,
     pub submitter: String,
     pub entry_id: String,
@@ -61,6 +60,8 @@ pub struct NewEntry {
 #[derive(Clone, Debug)]
 pub struct Group {
     pub entries: Vec<NewEntry>,
+    /// Entry bundles changed by the group, in full (bundle index, tlog-tiles bundle bytes).
+    pub bundles: Vec<(u64, Vec<u8>)>,
     /// Tiles changed by the group, in full (tile level, tile index, contents).
     pub tiles: Vec<(u8, u64, FatTile)>,
     /// Tree size after the group.

@@ -3,17 +3,15 @@
 //!
 //! ```text
 //! m<name>                       meta: format, size, checkpoint, last_ms
-//! p<u64be index>                leaf of an entry whose bundle is not full yet
-//! e<u64be bundle>               full entry bundle (256 u16-framed leaves)
+//! e<u64be bundle>               entry bundle (up to 256 u16-framed leaves; the partial one grows)
 //! t<u8 level><u64be index>      tile with inner levels (FatTile encoding)
 //! h<32-byte leaf hash>          u64be index
 //! i<submitter>\0<entry_id>      u64be index
 //! ```
 
 use super::{FatTile, Group, Head, Store, StoreError, FORMAT_VERSION};
-use ledger_format::tile::{decode_bundle, encode_bundle, TILE_WIDTH};
+use ledger_format::tile::{decode_bundle, TILE_WIDTH};
 use ledger_format::Hash;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// A log stored in sled.
@@ -127,11 +125,6 @@ impl Store for SledStore {
 
     fn append(&self, group: &Group) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        let in_group: HashMap<u64, &[u8]> = group
-            .entries
-            .iter()
-            .map(|e| (e.index, e.leaf.as_slice()))
-            .collect();
         for e in &group.entries {
             batch.insert(key(b'h', &e.leaf_hash.0), &e.index.to_be_bytes());
             if !e.entry_id.is_empty() {
@@ -140,28 +133,9 @@ impl Store for SledStore {
                     &e.index.to_be_bytes(),
                 );
             }
-            if (e.index + 1) % TILE_WIDTH == 0 {
-                // This entry completes its bundle: write it whole and drop the per-entry keys.
-                let start = e.index + 1 - TILE_WIDTH;
-                let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(TILE_WIDTH as usize);
-                for i in start..=e.index {
-                    match in_group.get(&i) {
-                        Some(l) => leaves.push(l.to_vec()),
-                        None => leaves.push(
-                            self.tree
-                                .get(key(b'p', &i.to_be_bytes()))?
-                                .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))?
-                                .to_vec(),
-                        ),
-                    }
-                    batch.remove(key(b'p', &i.to_be_bytes()));
-                }
-                let bytes = encode_bundle(leaves.iter().map(Vec::as_slice))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                batch.insert(key(b'e', &(start / TILE_WIDTH).to_be_bytes()), bytes);
-            } else {
-                batch.insert(key(b'p', &e.index.to_be_bytes()), e.leaf.as_slice());
-            }
+        }
+        for (n, bytes) in &group.bundles {
+            batch.insert(key(b'e', &n.to_be_bytes()), bytes.as_slice());
         }
         for (level, index, tile) in &group.tiles {
             batch.insert(tile_key(*level, *index), tile.encode());
@@ -193,26 +167,20 @@ impl Store for SledStore {
     }
 
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut out = Vec::with_capacity((end - start) as usize);
-        let mut cached: Option<(u64, Vec<Vec<u8>>)> = None;
-        for i in start..end {
+        let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
+        let mut i = start;
+        while i < end {
             let n = i / TILE_WIDTH;
-            if cached.as_ref().map(|c| c.0) != Some(n) {
-                cached = self.bundle(n)?.map(|b| (n, b));
+            let bundle = self
+                .bundle(n)?
+                .ok_or_else(|| StoreError::Corrupt(format!("entry bundle {n} missing")))?;
+            let first = (i % TILE_WIDTH) as usize;
+            let last = ((end - n * TILE_WIDTH).min(TILE_WIDTH)) as usize;
+            if bundle.len() < last {
+                return Err(StoreError::Corrupt(format!("entry bundle {n} is short")));
             }
-            match &cached {
-                Some((_, b)) => out.push(
-                    b.get((i % TILE_WIDTH) as usize)
-                        .ok_or_else(|| StoreError::Corrupt(format!("bundle {n} is short")))?
-                        .clone(),
-                ),
-                None => out.push(
-                    self.tree
-                        .get(key(b'p', &i.to_be_bytes()))?
-                        .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))?
-                        .to_vec(),
-                ),
-            }
+            out.extend(bundle.into_iter().take(last).skip(first));
+            i = n * TILE_WIDTH + last as u64;
         }
         Ok(out)
     }

@@ -96,8 +96,24 @@ fn check_dir(dir: &std::path::Path) -> Result<u64, String> {
         data_dir: dir.to_path_buf(),
         ..Default::default()
     };
-    govledger::server::check_store(&cfg, Arc::new(SledStore::open(dir, 16).unwrap()))
-        .map_err(|e| format!("{e:#}"))
+    govledger::server::check_store(&cfg, Arc::new(reopen(dir))).map_err(|e| format!("{e:#}"))
+}
+
+/// Reopens a store just closed in this process: sled's background threads may hold its file
+/// lock for a moment after the last handle is dropped.
+fn reopen(dir: &std::path::Path) -> SledStore {
+    let mut tries = 0;
+    loop {
+        match SledStore::open(dir, 16) {
+            Ok(s) => return s,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                eprintln!("reopen: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("reopening {}: {e}", dir.display()),
+        }
+    }
 }
 
 fn pending(i: u64) -> Pending {
@@ -162,7 +178,7 @@ async fn run_fault(fault: Fault) {
         (5u64, before)
     };
     // Recovery: reopen on a plain store.
-    let store = Arc::new(SledStore::open(dir.path(), 16).unwrap());
+    let store = Arc::new(reopen(dir.path()));
     let (log, compact, last_ms) =
         Log::open(store.clone(), key.clone(), "localhost/govledger").unwrap();
     let p = log.published();
@@ -233,12 +249,13 @@ async fn a_tampered_store_is_refused_at_start() {
         drop(handle);
         thread.join().unwrap();
     }
-    let store = Arc::new(SledStore::open(dir.path(), 16).unwrap());
+    let store = Arc::new(reopen(dir.path()));
     let original = store.tile(0, 0).unwrap().unwrap();
     let rewrite = |t: FatTile| {
         store
             .append(&Group {
                 entries: vec![],
+                bundles: vec![],
                 tiles: vec![(0, 0, t)],
                 size: 3,
                 last_ms: 0,
@@ -253,13 +270,14 @@ async fn a_tampered_store_is_refused_at_start() {
     drop(store);
     let err = check_dir(dir.path()).unwrap_err();
     assert!(err.contains("problems found"), "{err}");
-    let store = Arc::new(SledStore::open(dir.path(), 16).unwrap());
+    let store = Arc::new(reopen(dir.path()));
     // A forged subtree root that the start check reads: refused.
     let mut t = original.clone();
     t.levels[1][0] = ledger_format::leaf_hash(b"forged");
     store
         .append(&Group {
             entries: vec![],
+            bundles: vec![],
             tiles: vec![(0, 0, t)],
             size: 3,
             last_ms: 0,

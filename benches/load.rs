@@ -16,7 +16,10 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn spawn(dir: &Path) -> (Child, String) {
@@ -31,7 +34,10 @@ fn spawn(dir: &Path) -> (Child, String) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = lines.next().unwrap().unwrap();
     let _vkey = lines.next().unwrap().unwrap();
-    (child, format!("http://{}", addr.trim_start_matches("listening on ")))
+    (
+        child,
+        format!("http://{}", addr.trim_start_matches("listening on ")),
+    )
 }
 
 fn stop(mut child: Child) {
@@ -40,7 +46,9 @@ fn stop(mut child: Child) {
 }
 
 fn send_signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
 }
 
 fn rss_mb(pid: u32) -> (f64, f64) {
@@ -61,7 +69,11 @@ fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let m = e.metadata().unwrap();
-        total += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        total += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
     }
     total
 }
@@ -87,7 +99,11 @@ fn sample_leaf(i: u64) -> Vec<u8> {
 /// Raw sled in process: the same entries, `batch` per sled batch, one flush per batch.
 fn sled_baseline(batch: usize, seconds: f64) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).cache_capacity(64 << 20).open().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(64 << 20)
+        .open()
+        .unwrap();
     let tree = db.open_tree("log").unwrap();
     let start = Instant::now();
     let mut n = 0u64;
@@ -103,7 +119,13 @@ fn sled_baseline(batch: usize, seconds: f64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn load(url: &str, concurrency: usize, batch: usize, rate: Option<f64>, seconds: f64) -> Report {
+async fn load(
+    url: &str,
+    concurrency: usize,
+    batch: usize,
+    rate: Option<f64>,
+    seconds: f64,
+) -> Report {
     let r = loadgen::run(LoadArgs {
         url: url.into(),
         concurrency,
@@ -120,7 +142,14 @@ async fn load(url: &str, concurrency: usize, batch: usize, rate: Option<f64>, se
 }
 
 async fn metrics(http: &reqwest::Client, url: &str) -> (f64, f64) {
-    let text = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let get = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -128,7 +157,10 @@ async fn metrics(http: &reqwest::Client, url: &str) -> (f64, f64) {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (get("govledger_appended_total "), get("govledger_commit_groups_total "))
+    (
+        get("govledger_appended_total "),
+        get("govledger_commit_groups_total "),
+    )
 }
 
 async fn proofs_per_second(http: &reqwest::Client, url: &str, size: u64, seconds: f64) -> f64 {
@@ -141,7 +173,10 @@ async fn proofs_per_second(http: &reqwest::Client, url: &str, size: u64, seconds
             let mut ok = 0u64;
             while Instant::now() < end {
                 let i = rand::thread_rng().gen_range(0..size);
-                let r = http.get(format!("{url}/v1/proofs/inclusion?index={i}&size={size}")).send().await;
+                let r = http
+                    .get(format!("{url}/v1/proofs/inclusion?index={i}&size={size}"))
+                    .send()
+                    .await;
                 if let Ok(r) = r {
                     if r.status() == 200 && r.bytes().await.is_ok() {
                         ok += 1;
@@ -162,7 +197,14 @@ async fn fill(url: &str, target: u64, http: &reqwest::Client) {
     let start = Instant::now();
     let mut last = 0;
     loop {
-        let size = http.get(format!("{url}/v1/log")).send().await.unwrap().json::<Value>().await.unwrap()["tree_size"]
+        let size = http
+            .get(format!("{url}/v1/log"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["tree_size"]
             .as_u64()
             .unwrap();
         if size >= target {
@@ -170,7 +212,10 @@ async fn fill(url: &str, target: u64, http: &reqwest::Client) {
         }
         if size / 500_000 != last {
             last = size / 500_000;
-            eprintln!("  fill: {size}/{target} entries, {:.0} s", start.elapsed().as_secs_f64());
+            eprintln!(
+                "  fill: {size}/{target} entries, {:.0} s",
+                start.elapsed().as_secs_f64()
+            );
         }
         let batches = ((target - size) / 256).clamp(1, 400);
         load(url, 8, 256, None, (batches as f64 / 160.0).clamp(1.0, 10.0)).await;
@@ -197,7 +242,16 @@ async fn main() {
     let group_batch = (a2 - a1) / (g2 - g1).max(1.0);
     eprintln!("offered 1,000 entries/s ...");
     let paced = load(&url, 64, 1, Some(1000.0), secs).await;
-    let size = http.get(format!("{url}/v1/log")).send().await.unwrap().json::<Value>().await.unwrap()["tree_size"].as_u64().unwrap();
+    let size = http
+        .get(format!("{url}/v1/log"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["tree_size"]
+        .as_u64()
+        .unwrap();
     eprintln!("inclusion proofs at size {size} ...");
     let proofs = proofs_per_second(&http, &url, size, secs).await;
     let bytes = dir_bytes(&dir.path().join("db"));
@@ -222,23 +276,47 @@ async fn main() {
     );
     println!(
         "| offered 1,000 entries/s | p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms | | |",
-        paced.latency_ms["p50"], paced.latency_ms["p90"], paced.latency_ms["p99"], paced.latency_ms["max"]
+        paced.latency_ms["p50"],
+        paced.latency_ms["p90"],
+        paced.latency_ms["p99"],
+        paced.latency_ms["max"]
     );
-    println!("| inclusion proofs served (64 clients, random index, size {size}) | {proofs:.0}/s | | |");
-    println!("| bytes on disk per entry (sled dir / entries, {size} entries) | {:.0} B | | |", bytes as f64 / size as f64);
+    println!(
+        "| inclusion proofs served (64 clients, random index, size {size}) | {proofs:.0}/s | | |"
+    );
+    println!(
+        "| bytes on disk per entry (sled dir / entries, {size} entries) | {:.0} B | | |",
+        bytes as f64 / size as f64
+    );
 
     if big > 0 {
         eprintln!("large log: filling to {big} entries ...");
         fill(&url, big, &http).await;
         let (rss, hwm) = rss_mb(pid);
-        let size = http.get(format!("{url}/v1/log")).send().await.unwrap().json::<Value>().await.unwrap()["tree_size"].as_u64().unwrap();
+        let size = http
+            .get(format!("{url}/v1/log"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["tree_size"]
+            .as_u64()
+            .unwrap();
         let proofs_big = proofs_per_second(&http, &url, size, secs).await;
         let (rss2, hwm2) = rss_mb(pid);
         stop(child);
         let bytes = dir_bytes(&dir.path().join("db"));
         let t = Instant::now();
         let (child, url) = spawn(dir.path());
-        let _ = http.get(format!("{url}/checkpoint")).send().await.unwrap().text().await.unwrap();
+        let _ = http
+            .get(format!("{url}/checkpoint"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let restart = t.elapsed().as_secs_f64();
         let (rss3, _) = rss_mb(child.id());
         println!(
@@ -246,7 +324,10 @@ async fn main() {
         );
         println!("| restart to serving, {size} entries | {restart:.2} s (spawn to first /checkpoint answer) | | |");
         println!("| inclusion proofs served at size {size} | {proofs_big:.0}/s | | |");
-        println!("| bytes on disk per entry at {size} entries | {:.0} B | | |", bytes as f64 / size as f64);
+        println!(
+            "| bytes on disk per entry at {size} entries | {:.0} B | | |",
+            bytes as f64 / size as f64
+        );
         stop(child);
     } else {
         stop(child);

@@ -11,6 +11,7 @@ use ledger_format::proof::{prove_consistency, prove_inclusion, ConsistencyProof,
 use ledger_format::tree::CompactRange;
 use ledger_format::{Hash, LeafIndex, TreeSize};
 
+use crate::index::Index;
 use crate::store::{Group, Head, Store, StoreError, StoreHashes};
 
 /// Why a log could not be opened or read.
@@ -39,10 +40,19 @@ pub struct Published {
 /// An open log.
 pub struct Log {
     pub store: Arc<dyn Store>,
+    /// Leaf-hash and entry_id lookups (including entries not yet indexed in the store).
+    pub index: Arc<Index>,
     pub signer: SignerKey,
     pub verifier: VerifierKey,
     pub origin: String,
     published: RwLock<Published>,
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Write the pending index records and stop the index writer.
+        self.index.close();
+    }
 }
 
 /// Returns a checkpoint note for `size` and `root` signed by `signer`.
@@ -140,7 +150,9 @@ impl Log {
                 note
             }
         };
+        let index = Index::open(store.clone(), head.size)?;
         let log = Log {
+            index,
             store,
             verifier,
             signer,

@@ -250,7 +250,7 @@ impl Sequencer {
         let key = (p.submitter.clone(), p.entry_id.clone());
         let existing = match in_group.get(&key) {
             Some(placed) => Some(placed.clone()),
-            None => match self.log.store.index_of_entry_id(&p.submitter, &p.entry_id) {
+            None => match self.log.index.entry_id(&p.submitter, &p.entry_id) {
                 Ok(Some(index)) => {
                     let leaf = self
                         .log
@@ -337,7 +337,7 @@ impl Sequencer {
                         let existing = match by_hash.get(&hash) {
                             Some(i) => Some(*i),
                             None if ms > self.last_ms => None,
-                            None => match self.log.store.index_of_leaf(&hash) {
+                            None => match self.log.index.leaf(&hash) {
                                 Ok(found) => found,
                                 Err(e) => {
                                     self.stop(answers, &e.to_string());
@@ -405,9 +405,15 @@ impl Sequencer {
                 last_ms: ms,
             };
             let appended = group.entries.len() as u64;
-            // Durability point 1: entries, tiles and indexes are fsynced together. A crash
-            // after it leaves durable entries without a checkpoint; reopening signs one.
+            // Durability point 1: entries and tiles are fsynced together. A crash after it
+            // leaves durable entries without a checkpoint; reopening signs one.
             if let Err(e) = self.log.store.append(&group) {
+                self.stop(answers, &e.to_string());
+                return;
+            }
+            // The index answers lookups for these entries from now on (before anyone can
+            // see them); it writes them to the store in the background.
+            if let Err(e) = self.log.index.add(group.entries) {
                 self.stop(answers, &e.to_string());
                 return;
             }

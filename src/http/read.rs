@@ -161,8 +161,8 @@ pub async fn receipt_by_hash(
         .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("leaf_hash"))?;
     let index = s
         .log
-        .store
-        .index_of_leaf(&hash)
+        .index
+        .leaf(&hash)
         .map_err(crate::log::LogError::from)?
         .filter(|i| *i < s.log.published().size)
         .ok_or_else(|| ApiError::not_found(format!("no entry with leaf hash {}", hash.to_hex())))?;
@@ -183,8 +183,8 @@ pub async fn inclusion(
             let hash = Hash::parse_any(h)
                 .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("hash"))?;
             s.log
-                .store
-                .index_of_leaf(&hash)
+                .index
+                .leaf(&hash)
                 .map_err(crate::log::LogError::from)?
                 .ok_or_else(|| {
                     ApiError::not_found(format!("no entry with leaf hash {}", hash.to_hex()))

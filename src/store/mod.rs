@@ -47,7 +47,8 @@ pub struct Head {
     pub checkpoint: Option<String>,
 }
 
-/// The index records of one entry appended by a group (its bytes travel in a bundle).
+/// The index records of one entry appended by a group (its bytes travel in a bundle; the
+/// records go to [`Store::index`] later, see `crate::index`).
 #[derive(Clone, Debug)]
 pub struct NewEntry {
     pub index: u64,
@@ -92,6 +93,12 @@ pub trait Store: Send + Sync {
     fn tile_raw(&self, level: u8, index: u64) -> Result<Option<TileBytes>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Writes index records (leaf hash and entry_id to index) and the mark that every entry
+    /// below `up_to` is indexed, atomically. Not flushed by itself: index records are derived
+    /// and are replayed from [`Store::indexed_up_to`] after a crash.
+    fn index(&self, records: &[NewEntry], up_to: u64) -> Result<(), StoreError>;
+    /// Returns the mark written by the last [`Store::index`] (0 for none).
+    fn indexed_up_to(&self) -> Result<u64, StoreError>;
     /// Returns the index of the entry with this leaf hash.
     fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError>;
     /// Returns the index of the entry `submitter` sent with `entry_id`.

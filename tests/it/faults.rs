@@ -79,6 +79,12 @@ impl Store for FaultyStore {
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.entries(start, end)
     }
+    fn index(&self, r: &[govledger::store::NewEntry], up_to: u64) -> Result<(), StoreError> {
+        self.inner.index(r, up_to)
+    }
+    fn indexed_up_to(&self) -> Result<u64, StoreError> {
+        self.inner.indexed_up_to()
+    }
     fn index_of_leaf(&self, h: &Hash) -> Result<Option<u64>, StoreError> {
         self.inner.index_of_leaf(h)
     }

@@ -1,6 +1,7 @@
 //! `govledger`: the log server. `config` → `store` (sled) → `log` (open, verify, prove) →
 //! `sequencer` (single writer, group commit) → `http` (the API). `server` wires them together.
 
+pub mod archive;
 pub mod config;
 pub mod http;
 pub mod index;
@@ -8,3 +9,4 @@ pub mod log;
 pub mod sequencer;
 pub mod server;
 pub mod store;
+pub mod tree_writer;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use govledger::config::Config;
 
@@ -64,6 +64,24 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Write the whole log as static C2SP tlog-tiles files (checkpoint, tiles, entry bundles):
+    /// the archive and the backup. Run it on a stopped server's data dir (or a copy).
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// Directory to write (created if needed).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Rebuild a data dir from an export, verifying every hash and the checkpoint signature.
+    /// The log key must be in the data dir (log.key) or in GOVLEDGER_LOG_KEY.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// Directory written by `export`.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Offline check of a data dir: recompute every hash from the entries and verify the last
     /// signed checkpoint. Exit 0 if consistent, 1 if not, 2 on errors.
     Check {
@@ -119,6 +137,29 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             );
             let key = govledger::server::load_or_create_key(&cfg)?;
             println!("{}", key.verifier());
+        }
+        Command::Export { common, to } => {
+            let cfg = common.load()?;
+            let store = govledger::server::open_store(&cfg)?;
+            let vkey = govledger::server::load_existing_key(&cfg)
+                .ok()
+                .map(|k| k.verifier().to_string());
+            let n = govledger::archive::export(store.as_ref(), &to, vkey.as_deref())?;
+            println!("exported {n} entries to {}", to.display());
+        }
+        Command::Import { common, from } => {
+            let cfg = common.load()?;
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let key = govledger::server::load_existing_key(&cfg).context(
+                "import needs the log's signing key: put log.key in the data dir or set GOVLEDGER_LOG_KEY",
+            )?;
+            let n =
+                govledger::archive::import(&from, &cfg.data_dir.join("db"), &key, cfg.cache_mb)?;
+            std::fs::write(
+                cfg.data_dir.join("log.pub"),
+                format!("{}\n", key.verifier()),
+            )?;
+            println!("imported {n} entries into {}", cfg.data_dir.display());
         }
         Command::Check { common } => {
             let cfg = common.load()?;

@@ -15,14 +15,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ledger_format::entry::EntryKind;
 use ledger_format::leaf::Leaf;
-use ledger_format::tile::{encode_bundle, TILE_WIDTH};
 use ledger_format::tree::CompactRange;
 use ledger_format::Hash;
 use tokio::sync::oneshot;
 
 use crate::log::{sign_checkpoint, Log, Published};
-use crate::store::fattile::locate;
-use crate::store::{FatTile, Group, NewEntry};
+use crate::store::{Group, NewEntry};
+use crate::tree_writer::TreeWriter;
 
 /// One entry waiting to be sequenced.
 #[derive(Clone, Debug)]
@@ -131,31 +130,18 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
     let metrics = Arc::new(Metrics::default());
     let fatal = Arc::new(AtomicBool::new(false));
-    // Resume the partial entry bundle, if the log ends inside one.
-    let size = compact.size().0;
-    let n = size / TILE_WIDTH;
-    let open_bundle = match log.store.entries(n * TILE_WIDTH, size) {
-        Ok(leaves) => OpenBundle {
-            index: n,
-            count: leaves.len(),
-            bytes: encode_bundle(leaves.iter().map(Vec::as_slice)).expect("stored leaves fit"),
-        },
+    let writer = match TreeWriter::resume(log.store.as_ref(), compact) {
+        Ok(w) => Some(w),
         Err(e) => {
-            tracing::error!("reading the partial entry bundle: {e}");
+            tracing::error!("resuming the tree: {e}");
             fatal.store(true, Ordering::SeqCst);
-            OpenBundle {
-                index: n,
-                count: 0,
-                bytes: Vec::new(),
-            }
+            None
         }
     };
     let mut seq = Sequencer {
         log,
-        compact,
+        writer,
         last_ms,
-        open_bundle,
-        open_tiles: HashMap::new(),
         settings,
         metrics: metrics.clone(),
         fatal: fatal.clone(),
@@ -169,22 +155,12 @@ pub fn start(
 
 struct Sequencer {
     log: Arc<Log>,
-    compact: CompactRange,
+    /// `None` only when resuming failed; the sequencer is then stopped (`fatal`).
+    writer: Option<TreeWriter>,
     last_ms: u64,
-    /// The entry bundle the next appends write into.
-    open_bundle: OpenBundle,
-    /// Tiles the next appends write into (the partial tile of each level), loaded on first use.
-    open_tiles: HashMap<(u8, u64), FatTile>,
     settings: Settings,
     metrics: Arc<Metrics>,
     fatal: Arc<AtomicBool>,
-}
-
-/// The partial entry bundle, kept encoded.
-struct OpenBundle {
-    index: u64,
-    count: usize,
-    bytes: Vec<u8>,
 }
 
 type Answer = (
@@ -290,8 +266,13 @@ impl Sequencer {
         let mut by_id: HashMap<(String, String), Placed> = HashMap::new();
         let mut by_hash: HashMap<Hash, u64> = HashMap::new();
         let mut new_entries: Vec<NewEntry> = Vec::new();
-        let mut bundles: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut touched: Vec<(u8, u64)> = Vec::new();
+        let Some(mut writer) = self.writer.take() else {
+            self.stop(
+                group.into_iter().map(|r| (r.reply, Ok(vec![]))).collect(),
+                "the tree could not be resumed",
+            );
+            return;
+        };
         // Per request: Ok(slots) with indices into the group, or the error to answer.
         let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
         let ms = self.last_ms.max(now_ms());
@@ -353,13 +334,13 @@ impl Sequencer {
                                 leaf_hash: hash,
                             },
                             None => {
-                                let index = self.compact.size().0;
-                                if let Err(e) = self.append(hash, &mut touched) {
-                                    self.stop(answers, &e);
+                                let index = writer.size();
+                                if let Err(e) = writer.append(self.log.store.as_ref(), &bytes, hash)
+                                {
+                                    self.stop(answers, &e.to_string());
                                     return;
                                 }
                                 by_hash.insert(hash, index);
-                                self.add_to_bundle(&bytes, &mut bundles);
                                 new_entries.push(NewEntry {
                                     index,
                                     leaf_hash: hash,
@@ -383,24 +364,16 @@ impl Sequencer {
             answers.push((req.reply, Ok(placed_all)));
         }
 
-        let size = self.compact.size().0;
-        let root = self.compact.root();
+        let size = writer.size();
+        let root = writer.root();
         let published = if new_entries.is_empty() {
             self.log.published()
         } else {
-            touched.sort_unstable();
-            touched.dedup();
-            let tiles = touched
-                .iter()
-                .map(|k| (k.0, k.1, self.open_tiles[k].clone()))
-                .collect();
-            if self.open_bundle.count > 0 {
-                bundles.push((self.open_bundle.index, self.open_bundle.bytes.clone()));
-            }
+            let changes = writer.take_changes();
             let group = Group {
                 entries: new_entries,
-                bundles,
-                tiles,
+                bundles: changes.bundles,
+                tiles: changes.tiles,
                 size,
                 last_ms: ms,
             };
@@ -427,7 +400,6 @@ impl Sequencer {
                 return;
             }
             self.last_ms = ms;
-            self.open_tiles.retain(|_, t| !t.is_full());
             let p = Published {
                 size,
                 root,
@@ -441,25 +413,12 @@ impl Sequencer {
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             p
         };
+        self.writer = Some(writer);
         for (reply, result) in answers {
             let _ = reply.send(result.map(|placed| Committed {
                 placed,
                 published: published.clone(),
             }));
-        }
-    }
-
-    /// Appends a leaf to the open bundle; a bundle that fills up goes to `done` whole.
-    fn add_to_bundle(&mut self, leaf: &[u8], done: &mut Vec<(u64, Vec<u8>)>) {
-        let b = &mut self.open_bundle;
-        b.bytes
-            .extend_from_slice(&(leaf.len() as u16).to_be_bytes());
-        b.bytes.extend_from_slice(leaf);
-        b.count += 1;
-        if b.count as u64 == TILE_WIDTH {
-            done.push((b.index, std::mem::take(&mut b.bytes)));
-            b.index += 1;
-            b.count = 0;
         }
     }
 
@@ -473,34 +432,5 @@ impl Sequencer {
                 "storage failure: {why}"
             ))));
         }
-    }
-
-    /// Appends a leaf hash, recording every completed node in its tile.
-    fn append(&mut self, leaf: Hash, touched: &mut Vec<(u8, u64)>) -> Result<(), String> {
-        // Make sure every tile this append writes to is loaded: resuming after a restart
-        // continues the stored partial tile.
-        let index = self.compact.size().0;
-        let mut level = 0u8;
-        loop {
-            let (l, t, _, _) = locate(level, index >> level);
-            if !self.open_tiles.contains_key(&(l, t)) {
-                let tile = self.log.store.tile(l, t).map_err(|e| e.to_string())?;
-                self.open_tiles.insert((l, t), tile.unwrap_or_default());
-            }
-            if (index >> level) & 1 == 0 {
-                break;
-            }
-            level += 1;
-        }
-        let tiles = &mut self.open_tiles;
-        self.compact.append_with(leaf, |node, h| {
-            let (l, t, r, slot) = locate(node.level, node.index);
-            tiles
-                .get_mut(&(l, t))
-                .expect("loaded above for every node this append completes")
-                .set(r, slot, h);
-            touched.push((l, t));
-        });
-        Ok(())
     }
 }

@@ -203,7 +203,8 @@ pub fn check_store(cfg: &Config, store: Arc<dyn Store>) -> Result<u64> {
     Ok(size)
 }
 
-fn load_existing_key(cfg: &Config) -> Result<SignerKey> {
+/// Returns the configured log key without creating one.
+pub fn load_existing_key(cfg: &Config) -> Result<SignerKey> {
     if let Ok(s) = std::env::var("GOVLEDGER_LOG_KEY") {
         return Ok(SignerKey::parse(&s)?);
     }

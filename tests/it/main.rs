@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0, real HTTP, a module per area.
 
 mod api;
+mod archive;
 mod bad_input;
 mod crash;
 mod faults;

@@ -101,7 +101,7 @@ pub fn import(from: &Path, db_dir: &Path, key: &SignerKey, cache_mb: u64) -> Res
         std::fs::remove_dir_all(&building)?;
     }
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&building, cache_mb)?);
-    let mut writer = TreeWriter::resume(store.as_ref(), CompactRange::new())?;
+    let mut writer = TreeWriter::resume(CompactRange::new());
     let mut records: Vec<NewEntry> = Vec::new();
     let mut last_ms = 0u64;
     let bundles = size.0.div_ceil(TILE_WIDTH);
@@ -126,7 +126,7 @@ pub fn import(from: &Path, db_dir: &Path, key: &SignerKey, cache_mb: u64) -> Res
             );
             last_ms = parsed.logged_at_ms;
             let hash = ledger_format::leaf_hash(leaf);
-            writer.append(store.as_ref(), leaf, hash)?;
+            writer.append(store.as_ref(), leaf.to_vec(), hash)?;
             records.push(NewEntry {
                 index,
                 leaf_hash: hash,
@@ -138,8 +138,8 @@ pub fn import(from: &Path, db_dir: &Path, key: &SignerKey, cache_mb: u64) -> Res
             let changes = writer.take_changes();
             store.append(&Group {
                 entries: Vec::new(),
-                bundles: changes.bundles,
-                tiles: changes.tiles,
+                leaves: changes.leaves,
+                chunks: changes.chunks,
                 size: writer.size(),
                 last_ms,
             })?;
@@ -151,8 +151,8 @@ pub fn import(from: &Path, db_dir: &Path, key: &SignerKey, cache_mb: u64) -> Res
     if bundles == 0 {
         store.append(&Group {
             entries: vec![],
-            bundles: vec![],
-            tiles: vec![],
+            leaves: vec![],
+            chunks: vec![],
             size: 0,
             last_ms: 0,
         })?;

@@ -90,8 +90,8 @@ impl Log {
                 // answers. A crash between the two is recovered like any other (below).
                 store.append(&Group {
                     entries: vec![],
-                    bundles: vec![],
-                    tiles: vec![],
+                    leaves: vec![],
+                    chunks: vec![],
                     size: 0,
                     last_ms: 0,
                 })?;

@@ -130,14 +130,7 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
     let metrics = Arc::new(Metrics::default());
     let fatal = Arc::new(AtomicBool::new(false));
-    let writer = match TreeWriter::resume(log.store.as_ref(), compact) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::error!("resuming the tree: {e}");
-            fatal.store(true, Ordering::SeqCst);
-            None
-        }
-    };
+    let writer = Some(TreeWriter::resume(compact));
     let mut seq = Sequencer {
         log,
         writer,
@@ -335,7 +328,8 @@ impl Sequencer {
                             },
                             None => {
                                 let index = writer.size();
-                                if let Err(e) = writer.append(self.log.store.as_ref(), &bytes, hash)
+                                if let Err(e) =
+                                    writer.append(self.log.store.as_ref(), bytes.clone(), hash)
                                 {
                                     self.stop(answers, &e.to_string());
                                     return;
@@ -372,8 +366,8 @@ impl Sequencer {
             let changes = writer.take_changes();
             let group = Group {
                 entries: new_entries,
-                bundles: changes.bundles,
-                tiles: changes.tiles,
+                leaves: changes.leaves,
+                chunks: changes.chunks,
                 size,
                 last_ms: ms,
             };

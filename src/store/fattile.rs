@@ -1,10 +1,11 @@
-//! Stored tiles: a C2SP tile (256 hashes of one tile level) plus the seven Merkle levels inside
-//! it, so that any perfect subtree hash is one lookup and a proof costs no hashing.
+//! Tiles with their inner levels: a C2SP tile (256 hashes of Merkle level 8L) plus the seven
+//! Merkle levels inside it, so that any perfect subtree hash is one lookup and a proof costs no
+//! hashing.
 //!
 //! Tile level `L` holds Merkle levels `8L .. 8L+7`. Node `(h, k)` lives in tile level `L = h/8`,
-//! inner level `r = h%8`, tile `k >> (8-r)`, slot `k & (255 >> r)`. Encoding, for a tile whose
-//! level-0 part has `w` hashes: `u16be(w)` then inner level 0 (`w` hashes), level 1 (`w/2`), ...,
-//! level 7 (`w/128`), each hash 32 bytes. A full tile is 2 + 511*32 bytes.
+//! inner level `r = h%8`, tile `k >> (8-r)`, slot `k & (255 >> r)`. The store keeps each inner
+//! level in chunks of [`CHUNK`] hashes ([`ChunkId`]), so a group rewrites at most one partial
+//! chunk per inner level it touches, and reading one hash reads 512 bytes at most.
 
 use ledger_format::tile::TILE_WIDTH;
 use ledger_format::Hash;
@@ -50,50 +51,47 @@ impl FatTile {
         self.levels[0][..width].iter().flat_map(|h| h.0).collect()
     }
 
-    /// Returns the hash at inner level `r`, slot `slot` straight from the stored encoding,
-    /// without decoding the tile (the proof hot path).
-    pub fn hash_in(bytes: &[u8], r: usize, slot: usize) -> Option<Hash> {
-        let w = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?) as usize;
-        if r >= 8 || slot >= w >> r {
-            return None;
-        }
-        let before: usize = (0..r).map(|i| w >> i).sum();
-        let at = 2 + 32 * (before + slot);
-        Hash::from_slice(bytes.get(at..at + 32)?).ok()
+    /// Returns the hashes of chunk `c` of inner level `r` present so far.
+    pub fn chunk(&self, r: usize, c: usize) -> &[Hash] {
+        let level = &self.levels[r];
+        let start = (c * CHUNK).min(level.len());
+        &level[start..(start + CHUNK).min(level.len())]
     }
 
-    /// Returns the stored encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let n: usize = self.levels.iter().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(2 + 32 * n);
-        out.extend_from_slice(&(self.width() as u16).to_be_bytes());
-        for level in &self.levels {
-            for h in level {
-                out.extend_from_slice(&h.0);
-            }
-        }
-        out
-    }
-
-    /// Parses the stored encoding, or `None` if it is corrupt.
-    pub fn decode(bytes: &[u8]) -> Option<FatTile> {
-        let w = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?) as usize;
-        if w as u64 > TILE_WIDTH {
-            return None;
-        }
+    /// Returns the tile assembled from its stored chunks, given in key order.
+    pub fn from_chunks(chunks: impl IntoIterator<Item = (ChunkId, Vec<Hash>)>) -> FatTile {
         let mut t = FatTile::default();
-        let mut rest = &bytes[2..];
-        for r in 0..8 {
-            let n = w >> r;
-            let part = rest.get(..32 * n)?;
-            t.levels[r] = part
-                .chunks_exact(32)
-                .map(|c| Hash::from_slice(c).expect("32-byte chunk"))
-                .collect();
-            rest = &rest[32 * n..];
+        for (id, hashes) in chunks {
+            t.levels[id.inner as usize].extend(hashes);
         }
-        rest.is_empty().then_some(t)
+        t
     }
+}
+
+/// Hashes per stored chunk.
+pub const CHUNK: usize = 16;
+
+/// A stored chunk: hashes `[16*chunk, 16*chunk+16)` of inner level `inner` of a tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkId {
+    pub level: u8,
+    pub tile: u64,
+    pub inner: u8,
+    pub chunk: u8,
+}
+
+/// Returns the chunk holding Merkle node `(h, k)` and the node's position in it.
+pub fn chunk_of(h: u8, k: u64) -> (ChunkId, usize) {
+    let (level, tile, r, slot) = locate(h, k);
+    (
+        ChunkId {
+            level,
+            tile,
+            inner: r as u8,
+            chunk: (slot / CHUNK) as u8,
+        },
+        slot % CHUNK,
+    )
 }
 
 #[cfg(test)]
@@ -107,10 +105,22 @@ mod tests {
         assert_eq!(locate(7, 3), (0, 1, 7, 1));
         assert_eq!(locate(8, 0), (1, 0, 0, 0));
         assert_eq!(locate(9, 200), (1, 1, 1, 72));
+        assert_eq!(
+            chunk_of(0, 300),
+            (
+                ChunkId {
+                    level: 0,
+                    tile: 1,
+                    inner: 0,
+                    chunk: 2
+                },
+                12
+            )
+        );
     }
 
     #[test]
-    fn round_trip_and_partial_widths() {
+    fn chunks_reassemble_tiles() {
         let mut tiles: std::collections::BTreeMap<(u8, u64), FatTile> = Default::default();
         let mut c = CompactRange::new();
         for i in 0..300u64 {
@@ -121,15 +131,25 @@ mod tests {
         }
         assert!(tiles[&(0, 0)].is_full());
         assert_eq!(tiles[&(0, 1)].width(), 44);
-        for t in tiles.values() {
-            let bytes = t.encode();
-            assert_eq!(FatTile::decode(&bytes).as_ref(), Some(t));
+        for (&(level, tile), t) in &tiles {
+            let mut chunks = Vec::new();
             for r in 0..8 {
-                for slot in 0..=t.levels[r].len() {
-                    assert_eq!(FatTile::hash_in(&bytes, r, slot), t.get(r, slot));
+                for c in 0..(256 >> r).max(CHUNK) / CHUNK {
+                    let hs = t.chunk(r, c);
+                    if !hs.is_empty() {
+                        chunks.push((
+                            ChunkId {
+                                level,
+                                tile,
+                                inner: r as u8,
+                                chunk: c as u8,
+                            },
+                            hs.to_vec(),
+                        ));
+                    }
                 }
             }
+            assert_eq!(&FatTile::from_chunks(chunks), t);
         }
-        assert!(FatTile::decode(&[0, 1, 2]).is_none());
     }
 }

@@ -1,14 +1,15 @@
 //! Durable storage behind a narrow [`Store`] trait, with a sled implementation.
 //!
-//! What is stored: entry bundles (tlog-tiles framing; the partial bundle is rewritten by each
-//! group until it is full), tiles with their inner levels ([`fattile`]), the leaf-hash and
-//! (submitter, entry_id) indexes, the tree size and the latest signed checkpoint. Any proof reads
-//! O(log n) tiles; nothing about the tree lives only in memory.
+//! What is stored: each entry's leaf bytes, the tree's tiles with their inner levels in chunks
+//! of 16 hashes ([`fattile`]), the leaf-hash and (submitter, entry_id) indexes, the tree size
+//! and the latest signed checkpoint. Values stay small (at most 512 bytes of hashes, one leaf),
+//! because sled copies whole pages on update. Any proof reads O(log n) chunks; nothing about the
+//! tree lives only in memory.
 
 pub mod fattile;
 mod sled_store;
 
-pub use fattile::FatTile;
+pub use fattile::{ChunkId, FatTile};
 pub use sled_store::SledStore;
 
 use ledger_format::tree::{HashReader, NodeId, ReadError};
@@ -61,10 +62,10 @@ pub struct NewEntry {
 #[derive(Clone, Debug)]
 pub struct Group {
     pub entries: Vec<NewEntry>,
-    /// Entry bundles changed by the group, in full (bundle index, tlog-tiles bundle bytes).
-    pub bundles: Vec<(u64, Vec<u8>)>,
-    /// Tiles changed by the group, in full (tile level, tile index, contents).
-    pub tiles: Vec<(u8, u64, FatTile)>,
+    /// The group's leaves, by index.
+    pub leaves: Vec<(u64, Vec<u8>)>,
+    /// Tile chunks changed by the group, in full.
+    pub chunks: Vec<(ChunkId, Vec<Hash>)>,
     /// Tree size after the group.
     pub size: u64,
     /// `logged_at_ms` of the group's entries.
@@ -86,11 +87,10 @@ pub trait Store: Send + Sync {
     fn append(&self, group: &Group) -> Result<(), StoreError>;
     /// Durably replaces the latest signed checkpoint.
     fn put_checkpoint(&self, note: &str) -> Result<(), StoreError>;
-    /// Returns the stored tile, if any.
+    /// Returns the stored tile (all its chunks), if any.
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError>;
-    /// Returns the stored tile's encoded bytes (see [`FatTile`]) without decoding them:
-    /// cheaper than [`Store::tile`] when only a few hashes are needed.
-    fn tile_raw(&self, level: u8, index: u64) -> Result<Option<TileBytes>, StoreError>;
+    /// Returns one stored chunk's bytes (its hashes concatenated), shared without copying.
+    fn chunk(&self, id: ChunkId) -> Result<Option<ChunkBytes>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Writes index records (leaf hash and entry_id to index) and the mark that every entry
@@ -108,15 +108,15 @@ pub trait Store: Send + Sync {
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 }
 
-/// A stored tile's bytes, shared without copying.
-pub type TileBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
+/// A stored chunk's bytes, shared without copying.
+pub type ChunkBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
 
-/// Reads perfect-subtree hashes from a store's tiles, keeping the tiles it read so that many
-/// proofs against one tree size (a batch's receipts) read each tile once. Tiles only grow, so
-/// a cached tile answers every node that was complete when it was read.
+/// Reads perfect-subtree hashes from a store's chunks, keeping the chunks it read so that many
+/// proofs against one tree size (a batch's receipts) read each chunk once. Chunks only grow,
+/// so a cached chunk answers every node that was complete when it was read.
 pub struct StoreHashes<'a> {
     store: &'a dyn Store,
-    cache: std::cell::RefCell<Vec<((u8, u64), TileBytes)>>,
+    cache: std::cell::RefCell<Vec<(ChunkId, ChunkBytes)>>,
 }
 
 impl<'a> StoreHashes<'a> {
@@ -128,19 +128,19 @@ impl<'a> StoreHashes<'a> {
         }
     }
 
-    fn tile(&self, l: u8, t: u64) -> Result<TileBytes, ReadError> {
-        if let Some((_, b)) = self.cache.borrow().iter().find(|(k, _)| *k == (l, t)) {
+    fn chunk(&self, id: ChunkId) -> Result<ChunkBytes, ReadError> {
+        if let Some((_, b)) = self.cache.borrow().iter().find(|(k, _)| *k == id) {
             return Ok(b.clone());
         }
         let b = self
             .store
-            .tile_raw(l, t)?
-            .ok_or_else(|| format!("tile {l}/{t} is missing"))?;
+            .chunk(id)?
+            .ok_or_else(|| format!("tile chunk {id:?} is missing"))?;
         let mut cache = self.cache.borrow_mut();
-        if cache.len() >= 64 {
+        if cache.len() >= 256 {
             cache.remove(0);
         }
-        cache.push(((l, t), b.clone()));
+        cache.push((id, b.clone()));
         Ok(b)
     }
 }
@@ -150,10 +150,13 @@ impl HashReader for StoreHashes<'_> {
         nodes
             .iter()
             .map(|n| {
-                let (l, t, r, slot) = fattile::locate(n.level, n.index);
-                let tile = self.tile(l, t)?;
-                FatTile::hash_in((*tile).as_ref(), r, slot)
-                    .ok_or_else(|| format!("node {n:?} is not in tile {l}/{t}").into())
+                let (id, pos) = fattile::chunk_of(n.level, n.index);
+                let chunk = self.chunk(id)?;
+                let bytes: &[u8] = (*chunk).as_ref();
+                bytes
+                    .get(32 * pos..32 * pos + 32)
+                    .and_then(|b| Hash::from_slice(b).ok())
+                    .ok_or_else(|| format!("node {n:?} is not in chunk {id:?}").into())
             })
             .collect()
     }

@@ -3,14 +3,13 @@
 //!
 //! ```text
 //! m<name>                       meta: format, size, checkpoint, last_ms, indexed
-//! e<u64be bundle>               entry bundle (up to 256 u16-framed leaves; the partial one grows)
-//! t<u8 level><u64be index>      tile with inner levels (FatTile encoding)
+//! E<u64be index>                leaf bytes
+//! T<u8 level><u64be tile><u8 inner><u8 chunk>   up to 16 hashes (see fattile)
 //! h<32-byte leaf hash>          u64be index   (written by the indexer, see crate::index)
 //! i<submitter>\0<entry_id>      u64be index   (likewise)
 //! ```
 
-use super::{FatTile, Group, Head, NewEntry, Store, StoreError, FORMAT_VERSION};
-use ledger_format::tile::{decode_bundle, TILE_WIDTH};
+use super::{ChunkId, FatTile, Group, Head, NewEntry, Store, StoreError, FORMAT_VERSION};
 use ledger_format::Hash;
 use std::path::Path;
 
@@ -20,7 +19,8 @@ pub struct SledStore {
     tree: sled::Tree,
 }
 
-/// sled segment size; fixed when a data dir is created.
+/// sled segment size; fixed when a data dir is created. sled writes any page larger than a
+/// quarter segment as a separate blob file; 8 MiB segments keep large pages in the log.
 const SEGMENT_SIZE: usize = 8 << 20;
 
 fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
@@ -30,10 +30,29 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
-fn tile_key(level: u8, index: u64) -> Vec<u8> {
-    let mut k = vec![b't', level];
+fn tile_prefix(level: u8, index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12);
+    k.push(b'T');
+    k.push(level);
     k.extend_from_slice(&index.to_be_bytes());
     k
+}
+
+fn chunk_key(id: ChunkId) -> Vec<u8> {
+    let mut k = tile_prefix(id.level, id.tile);
+    k.push(id.inner);
+    k.push(id.chunk);
+    k
+}
+
+fn hashes_of(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
+    if bytes.len() % 32 != 0 {
+        return Err(StoreError::Corrupt("tile chunk is not whole hashes".into()));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| Hash::from_slice(c).expect("32-byte chunk"))
+        .collect())
 }
 
 fn entry_id_key(submitter: &str, entry_id: &str) -> Vec<u8> {
@@ -58,9 +77,6 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_mb << 20)
-            // sled writes any page larger than a quarter segment as a separate blob file; with
-            // the default 512 KiB segments, pages holding a few 50 KiB entry bundles became
-            // blobs (a file each). 8 MiB segments keep them in the log (measured: benches/).
             .segment_size(SEGMENT_SIZE)
             .open()?;
         let tree = db.open_tree("log")?;
@@ -85,14 +101,6 @@ impl SledStore {
             }
         }
         Ok(SledStore { db, tree })
-    }
-
-    fn bundle(&self, n: u64) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
-        let Some(v) = self.tree.get(key(b'e', &n.to_be_bytes()))? else {
-            return Ok(None);
-        };
-        let entries = decode_bundle(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some(entries.into_iter().map(<[u8]>::to_vec).collect()))
     }
 }
 
@@ -132,20 +140,12 @@ impl Store for SledStore {
 
     fn append(&self, group: &Group) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for e in &group.entries {
-            batch.insert(key(b'h', &e.leaf_hash.0), &e.index.to_be_bytes());
-            if !e.entry_id.is_empty() {
-                batch.insert(
-                    entry_id_key(&e.submitter, &e.entry_id),
-                    &e.index.to_be_bytes(),
-                );
-            }
+        for (index, leaf) in &group.leaves {
+            batch.insert(key(b'E', &index.to_be_bytes()), leaf.as_slice());
         }
-        for (n, bytes) in &group.bundles {
-            batch.insert(key(b'e', &n.to_be_bytes()), bytes.as_slice());
-        }
-        for (level, index, tile) in &group.tiles {
-            batch.insert(tile_key(*level, *index), tile.encode());
+        for (id, hashes) in &group.chunks {
+            let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
+            batch.insert(chunk_key(*id), bytes);
         }
         batch.insert(key(b'm', b"size"), &group.size.to_be_bytes());
         batch.insert(key(b'm', b"last_ms"), &group.last_ms.to_be_bytes());
@@ -158,36 +158,45 @@ impl Store for SledStore {
     }
 
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError> {
-        match self.tree.get(tile_key(level, index))? {
-            None => Ok(None),
-            Some(v) => FatTile::decode(&v)
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt(format!("tile {level}/{index}"))),
+        let mut chunks = Vec::new();
+        for kv in self.tree.scan_prefix(tile_prefix(level, index)) {
+            let (k, v) = kv?;
+            let id = ChunkId {
+                level,
+                tile: index,
+                inner: k[10],
+                chunk: k[11],
+            };
+            chunks.push((id, hashes_of(&v)?));
         }
+        Ok((!chunks.is_empty()).then(|| FatTile::from_chunks(chunks)))
     }
 
-    fn tile_raw(&self, level: u8, index: u64) -> Result<Option<super::TileBytes>, StoreError> {
+    fn chunk(&self, id: ChunkId) -> Result<Option<super::ChunkBytes>, StoreError> {
         Ok(self
             .tree
-            .get(tile_key(level, index))?
-            .map(|v| std::sync::Arc::new(v) as super::TileBytes))
+            .get(chunk_key(id))?
+            .map(|v| std::sync::Arc::new(v) as super::ChunkBytes))
     }
 
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
-        let mut i = start;
-        while i < end {
-            let n = i / TILE_WIDTH;
-            let bundle = self
-                .bundle(n)?
-                .ok_or_else(|| StoreError::Corrupt(format!("entry bundle {n} missing")))?;
-            let first = (i % TILE_WIDTH) as usize;
-            let last = ((end - n * TILE_WIDTH).min(TILE_WIDTH)) as usize;
-            if bundle.len() < last {
-                return Err(StoreError::Corrupt(format!("entry bundle {n} is short")));
+        if start >= end {
+            return Ok(out);
+        }
+        let range = key(b'E', &start.to_be_bytes())..key(b'E', &end.to_be_bytes());
+        for (i, kv) in (start..).zip(self.tree.range(range)) {
+            let (k, v) = kv?;
+            if k[1..] != i.to_be_bytes() {
+                return Err(StoreError::Corrupt(format!("entry {i} missing")));
             }
-            out.extend(bundle.into_iter().take(last).skip(first));
-            i = n * TILE_WIDTH + last as u64;
+            out.push(v.to_vec());
+        }
+        if out.len() as u64 != end - start {
+            return Err(StoreError::Corrupt(format!(
+                "entries {start}..{end}: only {} stored",
+                out.len()
+            )));
         }
         Ok(out)
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use govledger::log::Log;
 use govledger::sequencer::{self, Pending, Settings, SubmitError};
-use govledger::store::{FatTile, Group, Head, SledStore, Store, StoreError};
+use govledger::store::{ChunkId, FatTile, Group, Head, SledStore, Store, StoreError};
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::EntryKind;
 use ledger_format::note::SignerKey;
@@ -73,8 +73,8 @@ impl Store for FaultyStore {
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError> {
         self.inner.tile(level, index)
     }
-    fn tile_raw(&self, l: u8, i: u64) -> Result<Option<govledger::store::TileBytes>, StoreError> {
-        self.inner.tile_raw(l, i)
+    fn chunk(&self, id: ChunkId) -> Result<Option<govledger::store::ChunkBytes>, StoreError> {
+        self.inner.chunk(id)
     }
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.entries(start, end)
@@ -257,12 +257,20 @@ async fn a_tampered_store_is_refused_at_start() {
     }
     let store = Arc::new(reopen(dir.path()));
     let original = store.tile(0, 0).unwrap().unwrap();
-    let rewrite = |t: FatTile| {
+    let forge = |store: &SledStore, inner: u8, slot: usize| {
+        let mut hashes = original.chunk(inner as usize, 0).to_vec();
+        hashes[slot] = ledger_format::leaf_hash(b"forged");
+        let id = ChunkId {
+            level: 0,
+            tile: 0,
+            inner,
+            chunk: 0,
+        };
         store
             .append(&Group {
                 entries: vec![],
-                bundles: vec![],
-                tiles: vec![(0, 0, t)],
+                leaves: vec![],
+                chunks: vec![(id, hashes)],
                 size: 3,
                 last_ms: 0,
             })
@@ -270,25 +278,13 @@ async fn a_tampered_store_is_refused_at_start() {
     };
     // A forged leaf hash is below what the O(log n) start check reads; the full offline
     // check finds it.
-    let mut t = original.clone();
-    t.levels[0][1] = ledger_format::leaf_hash(b"forged");
-    rewrite(t);
+    forge(&store, 0, 1);
     drop(store);
     let err = check_dir(dir.path()).unwrap_err();
     assert!(err.contains("problems found"), "{err}");
     let store = Arc::new(reopen(dir.path()));
-    // A forged subtree root that the start check reads: refused.
-    let mut t = original.clone();
-    t.levels[1][0] = ledger_format::leaf_hash(b"forged");
-    store
-        .append(&Group {
-            entries: vec![],
-            bundles: vec![],
-            tiles: vec![(0, 0, t)],
-            size: 3,
-            last_ms: 0,
-        })
-        .unwrap();
+    // A forged subtree root that the start check reads (node (1, 0)): refused.
+    forge(&store, 1, 0);
     let err = Log::open(store.clone(), key.clone(), "localhost/govledger")
         .err()
         .unwrap();

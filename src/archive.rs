@@ -143,8 +143,10 @@ pub fn import(from: &Path, db_dir: &Path, key: &SignerKey, cache_mb: u64) -> Res
                 size: writer.size(),
                 last_ms,
             })?;
-            store.index(&records, writer.size())?;
-            records.clear();
+            if records.len() >= crate::index::RUN_RECORDS || n + 1 == bundles {
+                store.index(&crate::index::runs(&records), writer.size())?;
+                records.clear();
+            }
             eprintln!("import: {} of {} entries", writer.size(), size.0);
         }
     }

@@ -5,10 +5,15 @@
 //! it halved batch throughput), so the sequencer hands each durable group to this index, which
 //!
 //! 1. keeps the group's records in memory (`pending`) so lookups see them at once;
-//! 2. writes them to the store from its own thread, together with the `indexed_up_to` mark,
-//!    and only then drops them from `pending` (a lookup checks `pending` first, then the store,
-//!    so a record is always visible in one of the two);
-//! 3. after a crash, replays the entries from `indexed_up_to` to the stored size on open.
+//! 2. once [`RUN_RECORDS`] records are pending, writes them from its own thread as one run per
+//!    bucket ([`IndexRun`]), together with the `indexed_up_to` mark, and only then drops them
+//!    from `pending` (a lookup checks `pending` first, then the store, so a record is always
+//!    visible in one of the two);
+//! 3. after a crash, replays the entries from `indexed_up_to` to the stored size on open
+//!    (at most about [`RUN_RECORDS`] entries, well under a second).
+//!
+//! Stored records are 64-bit fingerprints; a lookup confirms each candidate against the entry
+//! itself, so a fingerprint collision can never return a wrong index.
 //!
 //! `pending` is bounded: when the writer falls behind by [`MAX_PENDING`] entries, `add` blocks
 //! (backpressure on the sequencer) instead of letting memory grow.
@@ -20,12 +25,15 @@ use std::thread::JoinHandle;
 use ledger_format::leaf::Leaf;
 use ledger_format::Hash;
 
-use crate::store::{NewEntry, Store, StoreError};
+use crate::store::{
+    entry_id_fingerprint, leaf_fingerprint, IndexRun, IndexSpace, NewEntry, Store, StoreError,
+};
 
 /// Most index records held in memory before the sequencer waits for the writer.
 pub const MAX_PENDING: usize = 200_000;
-/// Most records the writer puts in one store batch.
-const WRITE_BATCH: usize = 20_000;
+/// Records the writer waits for before it writes a run per bucket (one flush then covers
+/// about 65,536 / 65,536 buckets = one record per bucket, ~4,100 keys per 65,536 entries).
+pub const RUN_RECORDS: usize = 65_536;
 
 #[derive(Default)]
 struct Pending {
@@ -57,29 +65,23 @@ impl Index {
             writer: Mutex::new(None),
         });
         let from = store.indexed_up_to()?.min(size);
-        let mut start = from;
-        while start < size {
-            let end = (start + 4096).min(size);
-            let leaves = store.entries(start, end)?;
-            let records: Vec<NewEntry> = (start..end)
-                .zip(leaves)
-                .map(|(i, leaf)| {
-                    let parsed = Leaf::parse(&leaf)
-                        .map_err(|e| StoreError::Corrupt(format!("entry {i}: {e}")))?;
-                    Ok(NewEntry {
-                        index: i,
-                        leaf_hash: ledger_format::leaf_hash(&leaf),
-                        submitter: parsed.submitter,
-                        entry_id: parsed.entry_id,
-                    })
-                })
-                .collect::<Result<_, StoreError>>()?;
-            index.insert_pending(records);
-            start = end;
-        }
         if size > from {
             tracing::info!("index: replaying entries {from}..{size}");
         }
+        // Full runs are written straight away so that a long replay never holds more than
+        // RUN_RECORDS records in memory; the rest becomes `pending`.
+        let mut records: Vec<NewEntry> = Vec::new();
+        let mut start = from;
+        while start < size {
+            let end = (start + 4096).min(size);
+            records.extend(records_of(store.as_ref(), start, end)?);
+            if records.len() >= RUN_RECORDS {
+                store.index(&runs(&records), end)?;
+                records.clear();
+            }
+            start = end;
+        }
+        index.insert_pending(records);
         let writer = index.clone();
         *index.writer.lock().expect("lock poisoned") = Some(
             std::thread::Builder::new()
@@ -129,7 +131,16 @@ impl Index {
         {
             return Ok(Some(*i));
         }
-        self.store.index_of_leaf(hash)
+        for i in self
+            .store
+            .index_candidates(IndexSpace::LeafHash, leaf_fingerprint(hash))?
+        {
+            let leaf = self.store.entries(i, i + 1)?.remove(0);
+            if ledger_format::leaf_hash(&leaf) == *hash {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
     }
 
     /// Returns the index of the entry `submitter` sent with `entry_id`.
@@ -138,7 +149,16 @@ impl Index {
         if let Some(i) = self.pending.lock().expect("lock poisoned").by_id.get(&key) {
             return Ok(Some(*i));
         }
-        self.store.index_of_entry_id(submitter, entry_id)
+        let fp = entry_id_fingerprint(submitter, entry_id);
+        for i in self.store.index_candidates(IndexSpace::EntryId, fp)? {
+            let leaf = self.store.entries(i, i + 1)?.remove(0);
+            if let Ok(l) = Leaf::parse(&leaf) {
+                if l.submitter == submitter && l.entry_id == entry_id {
+                    return Ok(Some(i));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Returns how many records are not yet in the store.
@@ -151,21 +171,20 @@ impl Index {
         loop {
             let batch: Vec<NewEntry> = {
                 let mut p = self.pending.lock().expect("lock poisoned");
-                while p.queue.is_empty() && !p.stop {
+                while p.queue.len() < RUN_RECORDS && !p.stop {
                     p = self.changed.wait(p).expect("lock poisoned");
                 }
                 if p.queue.is_empty() {
                     return; // stopped and drained
                 }
-                let n = p.queue.len().min(WRITE_BATCH);
-                let batch: Vec<NewEntry> = p.queue.drain(..n).collect();
+                let batch: Vec<NewEntry> = p.queue.drain(..).collect();
                 p.in_flight = batch.len();
                 batch
             };
             let up_to = batch.last().map(|r| r.index + 1).unwrap_or(0);
             // Not a durability point: the records are derived from durable entries and are
             // replayed from `indexed_up_to` after a crash. sled flushes them with the next group.
-            let result = self.store.index(&batch, up_to);
+            let result = self.store.index(&runs(&batch), up_to);
             let mut p = self.pending.lock().expect("lock poisoned");
             p.in_flight = 0;
             match result {
@@ -197,7 +216,7 @@ impl Index {
         }
     }
 
-    /// Writes everything pending and stops the writer thread.
+    /// Writes everything pending (whatever its size) and stops the writer thread.
     pub fn close(&self) {
         self.pending.lock().expect("lock poisoned").stop = true;
         self.changed.notify_all();
@@ -205,4 +224,51 @@ impl Index {
             let _ = h.join();
         }
     }
+}
+
+/// Returns the index records of the stored entries `[start, end)`.
+pub fn records_of(store: &dyn Store, start: u64, end: u64) -> Result<Vec<NewEntry>, StoreError> {
+    let leaves = store.entries(start, end)?;
+    (start..end)
+        .zip(leaves)
+        .map(|(i, leaf)| {
+            let parsed =
+                Leaf::parse(&leaf).map_err(|e| StoreError::Corrupt(format!("entry {i}: {e}")))?;
+            Ok(NewEntry {
+                index: i,
+                leaf_hash: ledger_format::leaf_hash(&leaf),
+                submitter: parsed.submitter,
+                entry_id: parsed.entry_id,
+            })
+        })
+        .collect()
+}
+
+/// Returns the batch's records grouped into one run per (space, bucket).
+pub fn runs(batch: &[NewEntry]) -> Vec<IndexRun> {
+    let first = batch.first().map(|r| r.index).unwrap_or(0);
+    let mut by_bucket: HashMap<(IndexSpace, u16), Vec<(u64, u64)>> = HashMap::new();
+    for r in batch {
+        let fp = leaf_fingerprint(&r.leaf_hash);
+        by_bucket
+            .entry((IndexSpace::LeafHash, (fp >> 48) as u16))
+            .or_default()
+            .push((fp, r.index));
+        if !r.entry_id.is_empty() {
+            let fp = entry_id_fingerprint(&r.submitter, &r.entry_id);
+            by_bucket
+                .entry((IndexSpace::EntryId, (fp >> 48) as u16))
+                .or_default()
+                .push((fp, r.index));
+        }
+    }
+    by_bucket
+        .into_iter()
+        .map(|((space, bucket), records)| IndexRun {
+            space,
+            bucket,
+            first,
+            records,
+        })
+        .collect()
 }

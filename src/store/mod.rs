@@ -58,6 +58,57 @@ pub struct NewEntry {
     pub entry_id: String,
 }
 
+/// What an index maps to entry indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IndexSpace {
+    /// Leaf hashes; the fingerprint is the hash's first 8 bytes.
+    LeafHash,
+    /// (submitter, entry_id); the fingerprint is the first 8 bytes of
+    /// SHA-256(submitter || 0x00 || entry_id).
+    EntryId,
+}
+
+impl IndexSpace {
+    /// Returns the byte that names the space in stored keys.
+    pub fn byte(self) -> u8 {
+        match self {
+            IndexSpace::LeafHash => b'h',
+            IndexSpace::EntryId => b'i',
+        }
+    }
+}
+
+/// Index records of one bucket (the fingerprint's top 16 bits), written together as one run.
+///
+/// The index has 65,536 buckets per space and the indexer writes a run per bucket only when
+/// at least 65,536 records are pending, so the store holds about one index key per 16 entries
+/// at most: sled's memory grows with its key count, and one random key per entry both
+/// outgrew the memory budget and halved throughput (measured, benches/README.md).
+#[derive(Clone, Debug)]
+pub struct IndexRun {
+    pub space: IndexSpace,
+    pub bucket: u16,
+    /// Index of the first entry covered by the flush that wrote this run (keeps keys unique).
+    pub first: u64,
+    /// (fingerprint, entry index) pairs.
+    pub records: Vec<(u64, u64)>,
+}
+
+/// Returns the fingerprint of a leaf hash.
+pub fn leaf_fingerprint(hash: &Hash) -> u64 {
+    u64::from_be_bytes(hash.0[..8].try_into().expect("8 bytes"))
+}
+
+/// Returns the fingerprint of a (submitter, entry_id) key.
+pub fn entry_id_fingerprint(submitter: &str, entry_id: &str) -> u64 {
+    let mut buf = Vec::with_capacity(submitter.len() + 1 + entry_id.len());
+    buf.extend_from_slice(submitter.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(entry_id.as_bytes());
+    let h = ledger_format::hash::sha256(&buf);
+    u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
 /// Everything one group commit appends.
 #[derive(Clone, Debug)]
 pub struct Group {
@@ -93,17 +144,15 @@ pub trait Store: Send + Sync {
     fn chunk(&self, id: ChunkId) -> Result<Option<ChunkBytes>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
-    /// Writes index records (leaf hash and entry_id to index) and the mark that every entry
-    /// below `up_to` is indexed, atomically. Not flushed by itself: index records are derived
-    /// and are replayed from [`Store::indexed_up_to`] after a crash.
-    fn index(&self, records: &[NewEntry], up_to: u64) -> Result<(), StoreError>;
+    /// Writes index runs and the mark that every entry below `up_to` is indexed, atomically.
+    /// Not flushed by itself: index records are derived and are replayed from
+    /// [`Store::indexed_up_to`] after a crash.
+    fn index(&self, runs: &[IndexRun], up_to: u64) -> Result<(), StoreError>;
     /// Returns the mark written by the last [`Store::index`] (0 for none).
     fn indexed_up_to(&self) -> Result<u64, StoreError>;
-    /// Returns the index of the entry with this leaf hash.
-    fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError>;
-    /// Returns the index of the entry `submitter` sent with `entry_id`.
-    fn index_of_entry_id(&self, submitter: &str, entry_id: &str)
-        -> Result<Option<u64>, StoreError>;
+    /// Returns the indices of the entries whose key has fingerprint `fp` in `space`: candidates
+    /// that the caller confirms against the entry (fingerprints are 64 bits of a SHA-256).
+    fn index_candidates(&self, space: IndexSpace, fp: u64) -> Result<Vec<u64>, StoreError>;
     /// Returns the bytes the store occupies on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 }

@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! m<name>                       meta: format, size, checkpoint, last_ms, indexed
-//! E<u64be index>                leaf bytes
+//! E<u64be index / 16>           up to 16 leaves, u16-framed as in tlog-tiles bundles
 //! T<u8 level><u64be tile><u8 inner><u8 chunk>   up to 16 hashes (see fattile)
-//! h<32-byte leaf hash>          u64be index   (written by the indexer, see crate::index)
-//! i<submitter>\0<entry_id>      u64be index   (likewise)
+//! x<space><u16be bucket><u64be first>   index run: 12-byte records, 48 low bits of the
+//!                               fingerprint then a 48-bit entry index (see crate::index)
 //! ```
 
-use super::{ChunkId, FatTile, Group, Head, NewEntry, Store, StoreError, FORMAT_VERSION};
+use super::{
+    ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, Store, StoreError, FORMAT_VERSION,
+};
+use ledger_format::tile::decode_bundle;
 use ledger_format::Hash;
 use std::path::Path;
 
@@ -18,6 +21,9 @@ pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
 }
+
+/// Leaves per stored leaf chunk.
+const LEAF_CHUNK: u64 = 16;
 
 /// sled segment size; fixed when a data dir is created. sled writes any page larger than a
 /// quarter segment as a separate blob file; 8 MiB segments keep large pages in the log.
@@ -55,14 +61,15 @@ fn hashes_of(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
         .collect())
 }
 
-fn entry_id_key(submitter: &str, entry_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + submitter.len() + entry_id.len());
-    k.push(b'i');
-    k.extend_from_slice(submitter.as_bytes());
-    k.push(0);
-    k.extend_from_slice(entry_id.as_bytes());
+fn run_prefix(space: IndexSpace, bucket: u16) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12);
+    k.push(b'x');
+    k.push(space.byte());
+    k.extend_from_slice(&bucket.to_be_bytes());
     k
 }
+
+const LOW48: u64 = (1 << 48) - 1;
 
 fn u64_of(v: &[u8]) -> Result<u64, StoreError> {
     v.try_into()
@@ -140,8 +147,24 @@ impl Store for SledStore {
 
     fn append(&self, group: &Group) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for (index, leaf) in &group.leaves {
-            batch.insert(key(b'E', &index.to_be_bytes()), leaf.as_slice());
+        // Leaves go in chunks of 16: one insert per 16 entries, plus rewriting the partial
+        // chunk the group starts in.
+        let mut i = 0;
+        while i < group.leaves.len() {
+            let c = group.leaves[i].0 / LEAF_CHUNK;
+            let k = key(b'E', &c.to_be_bytes());
+            let mut value = if group.leaves[i].0 % LEAF_CHUNK != 0 {
+                self.tree.get(&k)?.map(|v| v.to_vec()).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            while i < group.leaves.len() && group.leaves[i].0 / LEAF_CHUNK == c {
+                let leaf = &group.leaves[i].1;
+                value.extend_from_slice(&(leaf.len() as u16).to_be_bytes());
+                value.extend_from_slice(leaf);
+                i += 1;
+            }
+            batch.insert(k, value);
         }
         for (id, hashes) in &group.chunks {
             let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
@@ -184,13 +207,21 @@ impl Store for SledStore {
         if start >= end {
             return Ok(out);
         }
-        let range = key(b'E', &start.to_be_bytes())..key(b'E', &end.to_be_bytes());
-        for (i, kv) in (start..).zip(self.tree.range(range)) {
+        let (first, last) = (start / LEAF_CHUNK, (end - 1) / LEAF_CHUNK);
+        let range = key(b'E', &first.to_be_bytes())..=key(b'E', &last.to_be_bytes());
+        for (c, kv) in (first..).zip(self.tree.range(range)) {
             let (k, v) = kv?;
-            if k[1..] != i.to_be_bytes() {
-                return Err(StoreError::Corrupt(format!("entry {i} missing")));
+            if k[1..] != c.to_be_bytes() {
+                return Err(StoreError::Corrupt(format!("leaf chunk {c} missing")));
             }
-            out.push(v.to_vec());
+            let leaves = decode_bundle(&v)
+                .map_err(|e| StoreError::Corrupt(format!("leaf chunk {c}: {e}")))?;
+            for (j, leaf) in leaves.into_iter().enumerate() {
+                let i = c * LEAF_CHUNK + j as u64;
+                if (start..end).contains(&i) {
+                    out.push(leaf.to_vec());
+                }
+            }
         }
         if out.len() as u64 != end - start {
             return Err(StoreError::Corrupt(format!(
@@ -201,16 +232,20 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn index(&self, records: &[NewEntry], up_to: u64) -> Result<(), StoreError> {
+    fn index(&self, runs: &[IndexRun], up_to: u64) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for e in records {
-            batch.insert(key(b'h', &e.leaf_hash.0), &e.index.to_be_bytes());
-            if !e.entry_id.is_empty() {
-                batch.insert(
-                    entry_id_key(&e.submitter, &e.entry_id),
-                    &e.index.to_be_bytes(),
-                );
+        for run in runs {
+            let mut k = run_prefix(run.space, run.bucket);
+            k.extend_from_slice(&run.first.to_be_bytes());
+            let mut v = Vec::with_capacity(12 * run.records.len());
+            for &(fp, index) in &run.records {
+                if index > LOW48 {
+                    return Err(StoreError::Io(format!("entry index {index} exceeds 2^48")));
+                }
+                v.extend_from_slice(&(fp & LOW48).to_be_bytes()[2..]);
+                v.extend_from_slice(&index.to_be_bytes()[2..]);
             }
+            batch.insert(k, v);
         }
         batch.insert(key(b'm', b"indexed"), &up_to.to_be_bytes());
         self.tree.apply_batch(batch)?;
@@ -225,22 +260,23 @@ impl Store for SledStore {
             .map(|v| v.unwrap_or(0))
     }
 
-    fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
-        self.tree
-            .get(key(b'h', &leaf_hash.0))?
-            .map(|v| u64_of(&v))
-            .transpose()
-    }
-
-    fn index_of_entry_id(
-        &self,
-        submitter: &str,
-        entry_id: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        self.tree
-            .get(entry_id_key(submitter, entry_id))?
-            .map(|v| u64_of(&v))
-            .transpose()
+    fn index_candidates(&self, space: IndexSpace, fp: u64) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        let want = (fp & LOW48).to_be_bytes();
+        for kv in self.tree.scan_prefix(run_prefix(space, (fp >> 48) as u16)) {
+            let (_, v) = kv?;
+            if v.len() % 12 != 0 {
+                return Err(StoreError::Corrupt("index run is not whole records".into()));
+            }
+            for r in v.chunks_exact(12) {
+                if r[..6] == want[2..] {
+                    let mut idx = [0u8; 8];
+                    idx[2..].copy_from_slice(&r[6..]);
+                    out.push(u64::from_be_bytes(idx));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {

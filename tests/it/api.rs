@@ -364,3 +364,45 @@ fn the_example_config_parses_and_matches_the_defaults() {
         (d.queue_capacity, d.max_body_bytes, d.max_batch_entries)
     );
 }
+
+#[tokio::test]
+async fn lookups_by_hash_and_entry_id_across_index_runs() {
+    // More entries than one index run (65,536), so lookups hit both stored runs and pending
+    // records, before and after a restart.
+    let s = start().await;
+    let mut first = None;
+    let mut last = None;
+    for b in 0..70u64 {
+        let entries: Vec<Value> = (0..1000)
+            .map(|i| json!({"kind": "audit", "entry_id": format!("e{b}-{i}"), "body": audit(b * 1000 + i)}))
+            .collect();
+        let (st, v) = s.post(&json!({"entries": entries}).to_string()).await;
+        assert_eq!(st, 200);
+        if b == 0 {
+            first = Some(v["receipts"][5]["leaf_hash"].as_str().unwrap().to_owned());
+        }
+        last = Some(v["receipts"][999]["leaf_hash"].as_str().unwrap().to_owned());
+    }
+    for _ in 0..2 {
+        for (hash, index) in [
+            (first.clone().unwrap(), 5u64),
+            (last.clone().unwrap(), 69_999),
+        ] {
+            let (st, v) = s.get_json(&format!("/v1/receipts/{hash}")).await;
+            assert_eq!(st, 200, "{v}");
+            assert_eq!(v["index"], json!(index));
+        }
+        let r = s.submit(audit(5), Some("e0-5")).await;
+        assert_eq!(r.index, 5, "entry_id found in a stored run");
+        let (st, _) = s
+            .post(&json!({"kind": "audit", "entry_id": "e69-999", "body": audit(1)}).to_string())
+            .await;
+        assert_eq!(st, 409, "conflict found for a recent entry_id");
+    }
+    let dir = s.stop().await;
+    let s = crate::harness::start_in(dir, |_| {}).await;
+    let (st, v) = s.get_json(&format!("/v1/receipts/{}", last.unwrap())).await;
+    assert_eq!((st, v["index"].clone()), (200, json!(69_999)));
+    assert_eq!(s.submit(audit(5), Some("e0-5")).await.index, 5);
+    s.stop().await;
+}

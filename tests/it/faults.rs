@@ -79,17 +79,18 @@ impl Store for FaultyStore {
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.entries(start, end)
     }
-    fn index(&self, r: &[govledger::store::NewEntry], up_to: u64) -> Result<(), StoreError> {
-        self.inner.index(r, up_to)
+    fn index(&self, runs: &[govledger::store::IndexRun], up_to: u64) -> Result<(), StoreError> {
+        self.inner.index(runs, up_to)
     }
     fn indexed_up_to(&self) -> Result<u64, StoreError> {
         self.inner.indexed_up_to()
     }
-    fn index_of_leaf(&self, h: &Hash) -> Result<Option<u64>, StoreError> {
-        self.inner.index_of_leaf(h)
-    }
-    fn index_of_entry_id(&self, s: &str, e: &str) -> Result<Option<u64>, StoreError> {
-        self.inner.index_of_entry_id(s, e)
+    fn index_candidates(
+        &self,
+        space: govledger::store::IndexSpace,
+        fp: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.inner.index_candidates(space, fp)
     }
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.size_on_disk()

@@ -26,13 +26,14 @@ use ledger_format::leaf::Leaf;
 use ledger_format::Hash;
 
 use crate::store::{
-    entry_id_fingerprint, leaf_fingerprint, IndexRun, IndexSpace, NewEntry, Store, StoreError,
+    bucket_of, entry_id_fingerprint, leaf_fingerprint, IndexRun, IndexSpace, NewEntry, Store,
+    StoreError,
 };
 
 /// Most index records held in memory before the sequencer waits for the writer.
 pub const MAX_PENDING: usize = 200_000;
-/// Records the writer waits for before it writes a run per bucket (one flush then covers
-/// about 65,536 / 65,536 buckets = one record per bucket, ~4,100 keys per 65,536 entries).
+/// Records the writer waits for before it writes a run per bucket (one flush then writes
+/// about 16 records per bucket: 4,096 keys per 65,536 entries).
 pub const RUN_RECORDS: usize = 65_536;
 
 #[derive(Default)]
@@ -251,13 +252,13 @@ pub fn runs(batch: &[NewEntry]) -> Vec<IndexRun> {
     for r in batch {
         let fp = leaf_fingerprint(&r.leaf_hash);
         by_bucket
-            .entry((IndexSpace::LeafHash, (fp >> 48) as u16))
+            .entry((IndexSpace::LeafHash, bucket_of(fp)))
             .or_default()
             .push((fp, r.index));
         if !r.entry_id.is_empty() {
             let fp = entry_id_fingerprint(&r.submitter, &r.entry_id);
             by_bucket
-                .entry((IndexSpace::EntryId, (fp >> 48) as u16))
+                .entry((IndexSpace::EntryId, bucket_of(fp)))
                 .or_default()
                 .push((fp, r.index));
         }

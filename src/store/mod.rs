@@ -78,12 +78,14 @@ impl IndexSpace {
     }
 }
 
-/// Index records of one bucket (the fingerprint's top 16 bits), written together as one run.
+/// Index records of one bucket (the fingerprint's top [`BUCKET_BITS`] bits), written together
+/// as one run.
 ///
-/// The index has 65,536 buckets per space and the indexer writes a run per bucket only when
-/// at least 65,536 records are pending, so the store holds about one index key per 16 entries
-/// at most: sled's memory grows with its key count, and one random key per entry both
-/// outgrew the memory budget and halved throughput (measured, benches/README.md).
+/// The index has 4,096 buckets per space and the indexer writes a run per bucket only when
+/// at least 65,536 records are pending, so a flush writes about 16 records per key and the
+/// store holds about one index key per 16 entries: sled's memory grows with its key count, and
+/// one random key per entry both outgrew the memory budget and halved throughput (measured,
+/// benches/README.md). A lookup scans one bucket: n / 65,536 runs of ~192 bytes.
 #[derive(Clone, Debug)]
 pub struct IndexRun {
     pub space: IndexSpace,
@@ -92,6 +94,14 @@ pub struct IndexRun {
     pub first: u64,
     /// (fingerprint, entry index) pairs.
     pub records: Vec<(u64, u64)>,
+}
+
+/// Fingerprint bits that select the bucket.
+pub const BUCKET_BITS: u32 = 12;
+
+/// Returns the bucket of a fingerprint.
+pub fn bucket_of(fp: u64) -> u16 {
+    (fp >> (64 - BUCKET_BITS)) as u16
 }
 
 /// Returns the fingerprint of a leaf hash.

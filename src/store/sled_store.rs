@@ -10,7 +10,8 @@
 //! ```
 
 use super::{
-    ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, Store, StoreError, FORMAT_VERSION,
+    bucket_of, ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, Store, StoreError,
+    FORMAT_VERSION,
 };
 use ledger_format::tile::decode_bundle;
 use ledger_format::Hash;
@@ -263,7 +264,7 @@ impl Store for SledStore {
     fn index_candidates(&self, space: IndexSpace, fp: u64) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();
         let want = (fp & LOW48).to_be_bytes();
-        for kv in self.tree.scan_prefix(run_prefix(space, (fp >> 48) as u16)) {
+        for kv in self.tree.scan_prefix(run_prefix(space, bucket_of(fp))) {
             let (_, v) = kv?;
             if v.len() % 12 != 0 {
                 return Err(StoreError::Corrupt("index run is not whole records".into()));

@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod index;
 pub mod log;
+pub mod metrics;
 pub mod sequencer;
 pub mod server;
 pub mod store;

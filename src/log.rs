@@ -12,7 +12,7 @@ use ledger_format::tree::CompactRange;
 use ledger_format::{Hash, LeafIndex, TreeSize};
 
 use crate::index::Index;
-use crate::store::{Group, Head, Store, StoreError, StoreHashes};
+use crate::store::{ChunkCache, Group, Head, Store, StoreError, StoreHashes};
 
 /// Why a log could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,9 @@ pub enum LogError {
     BadRequest(String),
 }
 
+/// Full chunks kept for proofs (about 10 MB at most).
+const CHUNK_CACHE: usize = 16_384;
+
 /// What readers see: the latest durable, signed checkpoint.
 #[derive(Clone, Debug)]
 pub struct Published {
@@ -42,6 +45,8 @@ pub struct Log {
     pub store: Arc<dyn Store>,
     /// Leaf-hash and entry_id lookups (including entries not yet indexed in the store).
     pub index: Arc<Index>,
+    /// Full tile chunks shared by proof requests.
+    chunks: ChunkCache,
     pub signer: SignerKey,
     pub verifier: VerifierKey,
     pub origin: String,
@@ -153,6 +158,7 @@ impl Log {
         let index = Index::open(store.clone(), head.size)?;
         let log = Log {
             index,
+            chunks: ChunkCache::new(CHUNK_CACHE),
             store,
             verifier,
             signer,
@@ -183,7 +189,7 @@ impl Log {
 
     /// Returns the inclusion proofs of `indices` at `size`, reading each tile once.
     pub fn inclusions(&self, indices: &[u64], size: u64) -> Result<Vec<InclusionProof>, LogError> {
-        let reader = StoreHashes::new(self.store.as_ref());
+        let reader = StoreHashes::with_cache(self.store.as_ref(), &self.chunks);
         indices
             .iter()
             .map(|&i| self.inclusion_with(&reader, i, size))
@@ -227,7 +233,7 @@ impl Log {
         prove_consistency(
             TreeSize(old),
             TreeSize(new),
-            &StoreHashes::new(self.store.as_ref()),
+            &StoreHashes::with_cache(self.store.as_ref(), &self.chunks),
         )
         .map_err(|e| LogError::Inconsistent(e.to_string()))
     }

@@ -20,6 +20,7 @@ use ledger_format::Hash;
 use tokio::sync::oneshot;
 
 use crate::log::{sign_checkpoint, Log, Published};
+use crate::metrics::{Histogram, GROUP_BOUNDS, LATENCY_BOUNDS};
 use crate::store::{Group, NewEntry};
 use crate::tree_writer::TreeWriter;
 
@@ -77,13 +78,30 @@ pub struct Settings {
 }
 
 /// Counters exported on /metrics.
-#[derive(Default, Debug)]
 pub struct Metrics {
     pub appended: AtomicU64,
     pub groups: AtomicU64,
     pub queue_depth: AtomicU64,
     pub commit_micros_total: AtomicU64,
     pub deduplicated: AtomicU64,
+    /// Entries appended per group commit.
+    pub group_entries: Histogram,
+    /// Seconds per durable write (entries, then checkpoint), each including its fsync.
+    pub durable_write_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            appended: AtomicU64::new(0),
+            groups: AtomicU64::new(0),
+            queue_depth: AtomicU64::new(0),
+            commit_micros_total: AtomicU64::new(0),
+            deduplicated: AtomicU64::new(0),
+            group_entries: Histogram::new(GROUP_BOUNDS),
+            durable_write_seconds: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
 }
 
 /// The submit side of the sequencer.
@@ -374,10 +392,12 @@ impl Sequencer {
             let appended = group.entries.len() as u64;
             // Durability point 1: entries and tiles are fsynced together. A crash after it
             // leaves durable entries without a checkpoint; reopening signs one.
+            let t = Instant::now();
             if let Err(e) = self.log.store.append(&group) {
                 self.stop(answers, &e.to_string());
                 return;
             }
+            self.metrics.durable_write_seconds.observe(t.elapsed().as_secs_f64());
             // The index answers lookups for these entries from now on (before anyone can
             // see them); it writes them to the store in the background.
             if let Err(e) = self.log.index.add(group.entries) {
@@ -389,10 +409,13 @@ impl Sequencer {
             // Durability point 2: the signed checkpoint is fsynced before anyone sees it. A
             // crash after it loses nothing; the waiters were not answered, so clients retry
             // and their entry_id finds the same entries.
+            let t = Instant::now();
             if let Err(e) = self.log.store.put_checkpoint(&checkpoint) {
                 self.stop(answers, &e.to_string());
                 return;
             }
+            self.metrics.durable_write_seconds.observe(t.elapsed().as_secs_f64());
+            self.metrics.group_entries.observe(appended as f64);
             self.last_ms = ms;
             let p = Published {
                 size,

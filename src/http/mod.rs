@@ -56,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(read::healthz))
         .route("/metrics", get(read::metrics))
         .fallback(read::no_route)
+        .method_not_allowed_fallback(read::method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -237,20 +237,34 @@ pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
 
 /// Prometheus text exposition.
 pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write;
     let m = &s.sequencer.metrics;
-    let groups = m.groups.load(Ordering::Relaxed);
-    let appended = m.appended.load(Ordering::Relaxed);
-    let text = format!(
-        "# HELP govledger_appended_total Entries appended to the log.\n# TYPE govledger_appended_total counter\ngovledger_appended_total {appended}\n\
-# HELP govledger_deduplicated_total Submissions answered with an existing entry.\n# TYPE govledger_deduplicated_total counter\ngovledger_deduplicated_total {}\n\
-# HELP govledger_commit_groups_total Group commits (one fsync each).\n# TYPE govledger_commit_groups_total counter\ngovledger_commit_groups_total {groups}\n\
-# HELP govledger_commit_seconds_total Time spent in group commits, including fsync.\n# TYPE govledger_commit_seconds_total counter\ngovledger_commit_seconds_total {}\n\
-# HELP govledger_queue_depth Requests waiting for the sequencer.\n# TYPE govledger_queue_depth gauge\ngovledger_queue_depth {}\n\
-# HELP govledger_tree_size Size of the latest signed checkpoint.\n# TYPE govledger_tree_size gauge\ngovledger_tree_size {}\n",
-        m.deduplicated.load(Ordering::Relaxed),
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    metric("govledger_appended_total", "counter", "Entries appended to the log.", m.appended.load(Ordering::Relaxed) as f64);
+    metric(
+        "govledger_deduplicated_total",
+        "counter",
+        "Submissions answered with an existing entry.",
+        m.deduplicated.load(Ordering::Relaxed) as f64,
+    );
+    metric("govledger_commit_groups_total", "counter", "Group commits.", m.groups.load(Ordering::Relaxed) as f64);
+    metric(
+        "govledger_commit_seconds_total",
+        "counter",
+        "Time spent in group commits, including both fsyncs.",
         m.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
-        m.queue_depth.load(Ordering::Relaxed),
-        s.log.published().size,
+    );
+    metric("govledger_queue_depth", "gauge", "Requests waiting for the sequencer.", m.queue_depth.load(Ordering::Relaxed) as f64);
+    metric("govledger_tree_size", "gauge", "Size of the latest signed checkpoint.", s.log.published().size as f64);
+    metric("govledger_index_lag", "gauge", "Entries whose index records are not yet stored.", s.log.index.lag() as f64);
+    m.group_entries.render("govledger_group_entries", "Entries per group commit (batch size).", &mut text);
+    m.durable_write_seconds.render(
+        "govledger_durable_write_seconds",
+        "Latency of each durable write (entries, then checkpoint), fsync included.",
+        &mut text,
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
@@ -265,4 +279,12 @@ pub async fn list_unsupported() -> ApiError {
 
 pub async fn no_route() -> ApiError {
     ApiError::not_found("no such endpoint")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
 }

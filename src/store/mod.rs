@@ -176,6 +176,41 @@ pub type ChunkBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
 pub struct StoreHashes<'a> {
     store: &'a dyn Store,
     cache: std::cell::RefCell<Vec<(ChunkId, ChunkBytes)>>,
+    shared: Option<&'a ChunkCache>,
+}
+
+/// Full chunks shared between requests. A full chunk never changes, so it can be kept as long
+/// as memory allows; the upper tiles that every proof reads stay hot here. Bounded: when full
+/// it is cleared (the hot chunks come back at once).
+pub struct ChunkCache {
+    map: std::sync::Mutex<std::collections::HashMap<ChunkId, ChunkBytes>>,
+    capacity: usize,
+}
+
+impl ChunkCache {
+    /// Returns an empty cache holding at most `capacity` chunks (512 bytes each at most).
+    pub fn new(capacity: usize) -> ChunkCache {
+        ChunkCache {
+            map: Default::default(),
+            capacity,
+        }
+    }
+
+    fn get(&self, id: &ChunkId) -> Option<ChunkBytes> {
+        self.map.lock().expect("lock poisoned").get(id).cloned()
+    }
+
+    fn put(&self, id: ChunkId, bytes: &ChunkBytes) {
+        let full = fattile::CHUNK.min(256 >> id.inner);
+        if (**bytes).as_ref().len() != 32 * full {
+            return; // a partial chunk still grows
+        }
+        let mut map = self.map.lock().expect("lock poisoned");
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(id, bytes.clone());
+    }
 }
 
 impl<'a> StoreHashes<'a> {
@@ -184,6 +219,15 @@ impl<'a> StoreHashes<'a> {
         StoreHashes {
             store,
             cache: Default::default(),
+            shared: None,
+        }
+    }
+
+    /// Returns a reader that also uses and fills a cache shared between requests.
+    pub fn with_cache(store: &'a dyn Store, shared: &'a ChunkCache) -> StoreHashes<'a> {
+        StoreHashes {
+            shared: Some(shared),
+            ..StoreHashes::new(store)
         }
     }
 
@@ -191,10 +235,19 @@ impl<'a> StoreHashes<'a> {
         if let Some((_, b)) = self.cache.borrow().iter().find(|(k, _)| *k == id) {
             return Ok(b.clone());
         }
-        let b = self
-            .store
-            .chunk(id)?
-            .ok_or_else(|| format!("tile chunk {id:?} is missing"))?;
+        let b = match self.shared.and_then(|c| c.get(&id)) {
+            Some(b) => b,
+            None => {
+                let b = self
+                    .store
+                    .chunk(id)?
+                    .ok_or_else(|| format!("tile chunk {id:?} is missing"))?;
+                if let Some(c) = self.shared {
+                    c.put(id, &b);
+                }
+                b
+            }
+        };
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= 256 {
             cache.remove(0);

@@ -329,6 +329,8 @@ async fn log_info_health_and_metrics() {
     assert!(m.contains("govledger_appended_total 1"), "{m}");
     assert!(m.contains("govledger_tree_size 1"), "{m}");
     assert!(m.contains("govledger_queue_depth"), "{m}");
+    assert!(m.contains("govledger_group_entries_count 1"), "{m}");
+    assert!(m.contains("govledger_durable_write_seconds_count 2"), "{m}");
     s.stop().await;
 }
 

@@ -152,6 +152,9 @@ pub trait Store: Send + Sync {
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError>;
     /// Returns one stored chunk's bytes (its hashes concatenated), shared without copying.
     fn chunk(&self, id: ChunkId) -> Result<Option<ChunkBytes>, StoreError>;
+    /// Returns every stored chunk of a tile in one range read, in key order. (Measured: for a
+    /// proof, separate point reads of its few chunks are faster than this scan.)
+    fn tile_chunks(&self, level: u8, index: u64) -> Result<Vec<(ChunkId, ChunkBytes)>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Writes index runs and the mark that every entry below `up_to` is indexed, atomically.

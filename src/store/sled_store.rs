@@ -182,7 +182,20 @@ impl Store for SledStore {
     }
 
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError> {
-        let mut chunks = Vec::new();
+        let chunks = self
+            .tile_chunks(level, index)?
+            .into_iter()
+            .map(|(id, b)| Ok((id, hashes_of((*b).as_ref())?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((!chunks.is_empty()).then(|| FatTile::from_chunks(chunks)))
+    }
+
+    fn tile_chunks(
+        &self,
+        level: u8,
+        index: u64,
+    ) -> Result<Vec<(ChunkId, super::ChunkBytes)>, StoreError> {
+        let mut out = Vec::new();
         for kv in self.tree.scan_prefix(tile_prefix(level, index)) {
             let (k, v) = kv?;
             let id = ChunkId {
@@ -191,9 +204,9 @@ impl Store for SledStore {
                 inner: k[10],
                 chunk: k[11],
             };
-            chunks.push((id, hashes_of(&v)?));
+            out.push((id, std::sync::Arc::new(v) as super::ChunkBytes));
         }
-        Ok((!chunks.is_empty()).then(|| FatTile::from_chunks(chunks)))
+        Ok(out)
     }
 
     fn chunk(&self, id: ChunkId) -> Result<Option<super::ChunkBytes>, StoreError> {

@@ -397,7 +397,9 @@ impl Sequencer {
                 self.stop(answers, &e.to_string());
                 return;
             }
-            self.metrics.durable_write_seconds.observe(t.elapsed().as_secs_f64());
+            self.metrics
+                .durable_write_seconds
+                .observe(t.elapsed().as_secs_f64());
             // The index answers lookups for these entries from now on (before anyone can
             // see them); it writes them to the store in the background.
             if let Err(e) = self.log.index.add(group.entries) {
@@ -414,7 +416,9 @@ impl Sequencer {
                 self.stop(answers, &e.to_string());
                 return;
             }
-            self.metrics.durable_write_seconds.observe(t.elapsed().as_secs_f64());
+            self.metrics
+                .durable_write_seconds
+                .observe(t.elapsed().as_secs_f64());
             self.metrics.group_entries.observe(appended as f64);
             self.last_ms = ms;
             let p = Published {

@@ -241,26 +241,58 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     let m = &s.sequencer.metrics;
     let mut text = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
-    metric("govledger_appended_total", "counter", "Entries appended to the log.", m.appended.load(Ordering::Relaxed) as f64);
+    metric(
+        "govledger_appended_total",
+        "counter",
+        "Entries appended to the log.",
+        m.appended.load(Ordering::Relaxed) as f64,
+    );
     metric(
         "govledger_deduplicated_total",
         "counter",
         "Submissions answered with an existing entry.",
         m.deduplicated.load(Ordering::Relaxed) as f64,
     );
-    metric("govledger_commit_groups_total", "counter", "Group commits.", m.groups.load(Ordering::Relaxed) as f64);
+    metric(
+        "govledger_commit_groups_total",
+        "counter",
+        "Group commits.",
+        m.groups.load(Ordering::Relaxed) as f64,
+    );
     metric(
         "govledger_commit_seconds_total",
         "counter",
         "Time spent in group commits, including both fsyncs.",
         m.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
     );
-    metric("govledger_queue_depth", "gauge", "Requests waiting for the sequencer.", m.queue_depth.load(Ordering::Relaxed) as f64);
-    metric("govledger_tree_size", "gauge", "Size of the latest signed checkpoint.", s.log.published().size as f64);
-    metric("govledger_index_lag", "gauge", "Entries whose index records are not yet stored.", s.log.index.lag() as f64);
-    m.group_entries.render("govledger_group_entries", "Entries per group commit (batch size).", &mut text);
+    metric(
+        "govledger_queue_depth",
+        "gauge",
+        "Requests waiting for the sequencer.",
+        m.queue_depth.load(Ordering::Relaxed) as f64,
+    );
+    metric(
+        "govledger_tree_size",
+        "gauge",
+        "Size of the latest signed checkpoint.",
+        s.log.published().size as f64,
+    );
+    metric(
+        "govledger_index_lag",
+        "gauge",
+        "Entries whose index records are not yet stored.",
+        s.log.index.lag() as f64,
+    );
+    m.group_entries.render(
+        "govledger_group_entries",
+        "Entries per group commit (batch size).",
+        &mut text,
+    );
     m.durable_write_seconds.render(
         "govledger_durable_write_seconds",
         "Latency of each durable write (entries, then checkpoint), fsync included.",

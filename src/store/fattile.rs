@@ -51,27 +51,63 @@ impl FatTile {
         self.levels[0][..width].iter().flat_map(|h| h.0).collect()
     }
 
-    /// Returns the hashes of chunk `c` of inner level `r` present so far.
-    pub fn chunk(&self, r: usize, c: usize) -> &[Hash] {
+    /// Returns the stored form of chunk `c` of inner level `r`: the hashes present so far, or
+    /// for the top chunk ([`TOP`]) all 62 slots with absent hashes as zeros.
+    pub fn chunk(&self, r: usize, c: usize) -> Vec<Hash> {
+        if r == TOP as usize {
+            let mut out = vec![Hash::default(); TOP_SLOTS];
+            for level in TOP as usize..8 {
+                let at = top_offset(level);
+                out[at..at + self.levels[level].len()].copy_from_slice(&self.levels[level]);
+            }
+            return out;
+        }
         let level = &self.levels[r];
         let start = (c * CHUNK).min(level.len());
-        &level[start..(start + CHUNK).min(level.len())]
+        level[start..(start + CHUNK).min(level.len())].to_vec()
     }
 
-    /// Returns the tile assembled from its stored chunks, given in key order.
+    /// Returns the tile assembled from its stored chunks.
     pub fn from_chunks(chunks: impl IntoIterator<Item = (ChunkId, Vec<Hash>)>) -> FatTile {
         let mut t = FatTile::default();
+        let mut chunks: Vec<_> = chunks.into_iter().collect();
+        chunks.sort_by_key(|(id, _)| *id);
+        let mut top = None;
         for (id, hashes) in chunks {
-            t.levels[id.inner as usize].extend(hashes);
+            if id.inner == TOP {
+                top = Some(hashes);
+            } else {
+                t.levels[id.inner as usize].extend(hashes);
+            }
+        }
+        if let Some(top) = top {
+            let width = t.width();
+            for level in TOP as usize..8 {
+                let at = top_offset(level);
+                let n = (width >> level).min(top.len().saturating_sub(at));
+                t.levels[level] = top[at..at + n].to_vec();
+            }
         }
         t
     }
 }
 
-/// Hashes per stored chunk.
+/// Hashes per stored chunk of inner levels 0 to 2.
 pub const CHUNK: usize = 16;
 
-/// A stored chunk: hashes `[16*chunk, 16*chunk+16)` of inner level `inner` of a tile.
+/// Inner levels from this one up (3..=7: 32 + 16 + 8 + 4 + 2 hashes) share one chunk, so a
+/// proof reads at most four chunks per tile level (measured: halves the reads per proof).
+pub const TOP: u8 = 3;
+/// Slots in the top chunk.
+pub const TOP_SLOTS: usize = 62;
+
+/// Returns where inner level `r` (>= [`TOP`]) starts in the top chunk.
+pub fn top_offset(r: usize) -> usize {
+    (TOP as usize..r).map(|j| 256 >> j).sum()
+}
+
+/// A stored chunk: hashes `[16*chunk, 16*chunk+16)` of inner level `inner` (< [`TOP`]) of a
+/// tile, or with `inner == TOP` the top chunk holding inner levels 3 to 7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkId {
     pub level: u8,
@@ -83,6 +119,17 @@ pub struct ChunkId {
 /// Returns the chunk holding Merkle node `(h, k)` and the node's position in it.
 pub fn chunk_of(h: u8, k: u64) -> (ChunkId, usize) {
     let (level, tile, r, slot) = locate(h, k);
+    if r >= TOP as usize {
+        return (
+            ChunkId {
+                level,
+                tile,
+                inner: TOP,
+                chunk: 0,
+            },
+            top_offset(r) + slot,
+        );
+    }
     (
         ChunkId {
             level,

@@ -204,8 +204,14 @@ impl ChunkCache {
     }
 
     fn put(&self, id: ChunkId, bytes: &ChunkBytes) {
-        let full = fattile::CHUNK.min(256 >> id.inner);
-        if (**bytes).as_ref().len() != 32 * full {
+        let b: &[u8] = (**bytes).as_ref();
+        let full = if id.inner == fattile::TOP {
+            // The top chunk is complete once its last slot (inner level 7's second hash) is.
+            b.len() == 32 * fattile::TOP_SLOTS && b[b.len() - 32..].iter().any(|&x| x != 0)
+        } else {
+            b.len() == 32 * fattile::CHUNK
+        };
+        if !full {
             return; // a partial chunk still grows
         }
         let mut map = self.map.lock().expect("lock poisoned");
@@ -268,8 +274,10 @@ impl HashReader for StoreHashes<'_> {
                 let (id, pos) = fattile::chunk_of(n.level, n.index);
                 let chunk = self.chunk(id)?;
                 let bytes: &[u8] = (*chunk).as_ref();
+                // An all-zero slot is an absent hash in the top chunk's padding.
                 bytes
                     .get(32 * pos..32 * pos + 32)
+                    .filter(|b| b.iter().any(|&x| x != 0))
                     .and_then(|b| Hash::from_slice(b).ok())
                     .ok_or_else(|| format!("node {n:?} is not in chunk {id:?}").into())
             })

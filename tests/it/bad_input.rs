@@ -186,9 +186,17 @@ async fn unknown_indices_hashes_and_bad_parameters() {
     }
     let (st, _) = s.get_json(&format!("/v1/receipts/{}", r.leaf_hash)).await;
     assert_eq!(st, 200);
-    let resp = s.http.delete(format!("{}/v1/entries", s.url)).send().await.unwrap();
+    let resp = s
+        .http
+        .delete(format!("{}/v1/entries", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "method_not_allowed");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "method_not_allowed"
+    );
     assert_eq!(s.tree_size().await, 1);
     s.stop().await;
 }

@@ -76,7 +76,11 @@ impl Store for FaultyStore {
     fn chunk(&self, id: ChunkId) -> Result<Option<govledger::store::ChunkBytes>, StoreError> {
         self.inner.chunk(id)
     }
-    fn tile_chunks(&self, l: u8, i: u64) -> Result<Vec<(ChunkId, govledger::store::ChunkBytes)>, StoreError> {
+    fn tile_chunks(
+        &self,
+        l: u8,
+        i: u64,
+    ) -> Result<Vec<(ChunkId, govledger::store::ChunkBytes)>, StoreError> {
         self.inner.tile_chunks(l, i)
     }
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {

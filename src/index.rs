@@ -31,10 +31,10 @@ use crate::store::{
 };
 
 /// Most index records held in memory before the sequencer waits for the writer.
-pub const MAX_PENDING: usize = 131_072;
+pub const MAX_PENDING: usize = 65_536;
 /// Records the writer waits for before it writes a run per bucket (one flush then writes
-/// about 16 records per bucket: 4,096 keys per 65,536 entries).
-pub const RUN_RECORDS: usize = 65_536;
+/// about 16 records per bucket: 2,048 keys per 32,768 entries).
+pub const RUN_RECORDS: usize = 32_768;
 
 #[derive(Default)]
 struct Pending {

@@ -61,9 +61,9 @@ impl TreeWriter {
         let mut level = 0u8;
         loop {
             let (l, t, _, _) = locate(level, index >> level);
-            if !self.tiles.contains_key(&(l, t)) {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.tiles.entry((l, t)) {
                 let tile = store.tile(l, t)?;
-                self.tiles.insert((l, t), tile.unwrap_or_default());
+                e.insert(tile.unwrap_or_default());
             }
             if (index >> level) & 1 == 0 {
                 break;

@@ -394,10 +394,9 @@ pub fn is_rfc3339(s: &str) -> bool {
     }
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(99);
-    if !(digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10))
-        || !matches!(b[10], b'T' | b't')
-        || !(digits(11..13) && b[13] == b':' && digits(14..16) && b[16] == b':' && digits(17..19))
-    {
+    let date = digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10);
+    let time = digits(11..13) && b[13] == b':' && digits(14..16) && b[16] == b':' && digits(17..19);
+    if !(date && matches!(b[10], b'T' | b't') && time) {
         return false;
     }
     if !(1..=12).contains(&num(5..7))

@@ -309,7 +309,7 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, TileError> {
 
 /// Returns the hashes of a tile's bytes, refusing a length that is not 1..=256 hashes.
 pub fn decode_tile(bytes: &[u8]) -> Result<Vec<Hash>, TileError> {
-    if bytes.is_empty() || bytes.len() % 32 != 0 || bytes.len() as u64 > 32 * TILE_WIDTH {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(32) || bytes.len() as u64 > 32 * TILE_WIDTH {
         return Err(TileError::BadContent(format!(
             "tile of {} bytes",
             bytes.len()

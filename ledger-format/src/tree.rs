@@ -86,7 +86,7 @@ pub fn range_nodes(lo: u64, hi: u64) -> Vec<NodeId> {
     for level in (0..64u8).rev() {
         if size & (1u64 << level) != 0 {
             debug_assert!(
-                pos % (1u64 << level) == 0,
+                pos.is_multiple_of(1u64 << level),
                 "range [{lo},{hi}) is not aligned"
             );
             out.push(NodeId::new(level, pos >> level));

@@ -81,11 +81,11 @@ impl IndexSpace {
 /// Index records of one bucket (the fingerprint's top [`BUCKET_BITS`] bits), written together
 /// as one run.
 ///
-/// The index has 4,096 buckets per space and the indexer writes a run per bucket only when
-/// at least 65,536 records are pending, so a flush writes about 16 records per key and the
+/// The index has 2,048 buckets per space and the indexer writes a run per bucket only when
+/// at least 32,768 records are pending, so a flush writes about 16 records per key and the
 /// store holds about one index key per 16 entries: sled's memory grows with its key count, and
 /// one random key per entry both outgrew the memory budget and halved throughput (measured,
-/// benches/README.md). A lookup scans one bucket: n / 65,536 runs of ~192 bytes.
+/// benches/README.md). A lookup scans one bucket: n / 32,768 runs of ~192 bytes.
 #[derive(Clone, Debug)]
 pub struct IndexRun {
     pub space: IndexSpace,
@@ -97,7 +97,7 @@ pub struct IndexRun {
 }
 
 /// Fingerprint bits that select the bucket.
-pub const BUCKET_BITS: u32 = 12;
+pub const BUCKET_BITS: u32 = 11;
 
 /// Returns the bucket of a fingerprint.
 pub fn bucket_of(fp: u64) -> u16 {

@@ -53,7 +53,7 @@ fn chunk_key(id: ChunkId) -> Vec<u8> {
 }
 
 fn hashes_of(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(StoreError::Corrupt("tile chunk is not whole hashes".into()));
     }
     Ok(bytes
@@ -154,7 +154,7 @@ impl Store for SledStore {
         while i < group.leaves.len() {
             let c = group.leaves[i].0 / LEAF_CHUNK;
             let k = key(b'E', &c.to_be_bytes());
-            let mut value = if group.leaves[i].0 % LEAF_CHUNK != 0 {
+            let mut value = if !group.leaves[i].0.is_multiple_of(LEAF_CHUNK) {
                 self.tree.get(&k)?.map(|v| v.to_vec()).unwrap_or_default()
             } else {
                 Vec::new()

@@ -369,7 +369,7 @@ fn the_example_config_parses_and_matches_the_defaults() {
 
 #[tokio::test]
 async fn lookups_by_hash_and_entry_id_across_index_runs() {
-    // More entries than one index run (65,536), so lookups hit both stored runs and pending
+    // More entries than one index run (32,768), so lookups hit both stored runs and pending
     // records, before and after a restart.
     let s = start().await;
     let mut first = None;

@@ -205,3 +205,44 @@ async fn kill_9_under_load_loses_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_commits_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, vkey) = spawn(dir.path());
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for c in 0..16 {
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..10_000 {
+                let body = json!({"kind": "audit", "entry_id": format!("t{c}-{i}"), "body": {
+                    "event_type": "T", "component": "term", "action": "a", "details": {}, "compliance_tags": []}});
+                match http.post(format!("{url}/v1/entries")).body(body.to_string()).send().await {
+                    Ok(r) if r.status() == 200 => acked.push(r.json::<Receipt>().await.unwrap()),
+                    Ok(r) => assert_eq!(r.status(), 503, "only 503 while stopping"),
+                    Err(_) => break, // the listener closed
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "govledgerd exited with {status}");
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(!acked.is_empty());
+    let (mut child, url, _) = spawn(dir.path());
+    for r in &acked {
+        check_entry(&http, &url, &vkey, r, 0).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

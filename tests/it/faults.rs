@@ -12,7 +12,6 @@ use govledger::store::{ChunkId, FatTile, Group, Head, SledStore, Store, StoreErr
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::EntryKind;
 use ledger_format::note::SignerKey;
-use ledger_format::Hash;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Fault {

@@ -151,13 +151,7 @@ pub fn import(from: &Path, db_dir: &Path, key: &SignerKey, cache_mb: u64) -> Res
         }
     }
     if bundles == 0 {
-        store.append(&Group {
-            entries: vec![],
-            leaves: vec![],
-            chunks: vec![],
-            size: 0,
-            last_ms: 0,
-        })?;
+        store.append(&Group::empty(0))?;
     }
     if writer.root() != signed.checkpoint.root {
         bail!(

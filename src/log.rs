@@ -93,13 +93,7 @@ impl Log {
             None => {
                 // A new log: persist size 0, then its signed checkpoint, so /checkpoint always
                 // answers. A crash between the two is recovered like any other (below).
-                store.append(&Group {
-                    entries: vec![],
-                    leaves: vec![],
-                    chunks: vec![],
-                    size: 0,
-                    last_ms: 0,
-                })?;
+                store.append(&Group::empty(0))?;
                 Head {
                     size: 0,
                     last_ms: 0,

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::log::{sign_checkpoint, Log, Published};
 use crate::metrics::{Histogram, GROUP_BOUNDS, LATENCY_BOUNDS};
-use crate::store::{Group, NewEntry};
+use crate::store::{Group, NewEntry, Store};
 use crate::tree_writer::TreeWriter;
 
 /// One entry waiting to be sequenced.
@@ -392,14 +392,10 @@ impl Sequencer {
             let appended = group.entries.len() as u64;
             // Durability point 1: entries and tiles are fsynced together. A crash after it
             // leaves durable entries without a checkpoint; reopening signs one.
-            let t = Instant::now();
-            if let Err(e) = self.log.store.append(&group) {
+            if let Err(e) = self.timed(|store| store.append(&group)) {
                 self.stop(answers, &e.to_string());
                 return;
             }
-            self.metrics
-                .durable_write_seconds
-                .observe(t.elapsed().as_secs_f64());
             // The index answers lookups for these entries from now on (before anyone can
             // see them); it writes them to the store in the background.
             if let Err(e) = self.log.index.add(group.entries) {
@@ -411,14 +407,10 @@ impl Sequencer {
             // Durability point 2: the signed checkpoint is fsynced before anyone sees it. A
             // crash after it loses nothing; the waiters were not answered, so clients retry
             // and their entry_id finds the same entries.
-            let t = Instant::now();
-            if let Err(e) = self.log.store.put_checkpoint(&checkpoint) {
+            if let Err(e) = self.timed(|store| store.put_checkpoint(&checkpoint)) {
                 self.stop(answers, &e.to_string());
                 return;
             }
-            self.metrics
-                .durable_write_seconds
-                .observe(t.elapsed().as_secs_f64());
             self.metrics.group_entries.observe(appended as f64);
             self.last_ms = ms;
             let p = Published {
@@ -441,6 +433,16 @@ impl Sequencer {
                 published: published.clone(),
             }));
         }
+    }
+
+    /// Runs one durable write, recording its latency.
+    fn timed<T>(&self, write: impl FnOnce(&dyn Store) -> T) -> T {
+        let t = Instant::now();
+        let out = write(self.log.store.as_ref());
+        self.metrics
+            .durable_write_seconds
+            .observe(t.elapsed().as_secs_f64());
+        out
     }
 
     /// A fatal error: answer everyone, stop signing. In-memory state may be ahead of the disk,

@@ -133,6 +133,19 @@ pub struct Group {
     pub last_ms: u64,
 }
 
+impl Group {
+    /// Returns a group that appends nothing and records `size` (creating an empty log).
+    pub fn empty(size: u64) -> Group {
+        Group {
+            entries: vec![],
+            leaves: vec![],
+            chunks: vec![],
+            size,
+            last_ms: 0,
+        }
+    }
+}
+
 /// Durable storage for one log.
 ///
 /// Contract: [`Store::append`] applies a whole group atomically and returns only once it is

@@ -300,3 +300,36 @@ async fn a_tampered_store_is_refused_at_start() {
     let other = SignerKey::from_seed("localhost/govledger", [6; 32]).unwrap();
     assert!(Log::open(store, other, "localhost/govledger").is_err());
 }
+
+#[test]
+fn a_newer_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SledStore::open(dir.path(), 16).unwrap());
+    {
+        // What a later release would have written.
+        let db = sled::Config::new()
+            .path(dir.path())
+            .segment_size(8 << 20)
+            .open()
+            .unwrap();
+        db.open_tree("log")
+            .unwrap()
+            .insert(b"mformat", &2u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let err = SledStore::open(dir.path(), 16)
+        .err()
+        .expect("a newer format must be refused");
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerFormat {
+                found: 2,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+}

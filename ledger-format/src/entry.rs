@@ -12,7 +12,9 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::schema;
 
 /// The kinds of entry the log accepts; the code is the leaf envelope's `kind` byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -208,6 +210,12 @@ fn validate<'a>(raw: RawSubmission<'a>, prefix: &str) -> Result<Submission<'a>, 
             format!("unknown entry kind {:?}", raw.kind),
         )
     })?;
+    if kind == EntryKind::KeyEvent {
+        return Err(SchemaError::new(
+            format!("{prefix}kind"),
+            "key_event entries are written by the log itself when its key rotates",
+        ));
+    }
     let entry_id = raw.entry_id.unwrap_or_default();
     crate::leaf::check_ascii_field("entry_id", &entry_id, 0)
         .map_err(|e| SchemaError::new(format!("{prefix}entry_id"), e.to_string()))?;
@@ -235,205 +243,16 @@ pub fn validate_body(kind: EntryKind, body: &str) -> Result<(), SchemaError> {
         return Err(SchemaError::new("", "the body must be a JSON object"));
     };
     match kind {
-        EntryKind::Audit => validate_audit(&map),
-        // The strict schemas of the other kinds are pinned with the governance features; until
-        // then any object is accepted.
-        _ => Ok(()),
+        EntryKind::Audit => schema::audit(&map),
+        EntryKind::Lineage => schema::lineage(&map),
+        EntryKind::ApprovalRequest => schema::approval_request(&map),
+        EntryKind::Approval => schema::approval(&map),
+        EntryKind::Deployment => schema::deployment(&map),
+        EntryKind::KeyEvent => Err(SchemaError::new(
+            "kind",
+            "key_event entries are written by the log itself when its key rotates",
+        )),
     }
-}
-
-/// Maximum length of a short text field (names, identifiers, enum-like values).
-pub const MAX_SHORT: usize = 256;
-
-/// A helper that checks an object's fields one by one and refuses unknown ones at the end.
-pub struct ObjectCheck<'a> {
-    map: &'a Map<String, Value>,
-    path: String,
-    known: Vec<&'static str>,
-}
-
-impl<'a> ObjectCheck<'a> {
-    /// Starts checking `map`, found at `path` (empty for the body itself).
-    pub fn new(map: &'a Map<String, Value>, path: &str) -> ObjectCheck<'a> {
-        ObjectCheck {
-            map,
-            path: path.to_owned(),
-            known: Vec::new(),
-        }
-    }
-
-    fn field(&self, name: &str) -> String {
-        if self.path.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{}.{name}", self.path)
-        }
-    }
-
-    fn get(
-        &mut self,
-        name: &'static str,
-        required: bool,
-    ) -> Result<Option<&'a Value>, SchemaError> {
-        self.known.push(name);
-        match self.map.get(name) {
-            None if required => Err(SchemaError::new(
-                self.field(name),
-                "required field is missing",
-            )),
-            v => Ok(v),
-        }
-    }
-
-    /// Checks a string field of 1..=max bytes.
-    pub fn string(
-        &mut self,
-        name: &'static str,
-        required: bool,
-        max: usize,
-    ) -> Result<Option<&'a str>, SchemaError> {
-        let Some(v) = self.get(name, required)? else {
-            return Ok(None);
-        };
-        let s = v
-            .as_str()
-            .ok_or_else(|| SchemaError::new(self.field(name), "must be a string"))?;
-        if s.is_empty() || s.len() > max {
-            return Err(SchemaError::new(
-                self.field(name),
-                format!("must be 1 to {max} bytes long"),
-            ));
-        }
-        Ok(Some(s))
-    }
-
-    /// Checks an object field.
-    pub fn object(
-        &mut self,
-        name: &'static str,
-        required: bool,
-    ) -> Result<Option<&'a Map<String, Value>>, SchemaError> {
-        let Some(v) = self.get(name, required)? else {
-            return Ok(None);
-        };
-        v.as_object()
-            .map(Some)
-            .ok_or_else(|| SchemaError::new(self.field(name), "must be an object"))
-    }
-
-    /// Checks an array of 0..=max_items strings of 1..=max_len bytes each.
-    pub fn string_array(
-        &mut self,
-        name: &'static str,
-        required: bool,
-        max_items: usize,
-        max_len: usize,
-    ) -> Result<Option<Vec<&'a str>>, SchemaError> {
-        let Some(v) = self.get(name, required)? else {
-            return Ok(None);
-        };
-        let arr = v
-            .as_array()
-            .ok_or_else(|| SchemaError::new(self.field(name), "must be an array of strings"))?;
-        if arr.len() > max_items {
-            return Err(SchemaError::new(
-                self.field(name),
-                format!("at most {max_items} items"),
-            ));
-        }
-        arr.iter()
-            .enumerate()
-            .map(|(i, x)| {
-                x.as_str()
-                    .filter(|s| !s.is_empty() && s.len() <= max_len)
-                    .ok_or_else(|| {
-                        SchemaError::new(
-                            format!("{}[{i}]", self.field(name)),
-                            format!("must be a string of 1 to {max_len} bytes"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
-    }
-
-    /// Checks an RFC 3339 timestamp string field.
-    pub fn timestamp(
-        &mut self,
-        name: &'static str,
-        required: bool,
-    ) -> Result<Option<&'a str>, SchemaError> {
-        let s = self.string(name, required, 64)?;
-        if let Some(s) = s {
-            if !is_rfc3339(s) {
-                return Err(SchemaError::new(
-                    self.field(name),
-                    "must be an RFC 3339 time such as 2026-11-26T09:30:00Z",
-                ));
-            }
-        }
-        Ok(s)
-    }
-
-    /// Refuses any field that no check asked for.
-    pub fn finish(self) -> Result<(), SchemaError> {
-        for key in self.map.keys() {
-            if !self.known.contains(&key.as_str()) {
-                return Err(SchemaError::new(self.field(key), "unknown field"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Returns true for `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` with plausible field ranges.
-pub fn is_rfc3339(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return false;
-    }
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(99);
-    let date = digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10);
-    let time = digits(11..13) && b[13] == b':' && digits(14..16) && b[16] == b':' && digits(17..19);
-    if !(date && matches!(b[10], b'T' | b't') && time) {
-        return false;
-    }
-    if !(1..=12).contains(&num(5..7))
-        || !(1..=31).contains(&num(8..10))
-        || num(11..13) > 23
-        || num(14..16) > 59
-        || num(17..19) > 60
-    {
-        return false;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return false;
-        }
-        rest = &frac[n..];
-    }
-    match rest.as_bytes() {
-        [b'Z' | b'z'] => true,
-        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
-        _ => false,
-    }
-}
-
-/// The audit event schema (DESIGN.md §4).
-fn validate_audit(map: &Map<String, Value>) -> Result<(), SchemaError> {
-    let mut c = ObjectCheck::new(map, "");
-    c.string("event_type", true, MAX_SHORT)?;
-    c.string("component", true, MAX_SHORT)?;
-    c.string("action", true, MAX_SHORT)?;
-    c.object("details", true)?;
-    c.string_array("compliance_tags", true, 32, 64)?;
-    c.string("severity", false, 32)?;
-    c.string("actor", false, MAX_SHORT)?;
-    c.timestamp("occurred_at", false)?;
-    c.finish()
 }
 
 #[cfg(test)]
@@ -478,9 +297,9 @@ mod tests {
 
     #[test]
     fn rfc3339() {
-        assert!(is_rfc3339("2026-11-26T09:30:00Z"));
-        assert!(is_rfc3339("2026-11-26T09:30:00.123+01:00"));
-        assert!(!is_rfc3339("2026-13-26T09:30:00Z"));
-        assert!(!is_rfc3339("2026-11-26 09:30:00"));
+        assert!(crate::schema::is_rfc3339("2026-11-26T09:30:00Z"));
+        assert!(crate::schema::is_rfc3339("2026-11-26T09:30:00.123+01:00"));
+        assert!(!crate::schema::is_rfc3339("2026-13-26T09:30:00Z"));
+        assert!(!crate::schema::is_rfc3339("2026-11-26 09:30:00"));
     }
 }

@@ -22,6 +22,7 @@ pub mod leaf;
 pub mod note;
 pub mod proof;
 pub mod receipt;
+pub mod schema;
 pub mod tile;
 pub mod tree;
 

@@ -119,6 +119,46 @@ async fn malformed_and_invalid_submissions() {
         Some("entries[1].body.event_type"),
     )
     .await;
+    // The other kinds' strict schemas.
+    refused(
+        &s,
+        r#"{"kind":"key_event","body":{}}"#,
+        400,
+        "invalid_entry",
+        Some("kind"),
+    )
+    .await;
+    let lineage = json!({"kind":"lineage","body":{"model_id":"m","model_version":"1","created_by":"t",
+        "datasets":[{"name":"d","type":"train","sha256":"sha256:00","size_bytes":1}],
+        "artifact":{"path":"p","sha256":"sha256:00","size_bytes":1}}});
+    refused(
+        &s,
+        &lineage.to_string(),
+        400,
+        "invalid_entry",
+        Some("body.datasets[0].type"),
+    )
+    .await;
+    let deployment = json!({"kind":"deployment","body":{"model_id":"m","request":"nothex","status":"SUCCESS",
+        "environment":"prod","executed_by":"ci"}});
+    refused(
+        &s,
+        &deployment.to_string(),
+        400,
+        "invalid_entry",
+        Some("body.request"),
+    )
+    .await;
+    let approval =
+        json!({"kind":"approval","body":{"statement":{"request":"00","decision":"approve"}}});
+    refused(
+        &s,
+        &approval.to_string(),
+        400,
+        "invalid_entry",
+        Some("body.statement.request"),
+    )
+    .await;
     // Sizes: the request body, the leaf, the batch.
     let huge = "x".repeat(300 * 1024);
     refused(

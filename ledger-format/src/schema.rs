@@ -1,0 +1,684 @@
+//! Per-kind body schemas (DESIGN.md §4, pinned in SPEC.md §3): strict (unknown fields are
+//! refused, naming the field), bounded (every string and array has a maximum), and for signed
+//! statements restricted to what RFC 8785 canonicalises identically everywhere.
+//!
+//! These check shape only. Signatures, references to other entries and people's identities
+//! are the server's and the gate's checks.
+
+use serde_json::{Map, Value};
+
+use crate::entry::SchemaError;
+
+/// Maximum length of a short text field (names, identifiers, enum-like values).
+pub const MAX_SHORT: usize = 256;
+
+/// A helper that checks an object's fields one by one and refuses unknown ones at the end.
+pub struct ObjectCheck<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+    known: Vec<&'static str>,
+}
+
+impl<'a> ObjectCheck<'a> {
+    /// Starts checking `map`, found at `path` (empty for the body itself).
+    pub fn new(map: &'a Map<String, Value>, path: &str) -> ObjectCheck<'a> {
+        ObjectCheck {
+            map,
+            path: path.to_owned(),
+            known: Vec::new(),
+        }
+    }
+
+    pub(crate) fn field(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+
+    fn get(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a Value>, SchemaError> {
+        self.known.push(name);
+        match self.map.get(name) {
+            None if required => Err(SchemaError::new(
+                self.field(name),
+                "required field is missing",
+            )),
+            v => Ok(v),
+        }
+    }
+
+    /// Checks a string field of 1..=max bytes.
+    pub fn string(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        max: usize,
+    ) -> Result<Option<&'a str>, SchemaError> {
+        let Some(v) = self.get(name, required)? else {
+            return Ok(None);
+        };
+        let s = v
+            .as_str()
+            .ok_or_else(|| SchemaError::new(self.field(name), "must be a string"))?;
+        if s.is_empty() || s.len() > max {
+            return Err(SchemaError::new(
+                self.field(name),
+                format!("must be 1 to {max} bytes long"),
+            ));
+        }
+        Ok(Some(s))
+    }
+
+    /// Checks an object field.
+    pub fn object(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a Map<String, Value>>, SchemaError> {
+        let Some(v) = self.get(name, required)? else {
+            return Ok(None);
+        };
+        v.as_object()
+            .map(Some)
+            .ok_or_else(|| SchemaError::new(self.field(name), "must be an object"))
+    }
+
+    /// Checks an array of 0..=max_items strings of 1..=max_len bytes each.
+    pub fn string_array(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        max_items: usize,
+        max_len: usize,
+    ) -> Result<Option<Vec<&'a str>>, SchemaError> {
+        let Some(v) = self.get(name, required)? else {
+            return Ok(None);
+        };
+        let arr = v
+            .as_array()
+            .ok_or_else(|| SchemaError::new(self.field(name), "must be an array of strings"))?;
+        if arr.len() > max_items {
+            return Err(SchemaError::new(
+                self.field(name),
+                format!("at most {max_items} items"),
+            ));
+        }
+        arr.iter()
+            .enumerate()
+            .map(|(i, x)| {
+                x.as_str()
+                    .filter(|s| !s.is_empty() && s.len() <= max_len)
+                    .ok_or_else(|| {
+                        SchemaError::new(
+                            format!("{}[{i}]", self.field(name)),
+                            format!("must be a string of 1 to {max_len} bytes"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Checks an RFC 3339 timestamp string field.
+    pub fn timestamp(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a str>, SchemaError> {
+        let s = self.string(name, required, 64)?;
+        if let Some(s) = s {
+            if !is_rfc3339(s) {
+                return Err(SchemaError::new(
+                    self.field(name),
+                    "must be an RFC 3339 time such as 2026-11-26T09:30:00Z",
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Refuses any field that no check asked for.
+    pub fn finish(self) -> Result<(), SchemaError> {
+        for key in self.map.keys() {
+            if !self.known.contains(&key.as_str()) {
+                return Err(SchemaError::new(self.field(key), "unknown field"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Returns true for `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` with plausible field ranges.
+pub fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(99);
+    let date = digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10);
+    let time = digits(11..13) && b[13] == b':' && digits(14..16) && b[16] == b':' && digits(17..19);
+    if !(date && matches!(b[10], b'T' | b't') && time) {
+        return false;
+    }
+    if !(1..=12).contains(&num(5..7))
+        || !(1..=31).contains(&num(8..10))
+        || num(11..13) > 23
+        || num(14..16) > 59
+        || num(17..19) > 60
+    {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// The audit event schema (DESIGN.md §4).
+pub fn audit(map: &Map<String, Value>) -> Result<(), SchemaError> {
+    let mut c = ObjectCheck::new(map, "");
+    c.string("event_type", true, MAX_SHORT)?;
+    c.string("component", true, MAX_SHORT)?;
+    c.string("action", true, MAX_SHORT)?;
+    c.object("details", true)?;
+    c.string_array("compliance_tags", true, 32, 64)?;
+    c.string("severity", false, 32)?;
+    c.string("actor", false, MAX_SHORT)?;
+    c.timestamp("occurred_at", false)?;
+    c.finish()
+}
+
+/// An object found inside another, with its JSON path.
+pub type Located<'a> = (String, &'a Map<String, Value>);
+
+/// Most datasets, dependencies and other list items in one entry.
+pub const MAX_ITEMS: usize = 64;
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl<'a> ObjectCheck<'a> {
+    /// Returns the JSON path of a field of this object.
+    pub fn path_of(&self, name: &str) -> String {
+        self.field(name)
+    }
+
+    /// Checks an integer field within `min..=max`.
+    pub fn integer(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, SchemaError> {
+        let Some(v) = self.get(name, required)? else {
+            return Ok(None);
+        };
+        match v.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(SchemaError::new(
+                self.field(name),
+                format!("must be an integer from {min} to {max}"),
+            )),
+        }
+    }
+
+    /// Checks a string field that must be one of `allowed`.
+    pub fn one_of(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        allowed: &[&str],
+    ) -> Result<Option<&'a str>, SchemaError> {
+        let s = self.string(name, required, MAX_SHORT)?;
+        if let Some(s) = s {
+            if !allowed.contains(&s) {
+                return Err(SchemaError::new(
+                    self.field(name),
+                    format!("must be one of {}", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Checks a content digest `sha256:<64 lowercase hex>`.
+    pub fn digest(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a str>, SchemaError> {
+        let s = self.string(name, required, 71)?;
+        if let Some(s) = s {
+            if !s.strip_prefix("sha256:").is_some_and(is_hex64) {
+                return Err(SchemaError::new(
+                    self.field(name),
+                    "must be sha256:<64 lowercase hex>",
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Checks an entry reference: a leaf hash as 64 lowercase hex characters.
+    pub fn leaf_ref(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a str>, SchemaError> {
+        let s = self.string(name, required, 64)?;
+        if let Some(s) = s {
+            if !is_hex64(s) {
+                return Err(SchemaError::new(
+                    self.field(name),
+                    "must be a leaf hash: 64 lowercase hex characters",
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Checks an Ed25519 signature: standard base64 of 64 bytes.
+    pub fn signature(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Result<Option<&'a str>, SchemaError> {
+        use base64::Engine;
+        let s = self.string(name, required, 88)?;
+        if let Some(s) = s {
+            let ok = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .is_ok_and(|b| b.len() == 64);
+            if !ok {
+                return Err(SchemaError::new(
+                    self.field(name),
+                    "must be base64 of a 64-byte Ed25519 signature",
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Checks an array of digests.
+    pub fn digest_array(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        max: usize,
+    ) -> Result<(), SchemaError> {
+        if let Some(items) = self.string_array(name, required, max, 71)? {
+            for (i, s) in items.iter().enumerate() {
+                if !s.strip_prefix("sha256:").is_some_and(is_hex64) {
+                    return Err(SchemaError::new(
+                        format!("{}[{i}]", self.field(name)),
+                        "must be sha256:<64 lowercase hex>",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an array of objects, returning each with its path for nested checks.
+    pub fn objects(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        min: usize,
+        max: usize,
+    ) -> Result<Vec<Located<'a>>, SchemaError> {
+        let Some(v) = self.get(name, required)? else {
+            return Ok(vec![]);
+        };
+        let arr = v
+            .as_array()
+            .ok_or_else(|| SchemaError::new(self.field(name), "must be an array of objects"))?;
+        if arr.len() < min || arr.len() > max {
+            return Err(SchemaError::new(
+                self.field(name),
+                format!("must hold {min} to {max} items"),
+            ));
+        }
+        arr.iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let path = format!("{}[{i}]", self.field(name));
+                x.as_object()
+                    .map(|m| (path.clone(), m))
+                    .ok_or_else(|| SchemaError::new(path, "must be an object"))
+            })
+            .collect()
+    }
+
+    /// Checks a nested object field with its own schema.
+    pub fn nested(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        check: impl FnOnce(ObjectCheck<'a>) -> Result<(), SchemaError>,
+    ) -> Result<(), SchemaError> {
+        let path = self.field(name);
+        if let Some(m) = self.object(name, required)? {
+            check(ObjectCheck::new(m, &path))?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a signed statement that RFC 8785 would not canonicalise identically everywhere.
+fn canonical(path: &str, statement: &Map<String, Value>) -> Result<(), SchemaError> {
+    crate::jcs::canonicalize(&Value::Object(statement.clone()))
+        .map(|_| ())
+        .map_err(|e| SchemaError::new(path, e.to_string()))
+}
+
+/// The model-lineage schema (DESIGN.md §4).
+pub fn lineage(map: &Map<String, Value>) -> Result<(), SchemaError> {
+    let mut c = ObjectCheck::new(map, "");
+    c.string("model_id", true, MAX_SHORT)?;
+    c.string("model_name", false, MAX_SHORT)?;
+    c.string("model_version", true, MAX_SHORT)?;
+    c.string("model_type", false, MAX_SHORT)?;
+    c.string("created_by", true, MAX_SHORT)?;
+    for name in [
+        "training_config",
+        "hyperparameters",
+        "training_metrics",
+        "validation_metrics",
+    ] {
+        c.object(name, false)?;
+    }
+    for (path, d) in c.objects("datasets", true, 1, MAX_ITEMS)? {
+        let mut d = ObjectCheck::new(d, &path);
+        d.string("name", true, MAX_SHORT)?;
+        d.one_of("type", true, &["training", "validation", "test"])?;
+        d.digest("sha256", true)?;
+        d.integer("size_bytes", true, 0, i64::MAX)?;
+        d.integer("files", false, 0, i64::MAX)?;
+        d.string_array("transformations", false, MAX_ITEMS, MAX_SHORT)?;
+        d.one_of("method", false, &["file", "directory", "pandas-csv-v1"])?;
+        d.finish()?;
+    }
+    c.nested("artifact", true, |mut a| {
+        a.string("path", true, 1024)?;
+        a.digest("sha256", true)?;
+        a.integer("size_bytes", true, 0, i64::MAX)?;
+        a.finish()
+    })?;
+    c.nested("code", false, |mut k| {
+        k.string("repo", true, 1024)?;
+        k.string("commit", true, MAX_SHORT)?;
+        k.finish()
+    })?;
+    let deps_path = c.path_of("dependencies");
+    if let Some(deps) = c.object("dependencies", false)? {
+        if deps.len() > 4 * MAX_ITEMS {
+            return Err(SchemaError::new(deps_path, "too many dependencies"));
+        }
+        for (k, v) in deps {
+            if !v
+                .as_str()
+                .is_some_and(|s| !s.is_empty() && s.len() <= MAX_SHORT)
+                || k.len() > MAX_SHORT
+            {
+                return Err(SchemaError::new(
+                    format!("{deps_path}.{k}"),
+                    "must map a name to a version string",
+                ));
+            }
+        }
+    }
+    c.leaf_ref("parent", false)?;
+    c.finish()
+}
+
+/// The approval-request schema: a statement signed by the requester (DESIGN.md §4).
+pub fn approval_request(map: &Map<String, Value>) -> Result<(), SchemaError> {
+    let mut c = ObjectCheck::new(map, "");
+    let path = c.path_of("statement");
+    let statement = c.object("statement", true)?.expect("required");
+    let mut s = ObjectCheck::new(statement, &path);
+    s.string("model_id", true, MAX_SHORT)?;
+    s.digest("artifact_sha256", true)?;
+    s.digest_array("dataset_sha256", true, MAX_ITEMS)?;
+    s.leaf_ref("lineage", true)?;
+    s.string("requested_by", true, MAX_SHORT)?;
+    s.string("environment", true, MAX_SHORT)?;
+    s.string("policy", true, MAX_SHORT)?;
+    s.timestamp("signed_at", true)?;
+    s.nested("github", false, |mut g| {
+        g.string("repo", true, MAX_SHORT)?;
+        g.integer("pr", true, 1, i64::from(u32::MAX))?;
+        g.string("head_sha", true, 64)?;
+        g.finish()
+    })?;
+    s.nested("servicenow", false, |mut n| {
+        n.string("change", true, MAX_SHORT)?;
+        n.finish()
+    })?;
+    s.finish()?;
+    canonical(&path, statement)?;
+    c.signature("signature", true)?;
+    c.object("performance_metrics", false)?;
+    c.finish()
+}
+
+/// The approval schema: a statement signed by the approver, or imported from GitHub or
+/// ServiceNow with its evidence (DESIGN.md §4).
+pub fn approval(map: &Map<String, Value>) -> Result<(), SchemaError> {
+    let mut c = ObjectCheck::new(map, "");
+    let path = c.path_of("statement");
+    let statement = c.object("statement", true)?.expect("required");
+    let mut s = ObjectCheck::new(statement, &path);
+    s.leaf_ref("request", true)?;
+    s.digest("artifact_sha256", true)?;
+    s.one_of("decision", true, &["approve", "reject"])?;
+    s.string("approver", true, MAX_SHORT)?;
+    s.string("role", true, MAX_SHORT)?;
+    s.timestamp("signed_at", true)?;
+    s.string("comment", false, 4096)?;
+    s.finish()?;
+    canonical(&path, statement)?;
+    let source = c.one_of("source", false, &["github", "servicenow"])?;
+    match source {
+        None => {
+            c.signature("signature", true)?;
+            if map.contains_key("evidence") {
+                return Err(SchemaError::new("evidence", "evidence comes with a source"));
+            }
+        }
+        Some(src) => {
+            if map.contains_key("signature") {
+                return Err(SchemaError::new(
+                    "signature",
+                    "imported approvals carry evidence, not a personal signature",
+                ));
+            }
+            c.nested("evidence", true, |mut e| {
+                if src == "github" {
+                    e.integer("review_id", true, 1, i64::MAX)?;
+                    e.string("reviewer", true, MAX_SHORT)?;
+                    e.string("commit_sha", true, 64)?;
+                    e.timestamp("submitted_at", true)?;
+                    e.one_of("state", true, &["APPROVED", "CHANGES_REQUESTED"])?;
+                } else {
+                    e.string("change", true, MAX_SHORT)?;
+                    e.string("sys_id", true, MAX_SHORT)?;
+                    e.string("approver", true, MAX_SHORT)?;
+                    e.one_of("state", true, &["approved", "rejected"])?;
+                    e.string("sys_updated_on", true, 64)?;
+                }
+                e.finish()
+            })?;
+        }
+    }
+    c.signature("signature", false)?;
+    c.finish()
+}
+
+/// The deployment-record schema (DESIGN.md §4).
+pub fn deployment(map: &Map<String, Value>) -> Result<(), SchemaError> {
+    let mut c = ObjectCheck::new(map, "");
+    c.string("model_id", true, MAX_SHORT)?;
+    c.leaf_ref("request", true)?;
+    c.one_of("status", true, &["SUCCESS", "FAILURE", "ROLLBACK"])?;
+    c.string("environment", true, MAX_SHORT)?;
+    c.string("executed_by", true, MAX_SHORT)?;
+    c.object("details", false)?;
+    c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const D: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+    const H: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const SIG: &str =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+
+    fn check(
+        f: fn(&Map<String, Value>) -> Result<(), SchemaError>,
+        v: Value,
+    ) -> Result<(), String> {
+        f(v.as_object().unwrap()).map_err(|e| e.field)
+    }
+
+    fn lineage_ok() -> Value {
+        json!({
+            "model_id": "ppo-42", "model_name": "PPO", "model_version": "1.2.0", "model_type": "rl",
+            "created_by": "trainer", "training_config": {"epochs": 10},
+            "hyperparameters": {"lr": 0.0003}, "training_metrics": {"reward": 1.5},
+            "validation_metrics": {"accuracy": 0.93},
+            "datasets": [{"name": "md", "type": "training", "sha256": D, "size_bytes": 10, "files": 1,
+                          "transformations": ["dedup"], "method": "file"}],
+            "artifact": {"path": "policy.pt", "sha256": D, "size_bytes": 4},
+            "code": {"repo": "git@example:trading.git", "commit": "abc123"},
+            "dependencies": {"torch": "2.4.0"}, "parent": H
+        })
+    }
+
+    #[test]
+    fn lineage_schema() {
+        assert_eq!(check(lineage, lineage_ok()), Ok(()));
+        let mut v = lineage_ok();
+        v["datasets"][0]["type"] = "train".into();
+        assert_eq!(check(lineage, v), Err("datasets[0].type".into()));
+        let mut v = lineage_ok();
+        v["artifact"]["sha256"] = "sha256:XYZ".into();
+        assert_eq!(check(lineage, v), Err("artifact.sha256".into()));
+        let mut v = lineage_ok();
+        v["datasets"] = json!([]);
+        assert_eq!(check(lineage, v), Err("datasets".into()));
+        let mut v = lineage_ok();
+        v["parent"] = "not-a-hash".into();
+        assert_eq!(check(lineage, v), Err("parent".into()));
+        let mut v = lineage_ok();
+        v["dependencies"]["numpy"] = 1.into();
+        assert_eq!(check(lineage, v), Err("dependencies.numpy".into()));
+        let mut v = lineage_ok();
+        v["datasets"][0]["extra"] = 1.into();
+        assert_eq!(check(lineage, v), Err("datasets[0].extra".into()));
+    }
+
+    fn request_ok() -> Value {
+        json!({
+            "statement": {"model_id": "ppo-42", "artifact_sha256": D, "dataset_sha256": [D], "lineage": H,
+                          "requested_by": "alice", "environment": "production", "policy": "four-eyes-v1",
+                          "signed_at": "2026-11-26T09:00:00Z", "github": {"repo": "o/r", "pr": 7, "head_sha": "abc"}},
+            "signature": SIG,
+            "performance_metrics": {"sharpe": 1.7}
+        })
+    }
+
+    #[test]
+    fn approval_request_schema() {
+        assert_eq!(check(approval_request, request_ok()), Ok(()));
+        let mut v = request_ok();
+        v["statement"]["dataset_sha256"][0] = "x".into();
+        assert_eq!(
+            check(approval_request, v),
+            Err("statement.dataset_sha256[0]".into())
+        );
+        let mut v = request_ok();
+        v["signature"] = "AAAA".into();
+        assert_eq!(check(approval_request, v), Err("signature".into()));
+        let mut v = request_ok();
+        v["statement"]["extra"] = json!({"x": 1.5});
+        assert_eq!(check(approval_request, v), Err("statement.extra".into()));
+        let mut v = request_ok();
+        v["statement"]["github"]["pr"] = 0.into();
+        assert_eq!(
+            check(approval_request, v),
+            Err("statement.github.pr".into())
+        );
+        let mut v = request_ok();
+        v["statement"]["signed_at"] = "yesterday".into();
+        assert_eq!(
+            check(approval_request, v),
+            Err("statement.signed_at".into())
+        );
+    }
+
+    fn approval_ok() -> Value {
+        json!({
+            "statement": {"request": H, "artifact_sha256": D, "decision": "approve", "approver": "bob",
+                          "role": "risk", "signed_at": "2026-11-26T10:00:00Z", "comment": "ok"},
+            "signature": SIG
+        })
+    }
+
+    #[test]
+    fn approval_schema() {
+        assert_eq!(check(approval, approval_ok()), Ok(()));
+        let mut v = approval_ok();
+        v["statement"]["decision"] = "maybe".into();
+        assert_eq!(check(approval, v), Err("statement.decision".into()));
+        let mut v = approval_ok();
+        v.as_object_mut().unwrap().remove("signature");
+        assert_eq!(check(approval, v), Err("signature".into()));
+        // Imported from GitHub: evidence, no personal signature.
+        let mut v = approval_ok();
+        v.as_object_mut().unwrap().remove("signature");
+        v["source"] = "github".into();
+        v["evidence"] = json!({"review_id": 99, "reviewer": "bob-gh", "commit_sha": "abc",
+                               "submitted_at": "2026-11-26T10:00:00Z", "state": "APPROVED"});
+        assert_eq!(check(approval, v.clone()), Ok(()));
+        v["signature"] = SIG.into();
+        assert_eq!(check(approval, v), Err("signature".into()));
+        let mut v = approval_ok();
+        v["source"] = "servicenow".into();
+        v.as_object_mut().unwrap().remove("signature");
+        v["evidence"] =
+            json!({"change": "CHG1", "sys_id": "s", "approver": "carol", "state": "approved"});
+        assert_eq!(check(approval, v), Err("evidence.sys_updated_on".into()));
+    }
+
+    #[test]
+    fn deployment_schema() {
+        let ok = json!({"model_id": "ppo-42", "request": H, "status": "SUCCESS", "environment": "production",
+                        "executed_by": "deployer", "details": {"host": "x"}});
+        assert_eq!(check(deployment, ok.clone()), Ok(()));
+        let mut v = ok;
+        v["status"] = "DONE".into();
+        assert_eq!(check(deployment, v), Err("status".into()));
+    }
+}

@@ -2,6 +2,7 @@
 //! submission and the monitor, gate and audit commands build on the same pieces.
 
 pub mod cli;
+pub mod dataset;
 pub mod keyfile;
 pub mod loadgen;
 pub mod submit;

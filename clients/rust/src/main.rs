@@ -76,6 +76,16 @@ enum Command {
         #[arg(long)]
         log_key: Option<String>,
     },
+    /// Print the SHA-256 fingerprint of each dataset (a file, or a directory's manifest), as
+    /// recorded in lineage entries: `sha256:<hex>  PATH` per line.
+    HashDataset {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print JSON: [{"path", "sha256", "method"}].
+        #[arg(long)]
+        json: bool,
+    },
     /// Load generator: throughput, latency percentiles, errors, and every receipt verified.
     Loadgen {
         #[command(flatten)]
@@ -206,6 +216,7 @@ fn main() -> ExitCode {
             text,
             log_key: log_key.as_deref(),
         }),
+        Command::HashDataset { paths, json } => hash_dataset(&paths, json),
         Command::Loadgen {
             server,
             concurrency,
@@ -266,4 +277,46 @@ fn loadgen(args: govledger_client::loadgen::LoadArgs, json: bool) -> anyhow::Res
         )));
     }
     Ok(Outcome::Valid(text))
+}
+
+fn hash_dataset(paths: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
+    use std::io::IsTerminal;
+    let mut lines = Vec::new();
+    let mut items = Vec::new();
+    for path in paths {
+        let total = govledger_client::dataset::total_bytes(path)?;
+        let show = std::io::stderr().is_terminal() && total > 64 << 20;
+        let start = std::time::Instant::now();
+        let mut done = 0u64;
+        let mut last = std::time::Instant::now();
+        let mut progress = |n: u64| {
+            done += n;
+            if show && last.elapsed().as_millis() >= 250 {
+                last = std::time::Instant::now();
+                let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                let eta = (total.saturating_sub(done)) as f64 / rate.max(1.0);
+                eprint!(
+                    "\r{}: {:.0} / {:.0} MiB  {:.0} MB/s  ETA {:.0} s   ",
+                    path.display(),
+                    done as f64 / 1048576.0,
+                    total as f64 / 1048576.0,
+                    rate / 1e6,
+                    eta
+                );
+            }
+        };
+        let (fp, method) = govledger_client::dataset::fingerprint(path, &mut progress)?;
+        if show {
+            eprintln!();
+        }
+        lines.push(format!("{fp}  {}", path.display()));
+        items.push(
+            serde_json::json!({"path": path.display().to_string(), "sha256": fp, "method": method}),
+        );
+    }
+    Ok(Outcome::Valid(if json {
+        serde_json::to_string_pretty(&items)?
+    } else {
+        lines.join("\n")
+    }))
 }

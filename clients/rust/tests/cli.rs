@@ -363,3 +363,53 @@ fn verify_govledger_receipts_json_and_tlog_proof() {
         1
     );
 }
+
+#[test]
+fn hash_dataset_matches_sha256sum_and_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("b/deep")).unwrap();
+    std::fs::write(root.join("a.csv"), "x,y\n1,2\n").unwrap();
+    std::fs::write(root.join("B.csv"), "upper first in byte order").unwrap();
+    std::fs::write(root.join("b/deep/z.bin"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(root.join("b/with space.txt"), "").unwrap();
+    std::fs::write(root.join("é.txt"), "unicode").unwrap();
+    // The reference: sha256sum, stat and byte-order sort, in the shell.
+    let script = r#"cd "$1" && find . -type f | sed 's|^\./||' | LC_ALL=C sort | while IFS= read -r f; do
+        printf '%s  %s  %s\n' "$(sha256sum "$f" | cut -d' ' -f1)" "$(stat -c %s "$f")" "$f"; done | sha256sum | cut -d' ' -f1"#;
+    let want = Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let want = String::from_utf8(want.stdout).unwrap().trim().to_owned();
+    let o = govledger(&["hash-dataset", root.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.starts_with(&format!("sha256:{want}  ")),
+        "{out} vs {want}"
+    );
+    // A file is the SHA-256 of its bytes.
+    let f = root.join("a.csv");
+    let want = Command::new("sha256sum").arg(&f).output().unwrap();
+    let want = String::from_utf8(want.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let o = govledger(&["hash-dataset", f.to_str().unwrap(), "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["sha256"], format!("sha256:{want}"));
+    assert_eq!(v[0]["method"], "file");
+    // Symbolic links are refused.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(root.join("a.csv"), root.join("link.csv")).unwrap();
+        assert_eq!(
+            code(&govledger(&["hash-dataset", root.to_str().unwrap()])),
+            2
+        );
+    }
+}

@@ -34,6 +34,22 @@ pub struct Config {
     pub max_batch_entries: usize,
     /// Bearer tokens. Without any, only loopback clients may submit, as `anonymous`.
     pub tokens: Vec<TokenConfig>,
+    /// People who sign approval requests and approvals: name, roles and note verifier key.
+    /// One key, one name.
+    pub people: Vec<PersonConfig>,
+}
+
+/// A person who may request or approve releases.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonConfig {
+    /// The name statements use (`requested_by`, `approver`).
+    pub name: String,
+    /// Roles (e.g. `risk`, `engineering`), for the deploy gate's policy.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Ed25519 note verifier key, as `govledger keygen` prints it.
+    pub key: String,
 }
 
 /// A bearer token, stored as the SHA-256 of the token text (hex), and what it may do.
@@ -63,6 +79,7 @@ impl Default for Config {
             max_body_bytes: 4 << 20,
             max_batch_entries: 1000,
             tokens: Vec::new(),
+            people: Vec::new(),
         }
     }
 }
@@ -105,7 +122,25 @@ impl Config {
                 );
             }
         }
+        self.people_registry()?;
         Ok(())
+    }
+
+    /// Returns the registered people, refusing bad keys and a key under two names.
+    pub fn people_registry(&self) -> Result<crate::governance::People> {
+        let people = self
+            .people
+            .iter()
+            .map(|p| {
+                Ok(crate::governance::Person {
+                    name: p.name.clone(),
+                    roles: p.roles.clone(),
+                    key: ledger_format::note::VerifierKey::parse(&p.key)
+                        .with_context(|| format!("person {}: key", p.name))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        crate::governance::People::new(people).map_err(|e| anyhow::anyhow!("people: {e}"))
     }
 
     /// Returns the signer key file path.

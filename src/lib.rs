@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod governance;
 pub mod http;
 pub mod index;
 pub mod log;

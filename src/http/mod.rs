@@ -37,6 +37,8 @@ pub struct AppState {
     pub tokens: HashMap<String, Client>,
     pub max_body_bytes: usize,
     pub max_batch_entries: usize,
+    /// People who sign requests and approvals.
+    pub people: crate::governance::People,
 }
 
 /// Returns the application with every route.

@@ -168,6 +168,21 @@ pub async fn submit(
             )
             .field(format!("{prefix}body")));
         }
+        crate::governance::check(
+            &state.log,
+            &state.people,
+            s.kind,
+            s.body,
+            &format!("{prefix}body."),
+        )
+        .map_err(|r| {
+            ApiError::new(
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+                r.code,
+                r.message,
+            )
+            .field(r.field)
+        })?;
         pending.push(Pending {
             kind: s.kind,
             submitter: client.name.clone(),

@@ -5,5 +5,6 @@ mod archive;
 mod bad_input;
 mod crash;
 mod faults;
+mod governance;
 mod harness;
 mod tiles;

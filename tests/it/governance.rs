@@ -1,0 +1,201 @@
+//! Submission-time governance: people, signed statements, references, four eyes.
+
+use crate::harness::{start_with, TestServer};
+use base64::Engine;
+use govledger::config::PersonConfig;
+use ledger_format::note::SignerKey;
+use serde_json::{json, Value};
+
+const ART: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+const OTHER: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+fn key(name: &str, seed: u8) -> SignerKey {
+    SignerKey::from_seed(name, [seed; 32]).unwrap()
+}
+
+fn sign(k: &SignerKey, statement: &Value) -> String {
+    let c = ledger_format::jcs::canonicalize(statement).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(k.sign_raw(c.as_bytes()))
+}
+
+async fn expect(s: &TestServer, body: Value, status: u16, code: &str, field: &str) {
+    let before = s.tree_size().await;
+    let (st, v) = s.post(&body.to_string()).await;
+    assert_eq!(
+        (
+            st,
+            v["error"].as_str().unwrap_or(""),
+            v["field"].as_str().unwrap_or("")
+        ),
+        (status, code, field),
+        "{v}"
+    );
+    assert_eq!(s.tree_size().await, before);
+}
+
+async fn ok(s: &TestServer, body: Value) -> String {
+    let (st, v) = s.post(&body.to_string()).await;
+    assert_eq!(st, 200, "{v}");
+    v["leaf_hash"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn signatures_references_and_four_eyes_are_checked_on_submit() {
+    let (alice, bob, mallory) = (key("alice", 1), key("bob", 2), key("mallory", 3));
+    let s = start_with(|c| {
+        c.people = vec![
+            PersonConfig {
+                name: "alice".into(),
+                roles: vec!["quant".into()],
+                key: alice.verifier().to_string(),
+            },
+            PersonConfig {
+                name: "bob".into(),
+                roles: vec!["risk".into()],
+                key: bob.verifier().to_string(),
+            },
+        ]
+    })
+    .await;
+    let lineage = ok(
+        &s,
+        json!({"kind": "lineage", "body": {
+        "model_id": "ppo-42", "model_version": "1", "created_by": "trainer",
+        "datasets": [{"name": "md", "type": "training", "sha256": OTHER, "size_bytes": 10}],
+        "artifact": {"path": "policy.pt", "sha256": ART, "size_bytes": 4}}}),
+    )
+    .await;
+
+    let statement = |by: &str, artifact: &str, lineage: &str| {
+        json!({
+        "model_id": "ppo-42", "artifact_sha256": artifact, "dataset_sha256": [OTHER], "lineage": lineage,
+        "requested_by": by, "environment": "production", "policy": "four-eyes-v1", "signed_at": "2026-11-26T09:00:00Z"})
+    };
+    let request = |k: &SignerKey, st: Value| json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(k, &st)}});
+
+    // Requests: wrong signer, unknown person, missing lineage, another artifact.
+    expect(
+        &s,
+        request(&bob, statement("alice", ART, &lineage)),
+        400,
+        "invalid_signature",
+        "body.signature",
+    )
+    .await;
+    expect(
+        &s,
+        request(&mallory, statement("mallory", ART, &lineage)),
+        403,
+        "unknown_person",
+        "body.statement.requested_by",
+    )
+    .await;
+    let missing = "00".repeat(32);
+    expect(
+        &s,
+        request(&alice, statement("alice", ART, &missing)),
+        400,
+        "unknown_reference",
+        "body.statement.lineage",
+    )
+    .await;
+    expect(
+        &s,
+        request(&alice, statement("alice", OTHER, &lineage)),
+        400,
+        "artifact_mismatch",
+        "body.statement.artifact_sha256",
+    )
+    .await;
+    let req = ok(&s, request(&alice, statement("alice", ART, &lineage))).await;
+
+    let approval = |k: &SignerKey, who: &str, artifact: &str, reference: &str| {
+        let st = json!({"request": reference, "artifact_sha256": artifact, "decision": "approve", "approver": who,
+                        "role": "risk", "signed_at": "2026-11-26T10:00:00Z"});
+        json!({"kind": "approval", "body": {"statement": st, "signature": sign(k, &st)}})
+    };
+    expect(
+        &s,
+        approval(&alice, "alice", ART, &req),
+        403,
+        "self_approval",
+        "body.statement.approver",
+    )
+    .await;
+    expect(
+        &s,
+        approval(&bob, "bob", OTHER, &req),
+        400,
+        "artifact_mismatch",
+        "body.statement.artifact_sha256",
+    )
+    .await;
+    expect(
+        &s,
+        approval(&bob, "bob", ART, &lineage),
+        400,
+        "unknown_reference",
+        "body.statement.request",
+    )
+    .await;
+    expect(
+        &s,
+        approval(&alice, "bob", ART, &req),
+        400,
+        "invalid_signature",
+        "body.signature",
+    )
+    .await;
+    let imported = json!({"kind": "approval", "body": {
+        "statement": {"request": req, "artifact_sha256": ART, "decision": "approve", "approver": "bob", "role": "risk",
+                      "signed_at": "2026-11-26T10:00:00Z"},
+        "source": "github",
+        "evidence": {"review_id": 1, "reviewer": "bob", "commit_sha": "abc", "submitted_at": "2026-11-26T10:00:00Z", "state": "APPROVED"}}});
+    expect(&s, imported, 403, "imported_approval", "body.source").await;
+    ok(&s, approval(&bob, "bob", ART, &req)).await;
+
+    // Deployments reference the request.
+    let deploy = |r: &str| {
+        json!({"kind": "deployment", "body": {"model_id": "ppo-42", "request": r, "status": "SUCCESS",
+                                                                  "environment": "production", "executed_by": "ci"}})
+    };
+    expect(
+        &s,
+        deploy(&lineage),
+        400,
+        "unknown_reference",
+        "body.request",
+    )
+    .await;
+    ok(&s, deploy(&req)).await;
+    // A lineage parent must exist.
+    let child = json!({"kind": "lineage", "body": {
+        "model_id": "ppo-43", "model_version": "2", "created_by": "trainer", "parent": missing,
+        "datasets": [{"name": "md", "type": "training", "sha256": OTHER, "size_bytes": 10}],
+        "artifact": {"path": "policy.pt", "sha256": ART, "size_bytes": 4}}});
+    expect(&s, child, 400, "unknown_reference", "body.parent").await;
+    assert_eq!(s.tree_size().await, 4);
+    s.stop().await;
+}
+
+#[test]
+fn one_key_one_name() {
+    let k = key("alice", 1).verifier().to_string();
+    let cfg = govledger::config::Config {
+        people: vec![
+            PersonConfig {
+                name: "alice".into(),
+                roles: vec![],
+                key: k.clone(),
+            },
+            PersonConfig {
+                name: "alias".into(),
+                roles: vec![],
+                key: k,
+            },
+        ],
+        ..Default::default()
+    };
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("both alice and alias"), "{err}");
+}

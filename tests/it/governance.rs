@@ -199,3 +199,91 @@ fn one_key_one_name() {
     let err = cfg.validate().unwrap_err().to_string();
     assert!(err.contains("both alice and alias"), "{err}");
 }
+
+#[tokio::test]
+async fn the_cli_signs_requests_approvals_and_deployments_the_server_accepts() {
+    use govledger_client::cli::Outcome;
+    use govledger_client::statements;
+    let (alice, bob) = (key("alice", 1), key("bob", 2));
+    let s = start_with(|c| {
+        c.people = vec![
+            PersonConfig {
+                name: "alice".into(),
+                roles: vec![],
+                key: alice.verifier().to_string(),
+            },
+            PersonConfig {
+                name: "bob".into(),
+                roles: vec![],
+                key: bob.verifier().to_string(),
+            },
+        ]
+    })
+    .await;
+    let lineage = ok(
+        &s,
+        json!({"kind": "lineage", "body": {
+        "model_id": "ppo-42", "model_version": "1", "created_by": "trainer",
+        "datasets": [{"name": "md", "type": "training", "sha256": OTHER, "size_bytes": 10}],
+        "artifact": {"path": "policy.pt", "sha256": ART, "size_bytes": 4}}}),
+    )
+    .await;
+    let url = s.url.clone();
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Outcome>> {
+        let a = govledger_client::submit::SubmitArgs {
+            url: &url,
+            input: std::path::Path::new("-"),
+            kind: None,
+            entry_id: None,
+            token: None,
+            out: None,
+            text: false,
+            log_key: None,
+        };
+        let datasets = vec![OTHER.to_owned()];
+        let req = statements::request(
+            &alice,
+            &statements::RequestArgs {
+                model_id: "ppo-42",
+                artifact_sha256: ART.into(),
+                dataset_sha256: &datasets,
+                lineage: &lineage,
+                environment: "production",
+                policy: "four-eyes-v1",
+                github: None,
+                servicenow_change: None,
+                performance_metrics: Some(json!({"sharpe": 1.7})),
+            },
+        )?;
+        let r1 = govledger_client::submit::send(&a, &req)?;
+        let Outcome::Valid(text) = &r1 else {
+            anyhow::bail!("request refused: {r1:?}")
+        };
+        let hash = serde_json::from_str::<Value>(text)?["leaf_hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let body = govledger_client::submit::fetch_body(&url, &hash)?;
+        let artifact = body["statement"]["artifact_sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let approve = statements::approval(&bob, &hash, &artifact, "approve", "risk", Some("ok"))?;
+        let r2 = govledger_client::submit::send(&a, &approve)?;
+        let own = statements::approval(&alice, &hash, &artifact, "approve", "quant", None)?;
+        let r3 = govledger_client::submit::send(&a, &own)?;
+        Ok(vec![r1, r2, r3])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(matches!(outcome[0], Outcome::Valid(_)));
+    assert!(matches!(outcome[1], Outcome::Valid(_)), "{:?}", outcome[1]);
+    assert!(
+        matches!(&outcome[2], Outcome::Invalid(m) if m.contains("self_approval")),
+        "{:?}",
+        outcome[2]
+    );
+    assert_eq!(s.tree_size().await, 3);
+    s.stop().await;
+}

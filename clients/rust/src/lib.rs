@@ -5,5 +5,6 @@ pub mod cli;
 pub mod dataset;
 pub mod keyfile;
 pub mod loadgen;
+pub mod statements;
 pub mod submit;
 pub mod time;

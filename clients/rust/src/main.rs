@@ -76,6 +76,90 @@ enum Command {
         #[arg(long)]
         log_key: Option<String>,
     },
+    /// Sign and submit a release approval request (requested_by = the key's name).
+    Request {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Your signer key file (govledger keygen).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        model_id: String,
+        /// The artifact file (hashed here) ...
+        #[arg(long)]
+        artifact: Option<PathBuf>,
+        /// ... or its digest, sha256:<hex>.
+        #[arg(long)]
+        artifact_sha256: Option<String>,
+        /// Dataset digests, sha256:<hex>; repeat per dataset.
+        #[arg(long = "dataset-sha256")]
+        dataset_sha256: Vec<String>,
+        /// Leaf hash (hex) of the lineage entry.
+        #[arg(long)]
+        lineage: String,
+        #[arg(long, default_value = "production")]
+        environment: String,
+        #[arg(long, default_value = "four-eyes-v1")]
+        policy: String,
+        /// GitHub pull request: OWNER/REPO, number and head commit.
+        #[arg(long, requires_all = ["github_pr", "github_head_sha"])]
+        github_repo: Option<String>,
+        #[arg(long)]
+        github_pr: Option<u64>,
+        #[arg(long)]
+        github_head_sha: Option<String>,
+        /// ServiceNow change request number.
+        #[arg(long)]
+        servicenow_change: Option<String>,
+        /// JSON file of performance metrics (recorded unsigned).
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// Save the receipt here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Sign and submit an approval or rejection of a request (approver = the key's name).
+    Approve {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        key: PathBuf,
+        /// Leaf hash (hex) of the approval request.
+        #[arg(long)]
+        request: String,
+        #[arg(long, value_parser = ["approve", "reject"])]
+        decision: String,
+        /// Your role (as registered on the server, e.g. risk).
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// The artifact digest you approve; default: the one the request names.
+        #[arg(long)]
+        artifact_sha256: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Record a deployment (SUCCESS, FAILURE or ROLLBACK) against its approval request.
+    DeployRecord {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        request: String,
+        #[arg(long)]
+        model_id: String,
+        #[arg(long, value_parser = ["SUCCESS", "FAILURE", "ROLLBACK"])]
+        status: String,
+        #[arg(long, default_value = "production")]
+        environment: String,
+        #[arg(long)]
+        executed_by: String,
+        /// JSON object with free-form details.
+        #[arg(long)]
+        details: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the SHA-256 fingerprint of each dataset (a file, or a directory's manifest), as
     /// recorded in lineage entries: `sha256:<hex>  PATH` per line.
     HashDataset {
@@ -217,6 +301,107 @@ fn main() -> ExitCode {
             log_key: log_key.as_deref(),
         }),
         Command::HashDataset { paths, json } => hash_dataset(&paths, json),
+        Command::Request {
+            server,
+            key,
+            model_id,
+            artifact,
+            artifact_sha256,
+            dataset_sha256,
+            lineage,
+            environment,
+            policy,
+            github_repo,
+            github_pr,
+            github_head_sha,
+            servicenow_change,
+            metrics,
+            out,
+        } => (|| {
+            let key = govledger_client::keyfile::read(&key)?;
+            let metrics = metrics
+                .map(|m| -> anyhow::Result<serde_json::Value> {
+                    Ok(serde_json::from_slice(&std::fs::read(&m)?)?)
+                })
+                .transpose()?;
+            let github = match (&github_repo, github_pr, &github_head_sha) {
+                (Some(r), Some(n), Some(h)) => Some((r.as_str(), n, h.as_str())),
+                _ => None,
+            };
+            let body = govledger_client::statements::request(
+                &key,
+                &govledger_client::statements::RequestArgs {
+                    model_id: &model_id,
+                    artifact_sha256: govledger_client::statements::digest_of(
+                        artifact_sha256.as_deref(),
+                        artifact.as_deref(),
+                    )?,
+                    dataset_sha256: &dataset_sha256,
+                    lineage: &lineage,
+                    environment: &environment,
+                    policy: &policy,
+                    github,
+                    servicenow_change: servicenow_change.as_deref(),
+                    performance_metrics: metrics,
+                },
+            )?;
+            send(&server, out.as_deref(), &body)
+        })(),
+        Command::Approve {
+            server,
+            key,
+            request,
+            decision,
+            role,
+            comment,
+            artifact_sha256,
+            out,
+        } => (|| {
+            let key = govledger_client::keyfile::read(&key)?;
+            let artifact = match artifact_sha256 {
+                Some(a) => a,
+                None => {
+                    let body = govledger_client::submit::fetch_body(&server.url, &request)?;
+                    body["statement"]["artifact_sha256"]
+                        .as_str()
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("entry {request} is not an approval request")
+                        })?
+                        .to_owned()
+                }
+            };
+            let body = govledger_client::statements::approval(
+                &key,
+                &request,
+                &artifact,
+                &decision,
+                &role,
+                comment.as_deref(),
+            )?;
+            send(&server, out.as_deref(), &body)
+        })(),
+        Command::DeployRecord {
+            server,
+            request,
+            model_id,
+            status,
+            environment,
+            executed_by,
+            details,
+            out,
+        } => (|| {
+            let mut body = serde_json::json!({"model_id": model_id, "request": request, "status": status,
+                                              "environment": environment, "executed_by": executed_by});
+            if let Some(d) = details {
+                body["details"] =
+                    serde_json::from_str(&d).map_err(|e| anyhow::anyhow!("--details: {e}"))?;
+            }
+            send(
+                &server,
+                out.as_deref(),
+                &serde_json::json!({"kind": "deployment", "body": body}),
+            )
+        })(),
         Command::Loadgen {
             server,
             concurrency,
@@ -319,4 +504,24 @@ fn hash_dataset(paths: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
     } else {
         lines.join("\n")
     }))
+}
+
+fn send(
+    server: &ServerArgs,
+    out: Option<&std::path::Path>,
+    body: &serde_json::Value,
+) -> anyhow::Result<Outcome> {
+    govledger_client::submit::send(
+        &govledger_client::submit::SubmitArgs {
+            url: &server.url,
+            input: std::path::Path::new("-"),
+            kind: None,
+            entry_id: None,
+            token: server.token.as_deref(),
+            out,
+            text: false,
+            log_key: None,
+        },
+        body,
+    )
 }

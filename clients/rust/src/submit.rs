@@ -45,6 +45,11 @@ pub fn submit(a: &SubmitArgs) -> Result<Outcome> {
     let bytes = read_input(a.input)?;
     let input: Value = serde_json::from_slice(&bytes).context("the input is not JSON")?;
     let body = build_body(&input, a.kind, a.entry_id)?;
+    send(a, &body)
+}
+
+/// Posts `body` to the server as `a` says (token, text, verification, output file).
+pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
     let client = reqwest::blocking::Client::new();
     let mut req = client
         .post(format!("{}/v1/entries", a.url.trim_end_matches('/')))
@@ -87,4 +92,18 @@ pub fn submit(a: &SubmitArgs) -> Result<Outcome> {
         }
         None => Ok(Outcome::Valid(text.trim_end().to_owned())),
     }
+}
+
+/// Returns the body of the entry with leaf hash `hash` from the server.
+pub fn fetch_body(url: &str, hash: &str) -> Result<Value> {
+    use base64::Engine;
+    let r: Receipt =
+        reqwest::blocking::get(format!("{}/v1/receipts/{hash}", url.trim_end_matches('/')))
+            .with_context(|| format!("reaching {url}"))?
+            .error_for_status()
+            .with_context(|| format!("entry {hash}"))?
+            .json()?;
+    let leaf = base64::engine::general_purpose::STANDARD.decode(&r.leaf)?;
+    let leaf = ledger_format::leaf::Leaf::parse(&leaf)?;
+    Ok(serde_json::from_slice(&leaf.body)?)
 }

@@ -1,0 +1,101 @@
+//! `govledger request`, `approve` and `deploy-record`: build, sign (Ed25519 over the RFC 8785
+//! form of the statement) and submit governance entries.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use ledger_format::note::SignerKey;
+use serde_json::{json, Map, Value};
+
+/// Returns the current time as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    crate::time::rfc3339_ms(ms)
+}
+
+/// Returns `{"statement": statement, "signature": base64(Ed25519(JCS(statement)))}`.
+pub fn signed(key: &SignerKey, statement: Value) -> Result<Map<String, Value>> {
+    let canonical = ledger_format::jcs::canonicalize(&statement).context("the statement")?;
+    let sig = base64::engine::general_purpose::STANDARD.encode(key.sign_raw(canonical.as_bytes()));
+    let mut m = Map::new();
+    m.insert("statement".into(), statement);
+    m.insert("signature".into(), sig.into());
+    Ok(m)
+}
+
+/// Returns a digest `sha256:<hex>` given directly or computed from a file.
+pub fn digest_of(given: Option<&str>, file: Option<&Path>) -> Result<String> {
+    match (given, file) {
+        (Some(d), None) => Ok(d.to_owned()),
+        (None, Some(f)) => Ok(format!(
+            "sha256:{}",
+            crate::dataset::hash_file(f, &mut |_| {})?.0
+        )),
+        _ => bail!("give the artifact as a file (--artifact) or a digest (--artifact-sha256)"),
+    }
+}
+
+/// What an approval request says.
+pub struct RequestArgs<'a> {
+    pub model_id: &'a str,
+    pub artifact_sha256: String,
+    pub dataset_sha256: &'a [String],
+    pub lineage: &'a str,
+    pub environment: &'a str,
+    pub policy: &'a str,
+    pub github: Option<(&'a str, u64, &'a str)>,
+    pub servicenow_change: Option<&'a str>,
+    pub performance_metrics: Option<Value>,
+}
+
+/// Returns the approval_request submission, signed by `key` (whose name is `requested_by`).
+pub fn request(key: &SignerKey, a: &RequestArgs) -> Result<Value> {
+    let mut st = json!({
+        "model_id": a.model_id,
+        "artifact_sha256": a.artifact_sha256,
+        "dataset_sha256": a.dataset_sha256,
+        "lineage": a.lineage,
+        "requested_by": key.name(),
+        "environment": a.environment,
+        "policy": a.policy,
+        "signed_at": now_rfc3339(),
+    });
+    if let Some((repo, pr, head)) = a.github {
+        st["github"] = json!({"repo": repo, "pr": pr, "head_sha": head});
+    }
+    if let Some(c) = a.servicenow_change {
+        st["servicenow"] = json!({"change": c});
+    }
+    let mut body = signed(key, st)?;
+    if let Some(m) = &a.performance_metrics {
+        body.insert("performance_metrics".into(), m.clone());
+    }
+    Ok(json!({"kind": "approval_request", "body": body}))
+}
+
+/// Returns the approval submission for `request`, signed by `key` (whose name is `approver`).
+pub fn approval(
+    key: &SignerKey,
+    request: &str,
+    artifact_sha256: &str,
+    decision: &str,
+    role: &str,
+    comment: Option<&str>,
+) -> Result<Value> {
+    let mut st = json!({
+        "request": request,
+        "artifact_sha256": artifact_sha256,
+        "decision": decision,
+        "approver": key.name(),
+        "role": role,
+        "signed_at": now_rfc3339(),
+    });
+    if let Some(c) = comment {
+        st["comment"] = c.into();
+    }
+    Ok(json!({"kind": "approval", "body": signed(key, st)?}))
+}

@@ -130,6 +130,7 @@ pub fn import(from: &Path, db_dir: &Path, key: &SignerKey, cache_mb: u64) -> Res
             records.push(NewEntry {
                 index,
                 leaf_hash: hash,
+                attrs: crate::index::attribute_keys(parsed.kind, &parsed.body),
                 submitter: parsed.submitter,
                 entry_id: parsed.entry_id,
             });
@@ -144,7 +145,11 @@ pub fn import(from: &Path, db_dir: &Path, key: &SignerKey, cache_mb: u64) -> Res
                 last_ms,
             })?;
             if records.len() >= crate::index::RUN_RECORDS || n + 1 == bundles {
-                store.index(&crate::index::runs(&records), writer.size())?;
+                store.index(
+                    &crate::index::runs(&records),
+                    &crate::index::postings(&records),
+                    writer.size(),
+                )?;
                 records.clear();
             }
             eprintln!("import: {} of {} entries", writer.size(), size.0);

@@ -26,8 +26,8 @@ use ledger_format::leaf::Leaf;
 use ledger_format::Hash;
 
 use crate::store::{
-    bucket_of, entry_id_fingerprint, leaf_fingerprint, IndexRun, IndexSpace, NewEntry, Store,
-    StoreError,
+    bucket_of, entry_id_fingerprint, leaf_fingerprint, IndexRun, IndexSpace, NewEntry, Posting,
+    Store, StoreError,
 };
 
 /// Most index records held in memory before the sequencer waits for the writer.
@@ -41,8 +41,9 @@ struct Pending {
     by_hash: HashMap<Hash, u64>,
     by_id: HashMap<(String, String), u64>,
     queue: VecDeque<NewEntry>,
-    /// Records taken by the writer and not yet in the store (still answered from the maps).
+    /// Records taken by the writer and not yet in the store (still answered from here).
     in_flight: usize,
+    in_flight_records: Arc<Vec<NewEntry>>,
     stop: bool,
     failed: Option<String>,
 }
@@ -77,7 +78,7 @@ impl Index {
             let end = (start + 4096).min(size);
             records.extend(records_of(store.as_ref(), start, end)?);
             if records.len() >= RUN_RECORDS {
-                store.index(&runs(&records), end)?;
+                store.index(&runs(&records), &postings(&records), end)?;
                 records.clear();
             }
             start = end;
@@ -162,6 +163,29 @@ impl Index {
         Ok(None)
     }
 
+    /// Returns up to `limit` ascending entry indices `>= from` carrying attribute `attr`,
+    /// stored and pending alike.
+    pub fn postings(&self, attr: u64, from: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        // Pending first, then the store (the writer stores before it drops pending records, so
+        // a record is seen in at least one of the two; duplicates are merged).
+        let pending: Vec<u64> = {
+            let p = self.pending.lock().expect("lock poisoned");
+            p.in_flight_records
+                .iter()
+                .chain(p.queue.iter())
+                .filter(|r| r.index >= from && r.attrs.contains(&attr))
+                .map(|r| r.index)
+                .take(limit)
+                .collect()
+        };
+        let mut out = self.store.postings(attr, from, limit)?;
+        out.extend(pending);
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// Returns how many records are not yet in the store.
     pub fn lag(&self) -> usize {
         let p = self.pending.lock().expect("lock poisoned");
@@ -170,7 +194,7 @@ impl Index {
 
     fn write_loop(&self) {
         loop {
-            let batch: Vec<NewEntry> = {
+            let batch: Arc<Vec<NewEntry>> = {
                 let mut p = self.pending.lock().expect("lock poisoned");
                 while p.queue.len() < RUN_RECORDS && !p.stop {
                     p = self.changed.wait(p).expect("lock poisoned");
@@ -178,19 +202,21 @@ impl Index {
                 if p.queue.is_empty() {
                     return; // stopped and drained
                 }
-                let batch: Vec<NewEntry> = p.queue.drain(..).collect();
+                let batch: Arc<Vec<NewEntry>> = Arc::new(p.queue.drain(..).collect());
                 p.in_flight = batch.len();
+                p.in_flight_records = batch.clone();
                 batch
             };
             let up_to = batch.last().map(|r| r.index + 1).unwrap_or(0);
             // Not a durability point: the records are derived from durable entries and are
             // replayed from `indexed_up_to` after a crash. sled flushes them with the next group.
-            let result = self.store.index(&runs(&batch), up_to);
+            let result = self.store.index(&runs(&batch), &postings(&batch), up_to);
             let mut p = self.pending.lock().expect("lock poisoned");
             p.in_flight = 0;
+            p.in_flight_records = Arc::default();
             match result {
                 Ok(()) => {
-                    for r in &batch {
+                    for r in batch.iter() {
                         if p.by_hash.get(&r.leaf_hash) == Some(&r.index) {
                             p.by_hash.remove(&r.leaf_hash);
                         }
@@ -206,8 +232,8 @@ impl Index {
                     tracing::error!("index writer stopped: {e}");
                     p.failed = Some(e.to_string());
                     // Keep the records answerable from memory; nothing more is written.
-                    for r in batch.into_iter().rev() {
-                        p.queue.push_front(r);
+                    for r in batch.iter().rev() {
+                        p.queue.push_front(r.clone());
                     }
                     self.changed.notify_all();
                     return;
@@ -238,9 +264,37 @@ pub fn records_of(store: &dyn Store, start: u64, end: u64) -> Result<Vec<NewEntr
             Ok(NewEntry {
                 index: i,
                 leaf_hash: ledger_format::leaf_hash(&leaf),
+                attrs: attribute_keys(parsed.kind, &parsed.body),
                 submitter: parsed.submitter,
                 entry_id: parsed.entry_id,
             })
+        })
+        .collect()
+}
+
+/// Returns the attribute keys of an entry.
+pub fn attribute_keys(kind: ledger_format::entry::EntryKind, body: &[u8]) -> Vec<u64> {
+    ledger_format::entry::attributes(kind, body)
+        .iter()
+        .map(|a| ledger_format::entry::attribute_key(a))
+        .collect()
+}
+
+/// Returns the batch's posting runs: for each attribute, the indices that carry it.
+pub fn postings(batch: &[NewEntry]) -> Vec<Posting> {
+    let first = batch.first().map(|r| r.index).unwrap_or(0);
+    let mut by_attr: HashMap<u64, Vec<u64>> = HashMap::new();
+    for r in batch {
+        for a in &r.attrs {
+            by_attr.entry(*a).or_default().push(r.index);
+        }
+    }
+    by_attr
+        .into_iter()
+        .map(|(attr, indices)| Posting {
+            attr,
+            first,
+            indices,
         })
         .collect()
 }

@@ -232,6 +232,25 @@ impl Log {
         .map_err(|e| LogError::Inconsistent(e.to_string()))
     }
 
+    /// Returns the first index in `[0, size)` whose leaf was logged at or after `ms` (`size`
+    /// if none), by binary search: timestamps never decrease along the log. O(log n) reads.
+    pub fn first_at_or_after(&self, ms: u64, size: u64) -> Result<u64, LogError> {
+        let (mut lo, mut hi) = (0u64, size);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let leaf = self.store.entries(mid, mid + 1)?.remove(0);
+            let at = ledger_format::leaf::Leaf::parse(&leaf)
+                .map_err(|e| LogError::Inconsistent(format!("entry {mid}: {e}")))?
+                .logged_at_ms;
+            if at < ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
     /// Returns the leaf bytes at `index`, if published.
     pub fn leaf(&self, index: u64) -> Result<Vec<u8>, LogError> {
         if index >= self.published().size {

@@ -31,6 +31,8 @@ pub struct Pending {
     pub submitter: String,
     pub entry_id: String,
     pub body: Vec<u8>,
+    /// Attribute keys for the secondary indexes (computed by the caller, off the writer).
+    pub attrs: Vec<u64>,
 }
 
 /// Where an entry ended up.
@@ -354,6 +356,7 @@ impl Sequencer {
                                 }
                                 by_hash.insert(hash, index);
                                 new_entries.push(NewEntry {
+                                    attrs: p.attrs.clone(),
                                     index,
                                     leaf_hash: hash,
                                     submitter: leaf.submitter.clone(),

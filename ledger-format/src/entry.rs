@@ -255,6 +255,42 @@ pub fn validate_body(kind: EntryKind, body: &str) -> Result<(), SchemaError> {
     }
 }
 
+/// Returns the attributes an entry is found by (`GET /v1/entries?kind=&model_id=&request=&tag=`),
+/// as `name=value` strings: its kind, the model id (lineage, approval_request, deployment), the
+/// request it refers to (approval, deployment) and every compliance tag (audit). The body must
+/// be schema-valid; attributes it lacks are simply absent.
+pub fn attributes(kind: EntryKind, body: &[u8]) -> Vec<String> {
+    let mut out = vec![format!("kind={}", kind.name())];
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return out;
+    };
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let model = match kind {
+        EntryKind::Lineage | EntryKind::Deployment => text(&v["model_id"]),
+        EntryKind::ApprovalRequest => text(&v["statement"]["model_id"]),
+        _ => None,
+    };
+    out.extend(model.map(|m| format!("model_id={m}")));
+    let request = match kind {
+        EntryKind::Approval => text(&v["statement"]["request"]),
+        EntryKind::Deployment => text(&v["request"]),
+        _ => None,
+    };
+    out.extend(request.map(|r| format!("request={r}")));
+    if kind == EntryKind::Audit {
+        for t in v["compliance_tags"].as_array().into_iter().flatten() {
+            out.extend(text(t).map(|t| format!("tag={t}")));
+        }
+    }
+    out
+}
+
+/// Returns the 64-bit key of an attribute (`name=value`): the first 8 bytes of its SHA-256.
+pub fn attribute_key(attribute: &str) -> u64 {
+    let h = crate::hash::sha256(attribute.as_bytes());
+    u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -545,6 +545,50 @@ pub fn deployment(map: &Map<String, Value>) -> Result<(), SchemaError> {
     c.finish()
 }
 
+/// Returns an RFC 3339 time as Unix milliseconds (UTC), or `None` if it is not one (or is
+/// before 1970).
+pub fn rfc3339_to_ms(s: &str) -> Option<u64> {
+    if !is_rfc3339(s) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
+        ms = padded.parse().ok()?;
+        rest = &frac[digits.len()..];
+    }
+    let offset_min = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign, ..] => {
+            let (oh, om) = (
+                rest[1..3].parse::<i64>().ok()?,
+                rest[4..6].parse::<i64>().ok()?,
+            );
+            let o = oh * 60 + om;
+            if *sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant), proleptic Gregorian.
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_min * 60;
+    u64::try_from(secs * 1000 + ms).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,5 +724,26 @@ mod tests {
         let mut v = ok;
         v["status"] = "DONE".into();
         assert_eq!(check(deployment, v), Err("status".into()));
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn rfc3339_to_ms() {
+        assert_eq!(super::rfc3339_to_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            super::rfc3339_to_ms("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            super::rfc3339_to_ms("2023-11-14T23:13:20.1+01:00"),
+            Some(1_700_000_000_100)
+        );
+        assert_eq!(
+            super::rfc3339_to_ms("2000-02-29T00:00:00Z"),
+            Some(951_782_400_000)
+        );
+        assert_eq!(super::rfc3339_to_ms("yesterday"), None);
     }
 }

@@ -44,10 +44,7 @@ pub struct AppState {
 /// Returns the application with every route.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route(
-            "/v1/entries",
-            post(submit::submit).get(read::list_unsupported),
-        )
+        .route("/v1/entries", post(submit::submit).get(read::list))
         .route("/v1/entries/{index}", get(read::entry))
         .route("/v1/log", get(read::log_info))
         .route("/v1/proofs/inclusion", get(read::inclusion))

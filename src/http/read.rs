@@ -301,12 +301,125 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-pub async fn list_unsupported() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "listing entries by kind, model or time arrives with the governance features",
-    )
+/// `GET /v1/entries?kind=&model_id=&request=&tag=&from=&to=&cursor=&limit=`: receipts (against
+/// the latest checkpoint) of the entries that match every filter, in log order, and the cursor
+/// for the next page (`null` at the end). The most selective filter drives the scan through its
+/// posting list; the others are checked on each candidate; `from`/`to` (RFC 3339) bound the
+/// index range by binary search over the non-decreasing timestamps.
+pub async fn list(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    use ledger_format::entry::{attribute_key, attributes, EntryKind};
+    for k in q.keys() {
+        if ![
+            "kind", "model_id", "request", "tag", "from", "to", "cursor", "limit",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(
+                ApiError::bad_request("bad_parameter", format!("unknown parameter {k}"))
+                    .field(k.clone()),
+            );
+        }
+    }
+    if let Some(k) = q.get("kind") {
+        if EntryKind::from_name(k).is_none() {
+            return Err(
+                ApiError::bad_request("bad_parameter", format!("unknown kind {k:?}")).field("kind"),
+            );
+        }
+    }
+    let time = |name: &str| -> Result<Option<u64>, ApiError> {
+        q.get(name)
+            .map(|v| {
+                ledger_format::schema::rfc3339_to_ms(v).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "bad_parameter",
+                        format!("{name} must be an RFC 3339 time"),
+                    )
+                    .field(name)
+                })
+            })
+            .transpose()
+    };
+    let (from_ms, to_ms) = (time("from")?, time("to")?);
+    let limit = param_u64(&q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
+    let cursor = param_u64(&q, "cursor")?.unwrap_or(0);
+    // Most selective first: a request has few entries, a kind has many.
+    let wanted: Vec<String> = ["request", "model_id", "tag", "kind"]
+        .iter()
+        .filter_map(|k| q.get(*k).map(|v| format!("{k}={v}")))
+        .collect();
+    let published = s.log.published();
+    let log = s.log.clone();
+    let (indices, next) =
+        tokio::task::spawn_blocking(move || -> Result<(Vec<u64>, Option<u64>), ApiError> {
+            let size = published.size;
+            let mut start = cursor;
+            if let Some(ms) = from_ms {
+                start = start.max(log.first_at_or_after(ms, size)?);
+            }
+            let end = match to_ms {
+                Some(ms) => log.first_at_or_after(ms.saturating_add(1), size)?,
+                None => size,
+            };
+            let mut found = Vec::new();
+            let mut pos = start;
+            while pos < end && found.len() < limit {
+                let candidates: Vec<u64> = match wanted.first() {
+                    None => (pos..end.min(pos + limit as u64)).collect(),
+                    Some(a) => log
+                        .index
+                        .postings(attribute_key(a), pos, 4 * limit)
+                        .map_err(crate::log::LogError::from)?,
+                };
+                let Some(&last) = candidates.last() else {
+                    break;
+                };
+                for i in candidates.into_iter().filter(|i| *i < end) {
+                    if wanted.len() > 1 {
+                        let leaf =
+                            ledger_format::leaf::Leaf::parse(&log.leaf(i)?).map_err(|e| {
+                                ApiError::new(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "internal",
+                                    e.to_string(),
+                                )
+                            })?;
+                        let have = attributes(leaf.kind, &leaf.body);
+                        if !wanted.iter().all(|w| have.contains(w)) {
+                            continue;
+                        }
+                    }
+                    found.push(i);
+                    if found.len() == limit {
+                        break;
+                    }
+                }
+                pos = last + 1;
+            }
+            let next = (found.len() == limit)
+                .then(|| found[limit - 1] + 1)
+                .filter(|n| *n < end);
+            Ok((found, next))
+        })
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
+    let proofs = s.log.inclusions(&indices, published.size)?;
+    let mut entries = Vec::with_capacity(indices.len());
+    for (i, proof) in indices.iter().zip(proofs) {
+        let leaf = s.log.leaf(*i)?;
+        let placed = Placed {
+            index: *i,
+            leaf_hash: ledger_format::leaf_hash(&leaf),
+            leaf,
+        };
+        entries.push(super::submit::receipt_with(&placed, proof, &published));
+    }
+    Ok(axum::Json(json!({"entries": entries, "next_cursor": next})).into_response())
 }
 
 pub async fn no_route() -> ApiError {

@@ -68,7 +68,7 @@ pub fn receipt(log: &Log, placed: &Placed, published: &Published) -> Result<Rece
     Ok(receipt_with(placed, proof, published))
 }
 
-fn receipt_with(placed: &Placed, proof: InclusionProof, published: &Published) -> Receipt {
+pub fn receipt_with(placed: &Placed, proof: InclusionProof, published: &Published) -> Receipt {
     Receipt {
         index: placed.index,
         leaf_hash: placed.leaf_hash.to_hex(),
@@ -184,6 +184,7 @@ pub async fn submit(
             .field(r.field)
         })?;
         pending.push(Pending {
+            attrs: crate::index::attribute_keys(s.kind, s.body.as_bytes()),
             kind: s.kind,
             submitter: client.name.clone(),
             entry_id: s.entry_id.clone(),

@@ -56,6 +56,18 @@ pub struct NewEntry {
     pub leaf_hash: Hash,
     pub submitter: String,
     pub entry_id: String,
+    /// Attribute keys the entry is found by (`ledger_format::entry::attribute_key`).
+    pub attrs: Vec<u64>,
+}
+
+/// Entry indices that carry one attribute, from one index flush (a posting-list run).
+#[derive(Clone, Debug)]
+pub struct Posting {
+    pub attr: u64,
+    /// First entry index the flush covered (keeps keys unique and ordered).
+    pub first: u64,
+    /// Ascending entry indices.
+    pub indices: Vec<u64>,
 }
 
 /// What an index maps to entry indices.
@@ -170,10 +182,14 @@ pub trait Store: Send + Sync {
     fn tile_chunks(&self, level: u8, index: u64) -> Result<Vec<(ChunkId, ChunkBytes)>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
-    /// Writes index runs and the mark that every entry below `up_to` is indexed, atomically.
+    /// Writes index runs, posting runs and the mark that every entry below `up_to` is indexed,
+    /// atomically.
     /// Not flushed by itself: index records are derived and are replayed from
     /// [`Store::indexed_up_to`] after a crash.
-    fn index(&self, runs: &[IndexRun], up_to: u64) -> Result<(), StoreError>;
+    fn index(&self, runs: &[IndexRun], postings: &[Posting], up_to: u64) -> Result<(), StoreError>;
+    /// Returns up to `limit` ascending entry indices `>= from` that carry attribute `attr`,
+    /// from the stored posting runs.
+    fn postings(&self, attr: u64, from: u64, limit: usize) -> Result<Vec<u64>, StoreError>;
     /// Returns the mark written by the last [`Store::index`] (0 for none).
     fn indexed_up_to(&self) -> Result<u64, StoreError>;
     /// Returns the indices of the entries whose key has fingerprint `fp` in `space`: candidates

@@ -5,12 +5,13 @@
 //! m<name>                       meta: format, size, checkpoint, last_ms, indexed
 //! E<u64be index / 16>           up to 16 leaves, u16-framed as in tlog-tiles bundles
 //! T<u8 level><u64be tile><u8 inner><u8 chunk>   up to 16 hashes (see fattile)
+//! q<u64be attribute><u64be first>      posting run: 6-byte entry indices, ascending
 //! x<space><u16be bucket><u64be first>   index run: 12-byte records, 48 low bits of the
 //!                               fingerprint then a 48-bit entry index (see crate::index)
 //! ```
 
 use super::{
-    bucket_of, ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, Store, StoreError,
+    bucket_of, ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, Posting, Store, StoreError,
     FORMAT_VERSION,
 };
 use ledger_format::tile::decode_bundle;
@@ -71,6 +72,14 @@ fn run_prefix(space: IndexSpace, bucket: u16) -> Vec<u8> {
 }
 
 const LOW48: u64 = (1 << 48) - 1;
+
+fn posting_key(attr: u64, first: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(b'q');
+    k.extend_from_slice(&attr.to_be_bytes());
+    k.extend_from_slice(&first.to_be_bytes());
+    k
+}
 
 fn u64_of(v: &[u8]) -> Result<u64, StoreError> {
     v.try_into()
@@ -246,8 +255,15 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn index(&self, runs: &[IndexRun], up_to: u64) -> Result<(), StoreError> {
+    fn index(&self, runs: &[IndexRun], postings: &[Posting], up_to: u64) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        for p in postings {
+            let mut v = Vec::with_capacity(6 * p.indices.len());
+            for i in &p.indices {
+                v.extend_from_slice(&i.to_be_bytes()[2..]);
+            }
+            batch.insert(posting_key(p.attr, p.first), v);
+        }
         for run in runs {
             let mut k = run_prefix(run.space, run.bucket);
             k.extend_from_slice(&run.first.to_be_bytes());
@@ -264,6 +280,38 @@ impl Store for SledStore {
         batch.insert(key(b'm', b"indexed"), &up_to.to_be_bytes());
         self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    fn postings(&self, attr: u64, from: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        // Start at the last run that begins at or before `from`: it may hold indices >= from.
+        let start = self
+            .tree
+            .range(posting_key(attr, 0)..=posting_key(attr, from))
+            .next_back()
+            .transpose()?
+            .map(|(k, _)| k.to_vec())
+            .unwrap_or_else(|| posting_key(attr, 0));
+        for kv in self.tree.range(start..=posting_key(attr, u64::MAX)) {
+            let (_, v) = kv?;
+            if v.len() % 6 != 0 {
+                return Err(StoreError::Corrupt(
+                    "posting run is not whole indices".into(),
+                ));
+            }
+            for c in v.chunks_exact(6) {
+                let mut b = [0u8; 8];
+                b[2..].copy_from_slice(c);
+                let i = u64::from_be_bytes(b);
+                if i >= from {
+                    out.push(i);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn indexed_up_to(&self) -> Result<u64, StoreError> {

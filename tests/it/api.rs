@@ -408,3 +408,94 @@ async fn lookups_by_hash_and_entry_id_across_index_runs() {
     assert_eq!(s.submit(audit(5), Some("e0-5")).await.index, 5);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn entries_are_found_by_kind_model_tag_and_time_with_paging() {
+    let s = start().await;
+    let tagged = |n: u64, tags: &[&str]| {
+        let mut a = audit(n);
+        a["compliance_tags"] = json!(tags);
+        json!({"kind": "audit", "body": a})
+    };
+    for n in 0..5 {
+        assert_eq!(s.post(&tagged(n, &["SOX"]).to_string()).await.0, 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let t_mid = chrono_now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    for n in 5..8 {
+        assert_eq!(
+            s.post(&tagged(n, &["MIFID_II", "SOX"]).to_string()).await.0,
+            200
+        );
+    }
+    let lineage = json!({"kind": "lineage", "body": {"model_id": "ppo-42", "model_version": "1", "created_by": "t",
+        "datasets": [{"name": "d", "type": "training", "size_bytes": 1,
+                      "sha256": "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}],
+        "artifact": {"path": "p", "size_bytes": 1,
+                     "sha256": "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}}});
+    assert_eq!(s.post(&lineage.to_string()).await.0, 200);
+
+    check_queries(&s, &t_mid).await;
+    // Again after a restart, when the posting lists come from the store.
+    let dir = s.stop().await;
+    let s = crate::harness::start_in(dir, |_| {}).await;
+    check_queries(&s, &t_mid).await;
+    s.stop().await;
+}
+
+async fn check_queries(s: &crate::harness::TestServer, t_mid: &str) {
+    let indices = |v: &Value| -> Vec<u64> {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect()
+    };
+    let (st, v) = s.get_json("/v1/entries?kind=audit").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(indices(&v), (0..8).collect::<Vec<_>>());
+    let r: Receipt = serde_json::from_value(v["entries"][3].clone()).unwrap();
+    r.verify(&s.vkey).unwrap();
+    assert_eq!(
+        indices(&s.get_json("/v1/entries?tag=MIFID_II").await.1),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        indices(&s.get_json("/v1/entries?model_id=ppo-42").await.1),
+        vec![8]
+    );
+    assert_eq!(
+        indices(&s.get_json("/v1/entries?kind=lineage&tag=SOX").await.1),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        indices(&s.get_json("/v1/entries?kind=audit&tag=MIFID_II").await.1),
+        vec![5, 6, 7]
+    );
+    // Paging.
+    let (_, p1) = s.get_json("/v1/entries?tag=SOX&limit=3").await;
+    assert_eq!(indices(&p1), vec![0, 1, 2]);
+    let next = p1["next_cursor"].as_u64().unwrap();
+    let (_, p2) = s
+        .get_json(&format!("/v1/entries?tag=SOX&limit=3&cursor={next}"))
+        .await;
+    assert_eq!(indices(&p2), vec![3, 4, 5]);
+    // Time range.
+    let (_, v) = s
+        .get_json(&format!("/v1/entries?kind=audit&from={t_mid}"))
+        .await;
+    assert_eq!(indices(&v), vec![5, 6, 7]);
+    let (_, v) = s.get_json(&format!("/v1/entries?to={t_mid}")).await;
+    assert_eq!(indices(&v), vec![0, 1, 2, 3, 4]);
+    // Bad parameters.
+    assert_eq!(s.get_json("/v1/entries?kind=nope").await.0, 400);
+    assert_eq!(s.get_json("/v1/entries?colour=red").await.0, 400);
+    assert_eq!(s.get_json("/v1/entries?from=yesterday").await.0, 400);
+}
+
+/// The current UTC time, RFC 3339 with milliseconds.
+fn chrono_now() -> String {
+    govledger_client::statements::now_rfc3339()
+}

@@ -85,8 +85,16 @@ impl Store for FaultyStore {
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.entries(start, end)
     }
-    fn index(&self, runs: &[govledger::store::IndexRun], up_to: u64) -> Result<(), StoreError> {
-        self.inner.index(runs, up_to)
+    fn index(
+        &self,
+        runs: &[govledger::store::IndexRun],
+        postings: &[govledger::store::Posting],
+        up_to: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.index(runs, postings, up_to)
+    }
+    fn postings(&self, attr: u64, from: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        self.inner.postings(attr, from, limit)
     }
     fn indexed_up_to(&self) -> Result<u64, StoreError> {
         self.inner.indexed_up_to()
@@ -131,6 +139,7 @@ fn reopen(dir: &std::path::Path) -> SledStore {
 
 fn pending(i: u64) -> Pending {
     Pending {
+        attrs: vec![],
         kind: EntryKind::Audit,
         submitter: "anonymous".into(),
         entry_id: format!("e{i}"),

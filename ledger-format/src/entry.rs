@@ -124,6 +124,8 @@ pub struct Submission<'a> {
     pub kind: EntryKind,
     pub entry_id: String,
     pub body: &'a str,
+    /// The attributes it is found by ([`attributes`]), read while validating.
+    pub attributes: Vec<String>,
 }
 
 /// Parses a request body holding one submission or a `{"entries": [...]}` batch, validating the
@@ -220,7 +222,7 @@ fn validate<'a>(raw: RawSubmission<'a>, prefix: &str) -> Result<Submission<'a>, 
     crate::leaf::check_ascii_field("entry_id", &entry_id, 0)
         .map_err(|e| SchemaError::new(format!("{prefix}entry_id"), e.to_string()))?;
     let body = raw.body.get();
-    validate_body(kind, body).map_err(|e| SchemaError {
+    let value = validate_body(kind, body).map_err(|e| SchemaError {
         field: format!(
             "{prefix}body{}{}",
             if e.field.is_empty() { "" } else { "." },
@@ -232,17 +234,18 @@ fn validate<'a>(raw: RawSubmission<'a>, prefix: &str) -> Result<Submission<'a>, 
         kind,
         entry_id,
         body,
+        attributes: attributes_of(kind, &value),
     })
 }
 
 /// Validates a body against its kind's schema. Field paths in errors are relative to the body.
-pub fn validate_body(kind: EntryKind, body: &str) -> Result<(), SchemaError> {
+pub fn validate_body(kind: EntryKind, body: &str) -> Result<Value, SchemaError> {
     let value: Value = serde_json::from_str(body)
         .map_err(|e| SchemaError::new("", format!("malformed JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(SchemaError::new("", "the body must be a JSON object"));
     };
-    match kind {
+    let checked = match kind {
         EntryKind::Audit => schema::audit(&map),
         EntryKind::Lineage => schema::lineage(&map),
         EntryKind::ApprovalRequest => schema::approval_request(&map),
@@ -252,7 +255,8 @@ pub fn validate_body(kind: EntryKind, body: &str) -> Result<(), SchemaError> {
             "kind",
             "key_event entries are written by the log itself when its key rotates",
         )),
-    }
+    };
+    checked.map(|()| Value::Object(map))
 }
 
 /// Returns the attributes an entry is found by (`GET /v1/entries?kind=&model_id=&request=&tag=`),
@@ -260,10 +264,15 @@ pub fn validate_body(kind: EntryKind, body: &str) -> Result<(), SchemaError> {
 /// request it refers to (approval, deployment) and every compliance tag (audit). The body must
 /// be schema-valid; attributes it lacks are simply absent.
 pub fn attributes(kind: EntryKind, body: &[u8]) -> Vec<String> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => attributes_of(kind, &v),
+        Err(_) => vec![format!("kind={}", kind.name())],
+    }
+}
+
+/// [`attributes`] of an already parsed body.
+pub fn attributes_of(kind: EntryKind, v: &Value) -> Vec<String> {
     let mut out = vec![format!("kind={}", kind.name())];
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return out;
-    };
     let text = |v: &Value| v.as_str().map(str::to_owned);
     let model = match kind {
         EntryKind::Lineage | EntryKind::Deployment => text(&v["model_id"]),

@@ -184,7 +184,11 @@ pub async fn submit(
             .field(r.field)
         })?;
         pending.push(Pending {
-            attrs: crate::index::attribute_keys(s.kind, s.body.as_bytes()),
+            attrs: s
+                .attributes
+                .iter()
+                .map(|a| ledger_format::entry::attribute_key(a))
+                .collect(),
             kind: s.kind,
             submitter: client.name.clone(),
             entry_id: s.entry_id.clone(),

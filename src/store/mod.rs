@@ -182,8 +182,8 @@ pub trait Store: Send + Sync {
     fn tile_chunks(&self, level: u8, index: u64) -> Result<Vec<(ChunkId, ChunkBytes)>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
-    /// Writes index runs, posting runs and the mark that every entry below `up_to` is indexed,
-    /// atomically.
+    /// Writes index runs and posting runs, then the mark that every entry below `up_to` is
+    /// indexed (runs may be written in several steps; the mark only after all of them).
     /// Not flushed by itself: index records are derived and are replayed from
     /// [`Store::indexed_up_to`] after a crash.
     fn index(&self, runs: &[IndexRun], postings: &[Posting], up_to: u64) -> Result<(), StoreError>;

@@ -211,8 +211,8 @@ pub struct StoreHashes<'a> {
     shared: Option<&'a ChunkCache>,
 }
 
-/// Full chunks shared between requests. A full chunk never changes, so it can be kept as long
-/// as memory allows; the upper tiles that every proof reads stay hot here. Bounded: when full
+/// Full chunks of tile levels >= 1 shared between requests. A full chunk never changes, so it
+/// can be kept as long as memory allows; these upper tiles are read by every proof. Bounded: when full
 /// it is cleared (the hot chunks come back at once).
 pub struct ChunkCache {
     map: std::sync::Mutex<std::collections::HashMap<ChunkId, ChunkBytes>>,
@@ -233,6 +233,11 @@ impl ChunkCache {
     }
 
     fn put(&self, id: ChunkId, bytes: &ChunkBytes) {
+        if id.level == 0 {
+            // Level-0 chunks belong to single leaves' neighbourhoods: random proofs rarely
+            // reuse them, and caching them evicted the upper chunks every proof needs.
+            return;
+        }
         let b: &[u8] = (**bytes).as_ref();
         let full = if id.inner == fattile::TOP {
             // The top chunk is complete once its last slot (inner level 7's second hash) is.

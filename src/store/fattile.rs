@@ -95,11 +95,12 @@ impl FatTile {
 /// Hashes per stored chunk of inner levels 0 to 2.
 pub const CHUNK: usize = 16;
 
-/// Inner levels from this one up (3..=7: 32 + 16 + 8 + 4 + 2 hashes) share one chunk, so a
-/// proof reads at most four chunks per tile level (measured: halves the reads per proof).
-pub const TOP: u8 = 3;
+/// Inner levels from this one up (1..=7: 128 + 64 + 32 + 16 + 8 + 4 + 2 hashes, 8 KiB) share
+/// one chunk, so a proof reads at most two chunks per tile level: the leaf-level chunk and this
+/// one (measured: benches/README.md).
+pub const TOP: u8 = 1;
 /// Slots in the top chunk.
-pub const TOP_SLOTS: usize = 62;
+pub const TOP_SLOTS: usize = 254;
 
 /// Returns where inner level `r` (>= [`TOP`]) starts in the top chunk.
 pub fn top_offset(r: usize) -> usize {
@@ -164,6 +165,14 @@ mod tests {
                 12
             )
         );
+        let top = ChunkId {
+            level: 0,
+            tile: 1,
+            inner: TOP,
+            chunk: 0,
+        };
+        assert_eq!(chunk_of(7, 3), (top, top_offset(7) + 1));
+        assert_eq!(top_offset(8), TOP_SLOTS);
     }
 
     #[test]

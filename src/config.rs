@@ -72,7 +72,7 @@ impl Default for Config {
             listen: "127.0.0.1:7800".parse().expect("valid literal address"),
             origin: "localhost/govledger".into(),
             key_file: None,
-            cache_mb: 32,
+            cache_mb: 24,
             batch_interval_ms: 2,
             max_batch: 1024,
             queue_capacity: 65_536,

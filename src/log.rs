@@ -28,8 +28,8 @@ pub enum LogError {
     BadRequest(String),
 }
 
-/// Full chunks kept for proofs (about 10 MB at most).
-const CHUNK_CACHE: usize = 16_384;
+/// Bytes of full upper-level chunks kept for proofs.
+const CHUNK_CACHE: usize = 8 << 20;
 
 /// What readers see: the latest durable, signed checkpoint.
 #[derive(Clone, Debug)]

@@ -215,21 +215,21 @@ pub struct StoreHashes<'a> {
 /// can be kept as long as memory allows; these upper tiles are read by every proof. Bounded: when full
 /// it is cleared (the hot chunks come back at once).
 pub struct ChunkCache {
-    map: std::sync::Mutex<std::collections::HashMap<ChunkId, ChunkBytes>>,
-    capacity: usize,
+    map: std::sync::Mutex<(std::collections::HashMap<ChunkId, ChunkBytes>, usize)>,
+    capacity_bytes: usize,
 }
 
 impl ChunkCache {
-    /// Returns an empty cache holding at most `capacity` chunks (512 bytes each at most).
-    pub fn new(capacity: usize) -> ChunkCache {
+    /// Returns an empty cache holding at most `capacity_bytes` of chunks.
+    pub fn new(capacity_bytes: usize) -> ChunkCache {
         ChunkCache {
             map: Default::default(),
-            capacity,
+            capacity_bytes,
         }
     }
 
     fn get(&self, id: &ChunkId) -> Option<ChunkBytes> {
-        self.map.lock().expect("lock poisoned").get(id).cloned()
+        self.map.lock().expect("lock poisoned").0.get(id).cloned()
     }
 
     fn put(&self, id: ChunkId, bytes: &ChunkBytes) {
@@ -248,11 +248,15 @@ impl ChunkCache {
         if !full {
             return; // a partial chunk still grows
         }
-        let mut map = self.map.lock().expect("lock poisoned");
-        if map.len() >= self.capacity {
+        let mut guard = self.map.lock().expect("lock poisoned");
+        let (map, used) = &mut *guard;
+        if *used + b.len() > self.capacity_bytes {
             map.clear();
+            *used = 0;
         }
-        map.insert(id, bytes.clone());
+        if map.insert(id, bytes.clone()).is_none() {
+            *used += b.len();
+        }
     }
 }
 

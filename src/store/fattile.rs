@@ -108,7 +108,7 @@ pub fn top_offset(r: usize) -> usize {
 }
 
 /// A stored chunk: hashes `[16*chunk, 16*chunk+16)` of inner level `inner` (< [`TOP`]) of a
-/// tile, or with `inner == TOP` the top chunk holding inner levels 3 to 7.
+/// tile, or with `inner == TOP` the top chunk holding inner levels 1 to 7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkId {
     pub level: u8,

@@ -130,16 +130,29 @@ impl<'a> ObjectCheck<'a> {
         name: &'static str,
         required: bool,
     ) -> Result<Option<&'a str>, SchemaError> {
-        let s = self.string(name, required, 64)?;
-        if let Some(s) = s {
-            if !is_rfc3339(s) {
-                return Err(SchemaError::new(
-                    self.field(name),
-                    "must be an RFC 3339 time such as 2026-11-26T09:30:00Z",
-                ));
-            }
+        self.matching(
+            name,
+            required,
+            64,
+            is_rfc3339,
+            "must be an RFC 3339 time such as 2026-11-26T09:30:00Z",
+        )
+    }
+
+    /// Checks a string field of 1..=max bytes that `ok` accepts, else fails with `message`.
+    pub fn matching(
+        &mut self,
+        name: &'static str,
+        required: bool,
+        max: usize,
+        ok: impl Fn(&str) -> bool,
+        message: impl Into<String>,
+    ) -> Result<Option<&'a str>, SchemaError> {
+        let s = self.string(name, required, max)?;
+        match s {
+            Some(v) if !ok(v) => Err(SchemaError::new(self.field(name), message)),
+            _ => Ok(s),
         }
-        Ok(s)
     }
 
     /// Refuses any field that no check asked for.
@@ -209,6 +222,10 @@ pub type Located<'a> = (String, &'a Map<String, Value>);
 /// Most datasets, dependencies and other list items in one entry.
 pub const MAX_ITEMS: usize = 64;
 
+fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(is_hex64)
+}
+
 fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -264,16 +281,13 @@ impl<'a> ObjectCheck<'a> {
         name: &'static str,
         required: bool,
     ) -> Result<Option<&'a str>, SchemaError> {
-        let s = self.string(name, required, 71)?;
-        if let Some(s) = s {
-            if !s.strip_prefix("sha256:").is_some_and(is_hex64) {
-                return Err(SchemaError::new(
-                    self.field(name),
-                    "must be sha256:<64 lowercase hex>",
-                ));
-            }
-        }
-        Ok(s)
+        self.matching(
+            name,
+            required,
+            71,
+            is_digest,
+            "must be sha256:<64 lowercase hex>",
+        )
     }
 
     /// Checks an entry reference: a leaf hash as 64 lowercase hex characters.
@@ -282,16 +296,13 @@ impl<'a> ObjectCheck<'a> {
         name: &'static str,
         required: bool,
     ) -> Result<Option<&'a str>, SchemaError> {
-        let s = self.string(name, required, 64)?;
-        if let Some(s) = s {
-            if !is_hex64(s) {
-                return Err(SchemaError::new(
-                    self.field(name),
-                    "must be a leaf hash: 64 lowercase hex characters",
-                ));
-            }
-        }
-        Ok(s)
+        self.matching(
+            name,
+            required,
+            64,
+            is_hex64,
+            "must be a leaf hash: 64 lowercase hex characters",
+        )
     }
 
     /// Checks an Ed25519 signature: standard base64 of 64 bytes.

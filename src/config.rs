@@ -37,6 +37,11 @@ pub struct Config {
     /// People who sign approval requests and approvals: name, roles and note verifier key.
     /// One key, one name.
     pub people: Vec<PersonConfig>,
+    /// Release policy file (`config/policy.toml` documents the format): the server refuses
+    /// approval requests that fail its pre-approval checks, registers its people beside
+    /// `people`, and reports approval status against its rules. Default: two distinct approvers,
+    /// lineage required, no thresholds.
+    pub policy: Option<PathBuf>,
 }
 
 /// A person who may request or approve releases.
@@ -80,6 +85,7 @@ impl Default for Config {
             max_batch_entries: 1000,
             tokens: Vec::new(),
             people: Vec::new(),
+            policy: None,
         }
     }
 }
@@ -122,25 +128,34 @@ impl Config {
                 );
             }
         }
-        self.people_registry()?;
+        self.policy()?;
         Ok(())
     }
 
-    /// Returns the registered people, refusing bad keys and a key under two names.
-    pub fn people_registry(&self) -> Result<crate::governance::People> {
-        let people = self
-            .people
-            .iter()
-            .map(|p| {
-                Ok(crate::governance::Person {
-                    name: p.name.clone(),
-                    roles: p.roles.clone(),
-                    key: ledger_format::note::VerifierKey::parse(&p.key)
-                        .with_context(|| format!("person {}: key", p.name))?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        crate::governance::People::new(people).map_err(|e| anyhow::anyhow!("people: {e}"))
+    /// Returns the release policy (the file, or the defaults) with the people of both the
+    /// policy and this config, refusing bad keys and a key under two names.
+    pub fn policy(&self) -> Result<ledger_format::policy::Policy> {
+        let mut policy = match &self.policy {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the policy {}", path.display()))?;
+                ledger_format::policy::Policy::parse(&text)
+                    .with_context(|| format!("{}", path.display()))?
+            }
+            None => ledger_format::policy::Policy::default(),
+        };
+        let mut people: Vec<_> = policy.people.all().cloned().collect();
+        for p in &self.people {
+            people.push(ledger_format::policy::Person {
+                name: p.name.clone(),
+                roles: p.roles.clone(),
+                key: ledger_format::note::VerifierKey::parse(&p.key)
+                    .with_context(|| format!("person {}: key", p.name))?,
+            });
+        }
+        policy.people = ledger_format::policy::People::new(people)
+            .map_err(|e| anyhow::anyhow!("people: {e}"))?;
+        Ok(policy)
     }
 
     /// Returns the signer key file path.

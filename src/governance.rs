@@ -3,38 +3,22 @@
 //!
 //! - approval_request: `requested_by` is a registered person whose key signed the statement
 //!   (Ed25519 over its RFC 8785 form); the referenced lineage entry exists, is a lineage, and
-//!   names the same artifact digest.
-//! - approval (signed): the approver is registered and signed it; the request exists and is an
-//!   approval_request; the artifact digest equals the request's; the approver is not the
-//!   requester. Imported approvals (`source`) are written by the log's integrations only.
+//!   passes the policy's pre-approval checks (same model, artifact and dataset digests, metric
+//!   thresholds, environment, policy name: `ledger_format::policy::pre_approval_checks`).
+//! - approval (signed): the approver is registered, signed it, and holds the role it claims;
+//!   the request exists and is an approval_request; the artifact digest equals the request's;
+//!   the approver is not the requester. Imported approvals (`source`) are written by the log's integrations only.
 //! - deployment: the request exists and is an approval_request.
 //! - lineage: a `parent` exists and is a lineage entry.
 
-use std::collections::HashMap;
-
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use ledger_format::approval::verify_statement;
 use ledger_format::entry::EntryKind;
 use ledger_format::leaf::Leaf;
-use ledger_format::note::{SigType, VerifierKey};
+use ledger_format::policy::{pre_approval_checks, Policy};
 use ledger_format::Hash;
 use serde_json::Value;
 
 use crate::log::Log;
-
-/// A registered person.
-#[derive(Clone, Debug)]
-pub struct Person {
-    pub name: String,
-    pub roles: Vec<String>,
-    pub key: VerifierKey,
-}
-
-/// Registered people by name (one key, one name).
-#[derive(Clone, Debug, Default)]
-pub struct People {
-    by_name: HashMap<String, Person>,
-}
 
 /// Why a submission was refused: an HTTP status, a snake_case code, the field and the reason.
 #[derive(Debug)]
@@ -54,68 +38,24 @@ fn refuse(status: u16, code: &'static str, field: &str, message: impl Into<Strin
     }
 }
 
-impl People {
-    /// Returns the registry, refusing a key registered under two names or a non-Ed25519 key.
-    pub fn new(people: Vec<Person>) -> Result<People, String> {
-        let mut by_name = HashMap::new();
-        let mut keys: HashMap<String, String> = HashMap::new();
-        for p in people {
-            if p.key.sig_type() != SigType::Ed25519 {
-                return Err(format!(
-                    "{}: a person's key must be an Ed25519 note key (type 0x01)",
-                    p.name
-                ));
-            }
-            let k = p.key.to_string();
-            if let Some(other) = keys.insert(k, p.name.clone()) {
-                return Err(format!(
-                    "one key is registered for both {other} and {}",
-                    p.name
-                ));
-            }
-            if by_name.insert(p.name.clone(), p.clone()).is_some() {
-                return Err(format!("{} is registered twice", p.name));
-            }
-        }
-        Ok(People { by_name })
-    }
-
-    /// Returns the person registered under `name`.
-    pub fn get(&self, name: &str) -> Option<&Person> {
-        self.by_name.get(name)
-    }
-}
-
-/// Verifies that `signer` (a registered name) signed `statement` (the raw JSON) with `signature`.
-fn verify_statement(
-    people: &People,
+/// Verifies that `signer` (a registered name) signed `statement` with `signature`.
+fn check_signature(
+    policy: &Policy,
     (signer_field, sig_field): (&str, &str),
     signer: &str,
     statement: &Value,
     signature: &str,
 ) -> Result<(), Refusal> {
-    let person = people.get(signer).ok_or_else(|| {
-        refuse(
+    if policy.people.get(signer).is_none() {
+        return Err(refuse(
             403,
             "unknown_person",
             signer_field,
             format!("{signer:?} is not a registered person"),
-        )
-    })?;
-    let canonical = ledger_format::jcs::canonicalize(statement)
-        .map_err(|e| refuse(400, "invalid_entry", signer_field, e.to_string()))?;
-    let sig = STANDARD
-        .decode(signature)
-        .map_err(|_| refuse(400, "invalid_signature", sig_field, "not base64"))?;
-    if !person.key.verify_raw(canonical.as_bytes(), &sig) {
-        return Err(refuse(
-            400,
-            "invalid_signature",
-            sig_field,
-            format!("the signature does not verify with {signer}'s key over the RFC 8785 form of the statement"),
         ));
     }
-    Ok(())
+    verify_statement(policy, signer, statement, signature)
+        .map_err(|why| refuse(400, "invalid_signature", sig_field, why))
 }
 
 /// Returns the body of the logged entry `reference` (a leaf hash in hex) of kind `kind`.
@@ -163,7 +103,7 @@ fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 /// prefix for errors (`body.` or `entries[3].body.`).
 pub fn check(
     log: &Log,
-    people: &People,
+    policy: &Policy,
     kind: EntryKind,
     body: &str,
     prefix: &str,
@@ -177,8 +117,8 @@ pub fn check(
     match kind {
         EntryKind::ApprovalRequest => {
             let st = &v["statement"];
-            verify_statement(
-                people,
+            check_signature(
+                policy,
                 (&f("statement.requested_by"), &f("signature")),
                 s(st, &["requested_by"]),
                 st,
@@ -190,15 +130,29 @@ pub fn check(
                 s(st, &["lineage"]),
                 EntryKind::Lineage,
             )?;
-            if s(&lineage, &["artifact", "sha256"]) != s(st, &["artifact_sha256"]) {
-                return Err(refuse(
-                    400,
-                    "artifact_mismatch",
-                    &f("statement.artifact_sha256"),
-                    "the lineage entry records another artifact digest",
-                ));
-            }
-            Ok(())
+            let reference = s(st, &["lineage"]);
+            let failed: Vec<_> = pre_approval_checks(policy, &v, Some((reference, &lineage)))
+                .into_iter()
+                .filter(|c| !c.ok)
+                .collect();
+            let Some(first) = failed.first() else {
+                return Ok(());
+            };
+            let (code, field) = match first.rule.as_str() {
+                "lineage_artifact" => ("artifact_mismatch", "statement.artifact_sha256"),
+                "lineage_datasets" => ("policy_check_failed", "statement.dataset_sha256"),
+                "environment" => ("policy_check_failed", "statement.environment"),
+                "policy_name" => ("policy_check_failed", "statement.policy"),
+                r if r.starts_with("metric:performance_metrics") => {
+                    ("policy_check_failed", "performance_metrics")
+                }
+                _ => ("policy_check_failed", "statement.lineage"),
+            };
+            let reasons: Vec<String> = failed
+                .iter()
+                .map(|c| format!("{}: {}", c.rule, c.detail))
+                .collect();
+            Err(refuse(400, code, &f(field), reasons.join("; ")))
         }
         EntryKind::Approval => {
             let st = &v["statement"];
@@ -211,13 +165,24 @@ pub fn check(
                 ));
             }
             let approver = s(st, &["approver"]);
-            verify_statement(
-                people,
+            check_signature(
+                policy,
                 (&f("statement.approver"), &f("signature")),
                 approver,
                 st,
                 s(&v, &["signature"]),
             )?;
+            let role = s(st, &["role"]);
+            if let Some(p) = policy.people.get(approver) {
+                if !p.roles.iter().any(|r| r == role) {
+                    return Err(refuse(
+                        403,
+                        "role_not_held",
+                        &f("statement.role"),
+                        format!("{approver} does not hold the role {role:?} (roles: [{}])", p.roles.join(", ")),
+                    ));
+                }
+            }
             let request = referenced(
                 log,
                 &f("statement.request"),

@@ -114,7 +114,7 @@ pub async fn run(
         tokens: clients(&cfg),
         max_body_bytes: cfg.max_body_bytes,
         max_batch_entries: cfg.max_batch_entries,
-        people: cfg.people_registry()?,
+        policy: cfg.policy()?,
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -14,12 +14,14 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod approval;
 pub mod cosig;
 pub mod entry;
 pub mod hash;
 pub mod jcs;
 pub mod leaf;
 pub mod note;
+pub mod policy;
 pub mod proof;
 pub mod receipt;
 pub mod schema;

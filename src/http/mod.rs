@@ -2,6 +2,7 @@
 //! metrics. [`router`] builds the app from its state; [`serve`] runs it on a listener until the
 //! shutdown future resolves, so tests run the real app on port 0.
 
+mod approvals;
 mod error;
 mod read;
 mod submit;
@@ -37,8 +38,8 @@ pub struct AppState {
     pub tokens: HashMap<String, Client>,
     pub max_body_bytes: usize,
     pub max_batch_entries: usize,
-    /// People who sign requests and approvals.
-    pub people: crate::governance::People,
+    /// The release policy and the people who sign requests and approvals.
+    pub policy: ledger_format::policy::Policy,
 }
 
 /// Returns the application with every route.
@@ -50,6 +51,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proofs/inclusion", get(read::inclusion))
         .route("/v1/proofs/consistency", get(read::consistency))
         .route("/v1/receipts/{leaf_hash}", get(read::receipt_by_hash))
+        .route("/v1/approvals/{request}", get(approvals::status))
+        .route("/v1/approvals/{request}/bundle", get(approvals::bundle))
         .route("/checkpoint", get(read::checkpoint))
         .route("/tile/{*path}", get(read::tile))
         .route("/healthz", get(read::healthz))

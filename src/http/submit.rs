@@ -170,7 +170,7 @@ pub async fn submit(
         }
         crate::governance::check(
             &state.log,
-            &state.people,
+            &state.policy,
             s.kind,
             s.body,
             &format!("{prefix}body."),

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod dataset;
+pub mod gate;
 pub mod keyfile;
 pub mod loadgen;
 pub mod statements;

@@ -160,6 +160,30 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Deploy gate: exit 0 only when the policy holds for the request; otherwise exit 1 with
+    /// every failed rule listed (2 on usage or I/O errors). Trusts only the policy file.
+    Gate {
+        /// The policy (config/policy.toml documents the format): log key, people, rules.
+        #[arg(long)]
+        policy: PathBuf,
+        /// An approval bundle saved from GET /v1/approvals/{request}/bundle (- for stdin) ...
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        bundle: Option<PathBuf>,
+        /// ... or the server's URL: fetch the bundle and check with the index that it omits no
+        /// approval or rejection.
+        #[arg(long)]
+        url: Option<String>,
+        /// Leaf hash of the approval request (hex or base64).
+        #[arg(long)]
+        request: String,
+        /// The artifact about to be deployed: its SHA-256 must be the approved one.
+        #[arg(long)]
+        artifact: Option<PathBuf>,
+        /// Print the report as JSON ({"ok", "request", "policy", "checkpoint", "rules",
+        /// "failed", "approvers", "decisions"}).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the SHA-256 fingerprint of each dataset (a file, or a directory's manifest), as
     /// recorded in lineage entries: `sha256:<hex>  PATH` per line.
     HashDataset {
@@ -301,6 +325,27 @@ fn main() -> ExitCode {
             log_key: log_key.as_deref(),
         }),
         Command::HashDataset { paths, json } => hash_dataset(&paths, json),
+        Command::Gate {
+            policy,
+            bundle,
+            url,
+            request,
+            artifact,
+            json,
+        } => gate(
+            &govledger_client::gate::GateArgs {
+                policy: &policy,
+                source: match (&bundle, &url) {
+                    (Some(b), _) => govledger_client::gate::Source::File(b),
+                    (None, Some(u)) => govledger_client::gate::Source::Url(u),
+                    (None, None) => unreachable!("clap requires --bundle or --url"),
+                },
+                request: &request,
+                artifact: artifact.as_deref(),
+                now_ms: govledger_client::time::now_ms(),
+            },
+            json,
+        ),
         Command::Request {
             server,
             key,
@@ -462,6 +507,23 @@ fn loadgen(args: govledger_client::loadgen::LoadArgs, json: bool) -> anyhow::Res
         )));
     }
     Ok(Outcome::Valid(text))
+}
+
+fn gate(args: &govledger_client::gate::GateArgs, json: bool) -> anyhow::Result<Outcome> {
+    let report = govledger_client::gate::run(args)?;
+    let text = if json {
+        serde_json::to_string_pretty(&report)?
+    } else {
+        report.to_text()
+    };
+    if report.ok {
+        return Ok(Outcome::Valid(text));
+    }
+    println!("{text}");
+    Ok(Outcome::Invalid(format!(
+        "the gate refuses: {}",
+        report.failed.join(", ")
+    )))
 }
 
 fn hash_dataset(paths: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {

@@ -10,11 +10,7 @@ use serde_json::{json, Map, Value};
 
 /// Returns the current time as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    crate::time::rfc3339_ms(ms)
+    crate::time::rfc3339_ms(crate::time::now_ms())
 }
 
 /// Returns `{"statement": statement, "signature": base64(Ed25519(JCS(statement)))}`.

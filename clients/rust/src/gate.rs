@@ -1,0 +1,217 @@
+//! `govledger gate`: the deploy gate. Decides whether a release request may go live from an
+//! approval bundle (a file, or fetched from the server), trusting only the policy: the log key
+//! that must have signed the checkpoint, the people, their keys and roles. Every rule is
+//! evaluated and reported; the gate passes only when all hold.
+//!
+//! Rules, in report order: `checkpoint_signature`, `inclusion_proofs`, `request_match`, the
+//! pre-approval checks (`lineage_present`, `lineage_model`, `lineage_artifact`,
+//! `lineage_datasets`, `environment`, `policy_name`, `metric:<path>`), the approval rules
+//! (`request_signature`, `approvals`, `required_roles`, `not_requester`, `no_later_rejection`,
+//! `approval_age`), `artifact` and, with a URL, `bundle_complete`.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ledger_format::approval::{evaluate, Bundle, Decision};
+use ledger_format::policy::{Check, Policy};
+use ledger_format::Hash;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where the bundle comes from.
+pub enum Source<'a> {
+    File(&'a Path),
+    /// The server's base URL: the gate fetches the bundle and asks the index for every
+    /// decision on the request.
+    Url(&'a str),
+}
+
+/// What to decide.
+pub struct GateArgs<'a> {
+    pub policy: &'a Path,
+    pub source: Source<'a>,
+    /// The request's leaf hash (hex or base64).
+    pub request: &'a str,
+    /// The artifact about to be deployed, hashed and compared with the approved digest.
+    pub artifact: Option<&'a Path>,
+    /// The time approvals' age is measured at (Unix ms).
+    pub now_ms: u64,
+}
+
+/// The proven checkpoint.
+#[derive(Debug, Serialize)]
+pub struct CheckpointInfo {
+    pub origin: String,
+    pub size: u64,
+    pub root: String,
+}
+
+/// The gate's decision (`--json` prints it; its shape is documented in the client README).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// True only when every rule holds.
+    pub ok: bool,
+    pub request: String,
+    pub policy: Option<String>,
+    pub checkpoint: Option<CheckpointInfo>,
+    pub rules: Vec<Check>,
+    /// Names of the rules that failed.
+    pub failed: Vec<String>,
+    /// Distinct approvers that counted.
+    pub approvers: Vec<String>,
+    pub decisions: Vec<Decision>,
+}
+
+impl Report {
+    /// Returns the report as text: one line per rule, then the verdict.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for c in &self.rules {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            out.push_str(&format!("{mark} {}: {}\n", c.rule, c.detail));
+        }
+        if self.ok {
+            out.push_str(&format!(
+                "gate: PASS: request {} approved by [{}]",
+                self.request,
+                self.approvers.join(", ")
+            ));
+        } else {
+            out.push_str(&format!(
+                "gate: REFUSED: {} rule(s) failed: {}",
+                self.failed.len(),
+                self.failed.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+fn get(url: &str) -> Result<reqwest::blocking::Response> {
+    reqwest::blocking::get(url)
+        .with_context(|| format!("reaching {url}"))?
+        .error_for_status()
+        .with_context(|| format!("GET {url}"))
+}
+
+/// Returns the leaf hashes of every approval and rejection of `request` the server's index
+/// knows, following `next_cursor` to the end.
+fn indexed_decisions(url: &str, request: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let page: Value = get(&format!(
+            "{url}/v1/entries?kind=approval&request={request}&limit=1000&cursor={cursor}"
+        ))?
+        .json()?;
+        for e in page["entries"].as_array().into_iter().flatten() {
+            out.push(e["leaf_hash"].as_str().unwrap_or_default().to_owned());
+        }
+        match page["next_cursor"].as_u64() {
+            Some(c) => cursor = c,
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Runs the gate. An error means the gate could not decide (usage or I/O, exit 2).
+pub fn run(a: &GateArgs) -> Result<Report> {
+    let text = std::fs::read_to_string(a.policy)
+        .with_context(|| format!("reading the policy {}", a.policy.display()))?;
+    let policy = Policy::parse(&text).with_context(|| a.policy.display().to_string())?;
+    let Some(log_key) = policy.log_key.clone() else {
+        bail!(
+            "{}: the policy has no [log] key, so no checkpoint can be trusted",
+            a.policy.display()
+        );
+    };
+    let request = Hash::parse_any(a.request)
+        .map_err(|e| anyhow::anyhow!("--request: {e}"))?
+        .to_hex();
+    let (bytes, url) = match a.source {
+        Source::File(path) => (
+            crate::cli::read_input(path)?,
+            None,
+        ),
+        Source::Url(url) => {
+            let url = url.trim_end_matches('/');
+            let b = get(&format!("{url}/v1/approvals/{request}/bundle"))?.bytes()?;
+            (b.to_vec(), Some(url))
+        }
+    };
+    let bundle = Bundle::parse(&bytes)?;
+    let opened = bundle.open(&log_key);
+    let mut rules = opened.checks.clone();
+    let mut approvers = Vec::new();
+    let mut decisions = Vec::new();
+    match &opened.request {
+        Some(r) if r.leaf_hash.to_hex() == request => {
+            rules.push(Check {
+                rule: "request_match".into(),
+                ok: true,
+                detail: format!("request {request} at index {}", r.index),
+            });
+            let ev = evaluate(&policy, r, opened.lineage.as_ref(), &opened.approvals, a.now_ms);
+            rules.extend(ev.checks);
+            rules.extend(ev.rules);
+            approvers = ev.approvers;
+            decisions = ev.decisions;
+            if let Some(path) = a.artifact {
+                let (hex, _) = crate::dataset::hash_file(path, &mut |_| {})?;
+                let have = format!("sha256:{hex}");
+                let want = r.body["statement"]["artifact_sha256"].as_str().unwrap_or_default();
+                rules.push(Check {
+                    rule: "artifact".into(),
+                    ok: have == want,
+                    detail: if have == want {
+                        format!("{} is the approved {want}", path.display())
+                    } else {
+                        format!("{} hashes to {have}, the approved artifact is {want}", path.display())
+                    },
+                });
+            }
+        }
+        Some(r) => rules.push(Check {
+            rule: "request_match".into(),
+            ok: false,
+            detail: format!("the bundle is for request {}, not {request}", r.leaf_hash.to_hex()),
+        }),
+        None => rules.push(Check {
+            rule: "request_match".into(),
+            ok: false,
+            detail: "the bundle's request is not proven".into(),
+        }),
+    }
+    if let Some(url) = url {
+        let have: HashSet<&str> = bundle.approvals.iter().map(|e| e.leaf_hash.as_str()).collect();
+        let missing: Vec<String> = indexed_decisions(url, &request)?
+            .into_iter()
+            .filter(|h| !have.contains(h.as_str()))
+            .collect();
+        rules.push(Check {
+            rule: "bundle_complete".into(),
+            ok: missing.is_empty(),
+            detail: if missing.is_empty() {
+                format!("the bundle holds all {} decisions the index knows", have.len())
+            } else {
+                format!("the bundle omits decisions the index knows: {}", missing.join(", "))
+            },
+        });
+    }
+    let failed: Vec<String> = rules.iter().filter(|c| !c.ok).map(|c| c.rule.clone()).collect();
+    Ok(Report {
+        ok: failed.is_empty(),
+        request,
+        policy: policy.name.clone(),
+        checkpoint: opened.checkpoint.map(|c| CheckpointInfo {
+            origin: c.origin,
+            size: c.size.0,
+            root: c.root.to_base64(),
+        }),
+        rules,
+        failed,
+        approvers,
+        decisions,
+    })
+}

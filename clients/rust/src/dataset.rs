@@ -40,7 +40,7 @@ pub fn hash_file(path: &Path, progress: Progress) -> Result<(String, u64)> {
 
 /// Returns every regular file below `dir` with its path relative to `dir` ('/'-separated),
 /// refusing symbolic links and non-UTF-8 names.
-fn files_below(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+pub fn files_below(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

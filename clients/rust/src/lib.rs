@@ -5,6 +5,7 @@ pub mod cli;
 pub mod dataset;
 pub mod gate;
 pub mod keyfile;
+pub mod lineage;
 pub mod loadgen;
 pub mod statements;
 pub mod submit;

@@ -160,6 +160,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Record a model's lineage: hash its datasets and artifact, submit the lineage entry and
+    /// write metadata.json beside the artifact. `lineage verify` checks files against the log.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Lineage {
+        #[command(subcommand)]
+        verify: Option<LineageCommand>,
+        #[command(flatten)]
+        record: Box<LineageRecord>,
+    },
     /// Deploy gate: exit 0 only when the policy holds for the request; otherwise exit 1 with
     /// every failed rule listed (2 on usage or I/O errors). Trusts only the policy file.
     Gate {
@@ -228,6 +237,89 @@ struct ServerArgs {
     /// Bearer token (or the GOVLEDGER_TOKEN environment variable); never printed.
     #[arg(long, env = "GOVLEDGER_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct LineageRecord {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[arg(long, required = true)]
+    model_id: Option<String>,
+    #[arg(long, default_value = "1")]
+    model_version: String,
+    #[arg(long)]
+    model_name: Option<String>,
+    #[arg(long)]
+    model_type: Option<String>,
+    /// Who trained the model (default: $USER).
+    #[arg(long)]
+    created_by: Option<String>,
+    /// A dataset as TYPE:NAME=PATH (type training, validation or test; PATH a file or a
+    /// directory); repeat per dataset.
+    #[arg(long = "dataset", required = true)]
+    datasets: Vec<String>,
+    /// The trained model file.
+    #[arg(long, required = true)]
+    artifact: Option<PathBuf>,
+    /// JSON file: validation metrics (the policy's thresholds read these).
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// JSON file: training metrics.
+    #[arg(long)]
+    training_metrics: Option<PathBuf>,
+    /// JSON file: training configuration.
+    #[arg(long)]
+    training_config: Option<PathBuf>,
+    /// JSON file: hyperparameters.
+    #[arg(long)]
+    hyperparameters: Option<PathBuf>,
+    /// JSON file: dependencies, name to version.
+    #[arg(long)]
+    dependencies: Option<PathBuf>,
+    /// Code repository and commit.
+    #[arg(long, requires = "code_commit")]
+    code_repo: Option<String>,
+    #[arg(long)]
+    code_commit: Option<String>,
+    /// Leaf hash of the lineage entry this model derives from.
+    #[arg(long)]
+    parent: Option<String>,
+    /// Idempotency key: a retry returns the same entry.
+    #[arg(long)]
+    entry_id: Option<String>,
+    /// Where to write metadata.json (default: beside the artifact).
+    #[arg(long)]
+    metadata: Option<PathBuf>,
+    /// Verify the receipt against this log key.
+    #[arg(long)]
+    log_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum LineageCommand {
+    /// Recompute dataset and artifact fingerprints and compare them with the logged lineage
+    /// entry (found through the index, proven by its inclusion proof); exit 1 listing every
+    /// mismatch.
+    Verify {
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        url: String,
+        #[arg(long)]
+        model_id: String,
+        /// A particular lineage entry (leaf hash); default: the model's latest.
+        #[arg(long)]
+        lineage: Option<String>,
+        /// NAME=PATH (or TYPE:NAME=PATH); default: the datasets metadata.json lists.
+        #[arg(long = "dataset")]
+        datasets: Vec<String>,
+        #[arg(long)]
+        artifact: Option<PathBuf>,
+        /// metadata.json to take dataset paths from (default: beside --artifact).
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// The log key the receipt must verify with (default: the one the server announces).
+        #[arg(long)]
+        log_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -325,6 +417,89 @@ fn main() -> ExitCode {
             log_key: log_key.as_deref(),
         }),
         Command::HashDataset { paths, json } => hash_dataset(&paths, json),
+        Command::Lineage {
+            verify: Some(LineageCommand::Verify {
+                url,
+                model_id,
+                lineage,
+                datasets,
+                artifact,
+                metadata,
+                log_key,
+            }),
+            ..
+        } => (|| {
+            let datasets = datasets
+                .iter()
+                .map(|d| {
+                    govledger_client::lineage::parse_dataset(d, false).map(|mut a| {
+                        a.name = a.name.rsplit(':').next().unwrap_or_default().to_owned();
+                        a
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            govledger_client::lineage::verify(&govledger_client::lineage::VerifyArgs {
+                url: &url,
+                model_id: &model_id,
+                lineage: lineage.as_deref(),
+                datasets: &datasets,
+                artifact: artifact.as_deref(),
+                metadata: metadata.as_deref(),
+                log_key: log_key.as_deref(),
+            })
+        })(),
+        Command::Lineage {
+            verify: None,
+            record: r,
+        } => (|| {
+            let datasets = r
+                .datasets
+                .iter()
+                .map(|d| govledger_client::lineage::parse_dataset(d, true))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut objects = Vec::new();
+            for (name, file) in [
+                ("validation_metrics", &r.metrics),
+                ("training_metrics", &r.training_metrics),
+                ("training_config", &r.training_config),
+                ("hyperparameters", &r.hyperparameters),
+                ("dependencies", &r.dependencies),
+            ] {
+                if let Some(f) = file {
+                    let v: serde_json::Value = serde_json::from_slice(
+                        &std::fs::read(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
+                    )
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                    objects.push((name, v));
+                }
+            }
+            let created_by = r
+                .created_by
+                .clone()
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".into());
+            let code = match (&r.code_repo, &r.code_commit) {
+                (Some(repo), Some(c)) => Some((repo.as_str(), c.as_str())),
+                _ => None,
+            };
+            govledger_client::lineage::record(&govledger_client::lineage::LineageArgs {
+                url: &r.server.url,
+                token: r.server.token.as_deref(),
+                model_id: r.model_id.as_deref().unwrap_or_default(),
+                model_version: &r.model_version,
+                model_name: r.model_name.as_deref(),
+                model_type: r.model_type.as_deref(),
+                created_by: &created_by,
+                datasets: &datasets,
+                artifact: r.artifact.as_deref().unwrap_or(std::path::Path::new("")),
+                objects,
+                code,
+                parent: r.parent.as_deref(),
+                entry_id: r.entry_id.as_deref(),
+                metadata: r.metadata.as_deref(),
+                log_key: r.log_key.as_deref(),
+            })
+        })(),
         Command::Gate {
             policy,
             bundle,

@@ -179,7 +179,10 @@ pub fn check(
                         403,
                         "role_not_held",
                         &f("statement.role"),
-                        format!("{approver} does not hold the role {role:?} (roles: [{}])", p.roles.join(", ")),
+                        format!(
+                            "{approver} does not hold the role {role:?} (roles: [{}])",
+                            p.roles.join(", ")
+                        ),
                     ));
                 }
             }

@@ -151,7 +151,10 @@ pub fn evaluate(
 
     let mut rules = Vec::new();
     let signature = if request.kind != EntryKind::ApprovalRequest {
-        Err(format!("entry {} is not an approval_request", request.index))
+        Err(format!(
+            "entry {} is not an approval_request",
+            request.index
+        ))
     } else {
         verify_statement(policy, requester, st, text(&request.body, &["signature"]))
             .map(|()| format!("signed by {requester}"))
@@ -182,7 +185,10 @@ pub fn evaluate(
         };
         let who = decision.who.clone();
         let invalid = if d.kind != EntryKind::Approval || text(dst, &["request"]) != request_hex {
-            Some(format!("entry {} is not a decision on this request", d.index))
+            Some(format!(
+                "entry {} is not a decision on this request",
+                d.index
+            ))
         } else if text(dst, &["artifact_sha256"]) != artifact {
             Some("it names another artifact".to_owned())
         } else if let Some(person) = policy.people.get(&who) {
@@ -191,7 +197,9 @@ pub fn evaluate(
             } else if source == "signed" {
                 verify_statement(policy, &who, dst, text(&d.body, &["signature"])).err()
             } else if !policy.accept_imported.contains(&source) {
-                Some(format!("approvals imported from {source} are not accepted by the policy"))
+                Some(format!(
+                    "approvals imported from {source} are not accepted by the policy"
+                ))
             } else {
                 None
             }
@@ -238,7 +246,11 @@ pub fn evaluate(
         .collect();
     let not_counted: Vec<String> = out
         .iter()
-        .filter_map(|d| d.reason.as_ref().map(|r| format!("{} ({}): {r}", d.who, d.decision)))
+        .filter_map(|d| {
+            d.reason
+                .as_ref()
+                .map(|r| format!("{} ({}): {r}", d.who, d.decision))
+        })
         .collect();
     let mut detail = format!(
         "{distinct} distinct approvers of {} required: [{}]",
@@ -260,11 +272,18 @@ pub fn evaluate(
         "required_roles",
         missing.is_empty(),
         if missing.is_empty() {
-            format!("roles held: [{}]", roles.into_iter().collect::<Vec<_>>().join(", "))
+            format!(
+                "roles held: [{}]",
+                roles.into_iter().collect::<Vec<_>>().join(", ")
+            )
         } else {
             format!(
                 "no counted approval in the role(s) [{}]",
-                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         },
     ));
@@ -462,21 +481,25 @@ impl Bundle {
         opened.checks.push(Check::new(
             "checkpoint_signature",
             true,
-            format!("{} at size {} signed by {}", c.origin, c.size, log_key.name()),
+            format!(
+                "{} at size {} signed by {}",
+                c.origin,
+                c.size,
+                log_key.name()
+            ),
         ));
         let mut failures = Vec::new();
-        let mut open = |e: &BundleEntry| match e.open(c.size, &c.root) {
-            Ok(l) => Some(l),
-            Err(why) => {
-                failures.push(why);
-                None
-            }
+        let mut open = |e: &BundleEntry| {
+            e.open(c.size, &c.root)
+                .map_err(|why| failures.push(why))
+                .ok()
         };
-        opened.request = open(&self.request);
         opened.lineage = self.lineage.as_ref().and_then(&mut open);
         opened.approvals = self.approvals.iter().filter_map(&mut open).collect();
         opened.deployments = self.deployments.iter().filter_map(&mut open).collect();
-        let total = 1 + self.lineage.is_some() as usize + self.approvals.len() + self.deployments.len();
+        opened.request = Some(&self.request).and_then(&mut open);
+        let total =
+            1 + self.lineage.is_some() as usize + self.approvals.len() + self.deployments.len();
         opened.checks.push(if failures.is_empty() {
             Check::new(
                 "inclusion_proofs",

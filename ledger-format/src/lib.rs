@@ -13,8 +13,8 @@
 //! The byte-exact formats are pinned in `SPEC.md` beside this crate.
 #![forbid(unsafe_code)]
 
-pub mod checkpoint;
 pub mod approval;
+pub mod checkpoint;
 pub mod cosig;
 pub mod entry;
 pub mod hash;

@@ -349,7 +349,10 @@ pub fn pre_approval_checks(
                 format!("the lineage is for model {lm}, the request for {sm}")
             },
         ));
-        let (la, sa) = (text(l, &["artifact", "sha256"]), text(st, &["artifact_sha256"]));
+        let (la, sa) = (
+            text(l, &["artifact", "sha256"]),
+            text(st, &["artifact_sha256"]),
+        );
         out.push(Check::new(
             "lineage_artifact",
             la == sa,
@@ -401,7 +404,11 @@ pub fn pre_approval_checks(
         out.push(Check::new(
             "environment",
             have == env,
-            format!("environment {have:?}, the policy requires {env:?}"),
+            if have == env {
+                format!("environment {have:?}")
+            } else {
+                format!("environment {have:?}, the policy requires {env:?}")
+            },
         ));
     }
     if let Some(name) = &policy.name {
@@ -409,7 +416,11 @@ pub fn pre_approval_checks(
         out.push(Check::new(
             "policy_name",
             have == name,
-            format!("the request names policy {have:?}, this policy is {name:?}"),
+            if have == name {
+                format!("policy {have:?}")
+            } else {
+                format!("the request names policy {have:?}, this policy is {name:?}")
+            },
         ));
     }
     for m in &policy.metrics {
@@ -463,9 +474,18 @@ mod tests {
             ("[approvals]\nmin_aprovers = 2", "unknown field"),
             ("[approvals]\nmin_approvers = 0", "at least 1"),
             ("[approvals]\nmax_age = \"1 week\"", "max_age"),
-            ("[approvals]\naccept_imported = [\"email\"]", "unknown source"),
-            ("[[metrics]]\nmetric = \"accuracy\"\nmin = 0.9", "<object>.<name>"),
-            ("[[metrics]]\nmetric = \"validation_metrics.accuracy\"", "needs min or max"),
+            (
+                "[approvals]\naccept_imported = [\"email\"]",
+                "unknown source",
+            ),
+            (
+                "[[metrics]]\nmetric = \"accuracy\"\nmin = 0.9",
+                "<object>.<name>",
+            ),
+            (
+                "[[metrics]]\nmetric = \"validation_metrics.accuracy\"",
+                "needs min or max",
+            ),
             ("[log]\nkey = \"nope\"", "log.key"),
         ] {
             let e = Policy::parse(text).unwrap_err().to_string();
@@ -492,10 +512,12 @@ mod tests {
             .contains("above the maximum 0.2"));
         let lineage = serde_json::json!({"validation_metrics": {"accuracy": 0.93}});
         let checks = pre_approval_checks(&p, &request, Some(("ab", &lineage)));
-        assert!(checks
-            .iter()
-            .find(|c| c.rule == "metric:validation_metrics.accuracy")
-            .unwrap()
-            .ok);
+        assert!(
+            checks
+                .iter()
+                .find(|c| c.rule == "metric:validation_metrics.accuracy")
+                .unwrap()
+                .ok
+        );
     }
 }

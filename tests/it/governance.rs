@@ -46,7 +46,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         c.people = vec![
             PersonConfig {
                 name: "alice".into(),
-                roles: vec!["quant".into()],
+                roles: vec!["quant".into(), "risk".into()],
                 key: alice.verifier().to_string(),
             },
             PersonConfig {
@@ -107,6 +107,26 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         "body.statement.artifact_sha256",
     )
     .await;
+    let mut other_datasets = statement("alice", ART, &lineage);
+    other_datasets["dataset_sha256"] = json!([ART]);
+    expect(
+        &s,
+        request(&alice, other_datasets),
+        400,
+        "policy_check_failed",
+        "body.statement.dataset_sha256",
+    )
+    .await;
+    let mut other_model = statement("alice", ART, &lineage);
+    other_model["model_id"] = json!("ppo-99");
+    expect(
+        &s,
+        request(&alice, other_model),
+        400,
+        "policy_check_failed",
+        "body.statement.lineage",
+    )
+    .await;
     let req = ok(&s, request(&alice, statement("alice", ART, &lineage))).await;
 
     let approval = |k: &SignerKey, who: &str, artifact: &str, reference: &str| {
@@ -122,6 +142,12 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         "body.statement.approver",
     )
     .await;
+    let quant = {
+        let st = json!({"request": req, "artifact_sha256": ART, "decision": "approve", "approver": "bob",
+                        "role": "quant", "signed_at": "2026-11-26T10:00:00Z"});
+        json!({"kind": "approval", "body": {"statement": st, "signature": sign(&bob, &st)}})
+    };
+    expect(&s, quant, 403, "role_not_held", "body.statement.role").await;
     expect(
         &s,
         approval(&bob, "bob", OTHER, &req),
@@ -209,12 +235,12 @@ async fn the_cli_signs_requests_approvals_and_deployments_the_server_accepts() {
         c.people = vec![
             PersonConfig {
                 name: "alice".into(),
-                roles: vec![],
+                roles: vec!["quant".into()],
                 key: alice.verifier().to_string(),
             },
             PersonConfig {
                 name: "bob".into(),
-                roles: vec![],
+                roles: vec!["risk".into()],
                 key: bob.verifier().to_string(),
             },
         ]

@@ -5,6 +5,7 @@ mod archive;
 mod bad_input;
 mod crash;
 mod faults;
+mod gate;
 mod governance;
 mod harness;
 mod tiles;

@@ -19,18 +19,15 @@ use ledger_format::Hash;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Where the bundle comes from.
-pub enum Source<'a> {
-    File(&'a Path),
-    /// The server's base URL: the gate fetches the bundle and asks the index for every
-    /// decision on the request.
-    Url(&'a str),
-}
-
 /// What to decide.
 pub struct GateArgs<'a> {
     pub policy: &'a Path,
-    pub source: Source<'a>,
+    /// A saved bundle; without it the bundle is fetched from `url`.
+    pub bundle: Option<&'a Path>,
+    /// The server's base URL: the gate asks its index for every approval and rejection of the
+    /// request and refuses when the bundle omits one (and fetches the bundle when no file is
+    /// given).
+    pub url: Option<&'a str>,
     /// The request's leaf hash (hex or base64).
     pub request: &'a str,
     /// The artifact about to be deployed, hashed and compared with the approved digest.
@@ -129,16 +126,13 @@ pub fn run(a: &GateArgs) -> Result<Report> {
     let request = Hash::parse_any(a.request)
         .map_err(|e| anyhow::anyhow!("--request: {e}"))?
         .to_hex();
-    let (bytes, url) = match a.source {
-        Source::File(path) => (
-            crate::cli::read_input(path)?,
-            None,
-        ),
-        Source::Url(url) => {
-            let url = url.trim_end_matches('/');
-            let b = get(&format!("{url}/v1/approvals/{request}/bundle"))?.bytes()?;
-            (b.to_vec(), Some(url))
-        }
+    let url = a.url.map(|u| u.trim_end_matches('/'));
+    let bytes = match (a.bundle, url) {
+        (Some(path), _) => crate::cli::read_input(path)?,
+        (None, Some(url)) => get(&format!("{url}/v1/approvals/{request}/bundle"))?
+            .bytes()?
+            .to_vec(),
+        (None, None) => bail!("give the bundle (--bundle FILE) or the server (--url URL)"),
     };
     let bundle = Bundle::parse(&bytes)?;
     let opened = bundle.open(&log_key);
@@ -152,7 +146,13 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                 ok: true,
                 detail: format!("request {request} at index {}", r.index),
             });
-            let ev = evaluate(&policy, r, opened.lineage.as_ref(), &opened.approvals, a.now_ms);
+            let ev = evaluate(
+                &policy,
+                r,
+                opened.lineage.as_ref(),
+                &opened.approvals,
+                a.now_ms,
+            );
             rules.extend(ev.checks);
             rules.extend(ev.rules);
             approvers = ev.approvers;
@@ -160,14 +160,19 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             if let Some(path) = a.artifact {
                 let (hex, _) = crate::dataset::hash_file(path, &mut |_| {})?;
                 let have = format!("sha256:{hex}");
-                let want = r.body["statement"]["artifact_sha256"].as_str().unwrap_or_default();
+                let want = r.body["statement"]["artifact_sha256"]
+                    .as_str()
+                    .unwrap_or_default();
                 rules.push(Check {
                     rule: "artifact".into(),
                     ok: have == want,
                     detail: if have == want {
                         format!("{} is the approved {want}", path.display())
                     } else {
-                        format!("{} hashes to {have}, the approved artifact is {want}", path.display())
+                        format!(
+                            "{} hashes to {have}, the approved artifact is {want}",
+                            path.display()
+                        )
                     },
                 });
             }
@@ -175,7 +180,10 @@ pub fn run(a: &GateArgs) -> Result<Report> {
         Some(r) => rules.push(Check {
             rule: "request_match".into(),
             ok: false,
-            detail: format!("the bundle is for request {}, not {request}", r.leaf_hash.to_hex()),
+            detail: format!(
+                "the bundle is for request {}, not {request}",
+                r.leaf_hash.to_hex()
+            ),
         }),
         None => rules.push(Check {
             rule: "request_match".into(),
@@ -184,7 +192,11 @@ pub fn run(a: &GateArgs) -> Result<Report> {
         }),
     }
     if let Some(url) = url {
-        let have: HashSet<&str> = bundle.approvals.iter().map(|e| e.leaf_hash.as_str()).collect();
+        let have: HashSet<&str> = bundle
+            .approvals
+            .iter()
+            .map(|e| e.leaf_hash.as_str())
+            .collect();
         let missing: Vec<String> = indexed_decisions(url, &request)?
             .into_iter()
             .filter(|h| !have.contains(h.as_str()))
@@ -193,13 +205,23 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             rule: "bundle_complete".into(),
             ok: missing.is_empty(),
             detail: if missing.is_empty() {
-                format!("the bundle holds all {} decisions the index knows", have.len())
+                format!(
+                    "the bundle holds all {} decisions the index knows",
+                    have.len()
+                )
             } else {
-                format!("the bundle omits decisions the index knows: {}", missing.join(", "))
+                format!(
+                    "the bundle omits decisions the index knows: {}",
+                    missing.join(", ")
+                )
             },
         });
     }
-    let failed: Vec<String> = rules.iter().filter(|c| !c.ok).map(|c| c.rule.clone()).collect();
+    let failed: Vec<String> = rules
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.rule.clone())
+        .collect();
     Ok(Report {
         ok: failed.is_empty(),
         request,

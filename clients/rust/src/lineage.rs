@@ -85,8 +85,10 @@ pub fn build(a: &LineageArgs) -> Result<(Value, Value)> {
     for d in a.datasets {
         let (sha, method, size, files) = describe(&d.path)?;
         let kind = d.kind.as_deref().unwrap_or("training");
-        datasets.push(json!({"name": d.name, "type": kind, "sha256": sha, "size_bytes": size,
-                             "files": files, "method": method}));
+        datasets.push(
+            json!({"name": d.name, "type": kind, "sha256": sha, "size_bytes": size,
+                             "files": files, "method": method}),
+        );
         meta_datasets.push(json!({"name": d.name, "type": kind, "path": d.path.display().to_string(),
                                   "sha256": sha, "size_bytes": size, "files": files, "method": method}));
     }
@@ -197,7 +199,9 @@ fn get_json(url: &str) -> Result<Value> {
 /// Returns the receipt of the model's latest lineage entry (or of `hash`).
 fn find_lineage(url: &str, model_id: &str, hash: Option<&str>) -> Result<Receipt> {
     if let Some(h) = hash {
-        return Ok(serde_json::from_value(get_json(&format!("{url}/v1/receipts/{h}"))?)?);
+        return Ok(serde_json::from_value(get_json(&format!(
+            "{url}/v1/receipts/{h}"
+        ))?)?);
     }
     let mut cursor = 0u64;
     let mut last = None;
@@ -215,7 +219,8 @@ fn find_lineage(url: &str, model_id: &str, hash: Option<&str>) -> Result<Receipt
             None => break,
         }
     }
-    let last = last.ok_or_else(|| anyhow!("the log holds no lineage entry for model {model_id:?}"))?;
+    let last =
+        last.ok_or_else(|| anyhow!("the log holds no lineage entry for model {model_id:?}"))?;
     Ok(serde_json::from_value(last)?)
 }
 
@@ -299,9 +304,11 @@ pub fn verify(a: &VerifyArgs) -> Result<Outcome> {
         };
         let want = logged["sha256"].as_str().unwrap_or_default();
         match describe(&d.path) {
-            Ok((sha, _, _, _)) if sha == want => {
-                lines.push(format!("ok   dataset {} ({}): {sha}", d.name, d.path.display()))
-            }
+            Ok((sha, _, _, _)) if sha == want => lines.push(format!(
+                "ok   dataset {} ({}): {sha}",
+                d.name,
+                d.path.display()
+            )),
             Ok((sha, _, _, _)) => mismatches.push(format!(
                 "dataset {} ({}): logged {want}, computed {sha}",
                 d.name,

@@ -176,10 +176,10 @@ enum Command {
         #[arg(long)]
         policy: PathBuf,
         /// An approval bundle saved from GET /v1/approvals/{request}/bundle (- for stdin) ...
-        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        #[arg(long, required_unless_present = "url")]
         bundle: Option<PathBuf>,
-        /// ... or the server's URL: fetch the bundle and check with the index that it omits no
-        /// approval or rejection.
+        /// ... or the server's URL: fetch the bundle (unless --bundle is given) and check with
+        /// the index that it omits no approval or rejection.
         #[arg(long)]
         url: Option<String>,
         /// Leaf hash of the approval request (hex or base64).
@@ -418,15 +418,16 @@ fn main() -> ExitCode {
         }),
         Command::HashDataset { paths, json } => hash_dataset(&paths, json),
         Command::Lineage {
-            verify: Some(LineageCommand::Verify {
-                url,
-                model_id,
-                lineage,
-                datasets,
-                artifact,
-                metadata,
-                log_key,
-            }),
+            verify:
+                Some(LineageCommand::Verify {
+                    url,
+                    model_id,
+                    lineage,
+                    datasets,
+                    artifact,
+                    metadata,
+                    log_key,
+                }),
             ..
         } => (|| {
             let datasets = datasets
@@ -510,11 +511,8 @@ fn main() -> ExitCode {
         } => gate(
             &govledger_client::gate::GateArgs {
                 policy: &policy,
-                source: match (&bundle, &url) {
-                    (Some(b), _) => govledger_client::gate::Source::File(b),
-                    (None, Some(u)) => govledger_client::gate::Source::Url(u),
-                    (None, None) => unreachable!("clap requires --bundle or --url"),
-                },
+                bundle: bundle.as_deref(),
+                url: url.as_deref(),
                 request: &request,
                 artifact: artifact.as_deref(),
                 now_ms: govledger_client::time::now_ms(),

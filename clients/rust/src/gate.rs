@@ -3,7 +3,8 @@
 //! that must have signed the checkpoint, the people, their keys and roles. Every rule is
 //! evaluated and reported; the gate passes only when all hold.
 //!
-//! Rules, in report order: `checkpoint_signature`, `inclusion_proofs`, `request_match`, the
+//! Rules, in report order: `bundle_format` (only when the bundle does not parse),
+//! `checkpoint_signature`, `inclusion_proofs`, `request_match`, the
 //! pre-approval checks (`lineage_present`, `lineage_model`, `lineage_artifact`,
 //! `lineage_datasets`, `environment`, `policy_name`, `metric:<path>`), the approval rules
 //! (`request_signature`, `approvals`, `required_roles`, `not_requester`, `no_later_rejection`,
@@ -134,7 +135,26 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             .to_vec(),
         (None, None) => bail!("give the bundle (--bundle FILE) or the server (--url URL)"),
     };
-    let bundle = Bundle::parse(&bytes)?;
+    let bundle = match Bundle::parse(&bytes) {
+        Ok(b) => b,
+        // Garbage evidence is a refusal, not a usage error.
+        Err(e) => {
+            return Ok(Report {
+                ok: false,
+                request,
+                policy: policy.name.clone(),
+                checkpoint: None,
+                rules: vec![Check {
+                    rule: "bundle_format".into(),
+                    ok: false,
+                    detail: e.to_string(),
+                }],
+                failed: vec!["bundle_format".into()],
+                approvers: Vec::new(),
+                decisions: Vec::new(),
+            })
+        }
+    };
     let opened = bundle.open(&log_key);
     let mut rules = opened.checks.clone();
     let mut approvers = Vec::new();

@@ -413,3 +413,224 @@ fn hash_dataset_matches_sha256sum_and_sort() {
         );
     }
 }
+
+/// Writes a policy and a bundle built offline (a log of lineage, request and two approvals,
+/// signed by a log key) into `dir`; returns (policy, bundle, request hash, artifact file).
+fn offline_release(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+    std::path::PathBuf,
+) {
+    use ledger_format::approval::{Bundle, BundleEntry, BUNDLE_FORMAT};
+    let log = SignerKey::from_seed("example.com/log", [9; 32]).unwrap();
+    let people = [
+        ("alice", 1u8, "quant"),
+        ("bob", 2, "risk"),
+        ("carol", 3, "risk"),
+    ];
+    let keys: Vec<SignerKey> = people
+        .iter()
+        .map(|(n, s, _)| SignerKey::from_seed(n, [*s; 32]).unwrap())
+        .collect();
+    let mut policy = format!(
+        "[log]\nkey = \"{}\"\n[lineage]\nmin_datasets = 1\n",
+        log.verifier()
+    );
+    for ((n, _, role), k) in people.iter().zip(&keys) {
+        policy.push_str(&format!(
+            "[[people]]\nname = \"{n}\"\nroles = [\"{role}\"]\nkey = \"{}\"\n",
+            k.verifier()
+        ));
+    }
+    let artifact = dir.join("policy.pt");
+    std::fs::write(&artifact, b"weights").unwrap();
+    let art = format!(
+        "sha256:{}",
+        hex::encode(ledger_format::hash::sha256(b"weights"))
+    );
+    let ds = format!("sha256:{}", "11".repeat(32));
+    let sign = |k: &SignerKey, st: Value| {
+        let c = ledger_format::jcs::canonicalize(&st).unwrap();
+        serde_json::json!({"statement": st, "signature": STANDARD.encode(k.sign_raw(c.as_bytes()))})
+    };
+    let leaf = |kind, body: Value| {
+        Leaf {
+            kind,
+            logged_at_ms: 1,
+            submitter: "anonymous".into(),
+            entry_id: String::new(),
+            body: body.to_string().into_bytes(),
+        }
+        .encode()
+        .unwrap()
+    };
+    let lineage = leaf(
+        EntryKind::Lineage,
+        serde_json::json!({"model_id": "m", "model_version": "1", "created_by": "t",
+            "datasets": [{"name": "d", "type": "training", "sha256": ds, "size_bytes": 1}],
+            "artifact": {"path": "policy.pt", "sha256": art, "size_bytes": 7}}),
+    );
+    let request = leaf(
+        EntryKind::ApprovalRequest,
+        sign(
+            &keys[0],
+            serde_json::json!({"model_id": "m", "artifact_sha256": art, "dataset_sha256": [ds],
+            "lineage": leaf_hash(&lineage).to_hex(), "requested_by": "alice", "environment": "production",
+            "policy": "p", "signed_at": "2099-01-01T00:00:00Z"}),
+        ),
+    );
+    let req = leaf_hash(&request).to_hex();
+    let approve = |k: &SignerKey| {
+        leaf(
+            EntryKind::Approval,
+            sign(
+                k,
+                serde_json::json!({"request": req, "artifact_sha256": art, "decision": "approve",
+                "approver": k.name(), "role": "risk", "signed_at": "2099-01-01T00:00:00Z"}),
+            ),
+        )
+    };
+    let leaves = [lineage, request, approve(&keys[1]), approve(&keys[2])];
+    let mut tree = MemoryTree::new();
+    for l in &leaves {
+        tree.push(leaf_hash(l));
+    }
+    let entry = |i: usize| BundleEntry {
+        index: i as u64,
+        leaf_hash: leaf_hash(&leaves[i]).to_hex(),
+        leaf: STANDARD.encode(&leaves[i]),
+        proof: prove_inclusion(LeafIndex(i as u64), tree.size(), &tree)
+            .unwrap()
+            .path
+            .iter()
+            .map(|h| h.to_base64())
+            .collect(),
+    };
+    let cp = Checkpoint {
+        origin: "example.com/log".into(),
+        size: tree.size(),
+        root: tree.root(),
+        extensions: vec![],
+    };
+    let bundle = Bundle {
+        format: BUNDLE_FORMAT.into(),
+        checkpoint: Note::sign(&cp.to_text(), &[&log]).unwrap().to_text(),
+        tree_size: 4,
+        root: tree.root().to_base64(),
+        request: entry(1),
+        lineage: Some(entry(0)),
+        approvals: vec![entry(2), entry(3)],
+        deployments: vec![],
+    };
+    let (p, b) = (dir.join("policy.toml"), dir.join("bundle.json"));
+    std::fs::write(&p, policy).unwrap();
+    std::fs::write(&b, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    (p, b, req, artifact)
+}
+
+#[test]
+fn gate_exit_codes_and_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, bundle, req, artifact) = offline_release(dir.path());
+    let (p, b, a) = (
+        policy.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+        artifact.to_str().unwrap(),
+    );
+    let o = govledger(&[
+        "gate",
+        "--policy",
+        p,
+        "--bundle",
+        b,
+        "--request",
+        &req,
+        "--artifact",
+        a,
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("gate: PASS"));
+
+    // Refused: exit 1, every failed rule listed, and --json for machines.
+    std::fs::write(&artifact, b"tampered").unwrap();
+    let o = govledger(&[
+        "gate",
+        "--policy",
+        p,
+        "--bundle",
+        b,
+        "--request",
+        &req,
+        "--artifact",
+        a,
+        "--json",
+    ]);
+    assert_eq!(code(&o), 1);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["failed"], serde_json::json!(["artifact"]));
+    assert_eq!(report["checkpoint"]["size"], 4);
+    assert!(report["rules"].as_array().unwrap().len() > 10);
+    assert_eq!(report["approvers"], serde_json::json!(["bob", "carol"]));
+
+    // Garbage evidence is a refusal (1); usage and I/O problems are 2.
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"format\": 1}").unwrap();
+    let g = garbage.to_str().unwrap();
+    assert_eq!(
+        code(&govledger(&[
+            "gate",
+            "--policy",
+            p,
+            "--bundle",
+            g,
+            "--request",
+            &req
+        ])),
+        1
+    );
+    assert_eq!(
+        code(&govledger(&["gate", "--policy", p, "--request", &req])),
+        2
+    );
+    assert_eq!(
+        code(&govledger(&[
+            "gate",
+            "--policy",
+            p,
+            "--bundle",
+            "/nonexistent",
+            "--request",
+            &req
+        ])),
+        2
+    );
+    assert_eq!(
+        code(&govledger(&[
+            "gate",
+            "--policy",
+            p,
+            "--bundle",
+            b,
+            "--request",
+            "xyz"
+        ])),
+        2
+    );
+    let nokey = dir.path().join("nokey.toml");
+    std::fs::write(&nokey, "[approvals]\nmin_approvers = 2\n").unwrap();
+    let o = govledger(&[
+        "gate",
+        "--policy",
+        nokey.to_str().unwrap(),
+        "--bundle",
+        b,
+        "--request",
+        &req,
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no [log] key"));
+}

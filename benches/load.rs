@@ -6,50 +6,15 @@
 //! GOVLEDGER_BENCH_BIG entries for the large-log phase, default 5000000, 0 to skip).
 //! Results are printed as a Markdown table for benches/README.md.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{env_u64, spawn, stop};
 use govledger_client::loadgen::{self, LoadArgs, Report};
 use rand::Rng;
 use serde_json::{json, Value};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn spawn(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_govledgerd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning govledgerd");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = lines.next().unwrap().unwrap();
-    let _vkey = lines.next().unwrap().unwrap();
-    (
-        child,
-        format!("http://{}", addr.trim_start_matches("listening on ")),
-    )
-}
-
-fn stop(mut child: Child) {
-    send_signal(child.id(), "TERM");
-    let _ = child.wait();
-}
-
-fn send_signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status();
-}
 
 fn rss_mb(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -74,7 +74,11 @@ async fn fill(url: &str, target: u64) {
 }
 
 /// Returns (first, p50, p99) in ms and the number of entries on the first answer.
-async fn time(http: &reqwest::Client, url: &str, path: impl Fn(u64) -> String) -> (f64, f64, f64, usize) {
+async fn time(
+    http: &reqwest::Client,
+    url: &str,
+    path: impl Fn(u64) -> String,
+) -> (f64, f64, f64, usize) {
     let mut ms = Vec::new();
     let mut count = 0;
     for i in 0..200 {
@@ -117,8 +121,13 @@ async fn main() {
         .unwrap();
     let mut rng = rand::thread_rng();
     let random: Vec<u64> = (0..200).map(|_| rng.gen_range(0..size)).collect();
-    let base = time(&http, &url, |i| format!("/v1/entries/{}", random[i as usize])).await;
-    println!("| query over {size} entries | entries answered | first | p50 | p99 | p50 / one receipt |");
+    let base = time(&http, &url, |i| {
+        format!("/v1/entries/{}", random[i as usize])
+    })
+    .await;
+    println!(
+        "| query over {size} entries | entries answered | first | p50 | p99 | p50 / one receipt |"
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| baseline: one receipt, GET /v1/entries/{{random}} | 1 | {:.2} ms | {:.2} ms | {:.2} ms | 1.0x |",
@@ -127,10 +136,19 @@ async fn main() {
     for (name, q) in [
         ("model_id=needle", "/v1/entries?model_id=needle"),
         ("model_id=m-7 (4 entries)", "/v1/entries?model_id=m-7"),
-        ("kind=lineage&model_id=needle", "/v1/entries?kind=lineage&model_id=needle"),
+        (
+            "kind=lineage&model_id=needle",
+            "/v1/entries?kind=lineage&model_id=needle",
+        ),
         ("model_id=absent (no match)", "/v1/entries?model_id=absent"),
-        ("kind=lineage (first page of 100)", "/v1/entries?kind=lineage"),
-        ("tag=MIFID_II (first page of 100)", "/v1/entries?tag=MIFID_II"),
+        (
+            "kind=lineage (first page of 100)",
+            "/v1/entries?kind=lineage",
+        ),
+        (
+            "tag=MIFID_II (first page of 100)",
+            "/v1/entries?tag=MIFID_II",
+        ),
     ] {
         let r = time(&http, &url, |_| q.to_owned()).await;
         println!(

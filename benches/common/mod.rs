@@ -40,4 +40,3 @@ pub fn send_signal(pid: u32, sig: &str) {
         .args([&format!("-{sig}"), &pid.to_string()])
         .status();
 }
-

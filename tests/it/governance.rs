@@ -18,7 +18,7 @@ fn sign(k: &SignerKey, statement: &Value) -> String {
     base64::engine::general_purpose::STANDARD.encode(k.sign_raw(c.as_bytes()))
 }
 
-async fn expect(s: &TestServer, body: Value, status: u16, code: &str, field: &str) {
+async fn expect(s: &TestServer, body: Value, status: u16, code: &str, field: &str, msg: &str) {
     let before = s.tree_size().await;
     let (st, v) = s.post(&body.to_string()).await;
     assert_eq!(
@@ -30,6 +30,7 @@ async fn expect(s: &TestServer, body: Value, status: u16, code: &str, field: &st
         (status, code, field),
         "{v}"
     );
+    assert!(v["message"].as_str().unwrap().contains(msg), "{v}");
     assert_eq!(s.tree_size().await, before);
 }
 
@@ -80,6 +81,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         400,
         "invalid_signature",
         "body.signature",
+        "does not verify",
     )
     .await;
     expect(
@@ -88,6 +90,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         403,
         "unknown_person",
         "body.statement.requested_by",
+        "not a registered person",
     )
     .await;
     let missing = "00".repeat(32);
@@ -97,6 +100,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         400,
         "unknown_reference",
         "body.statement.lineage",
+        "no lineage entry",
     )
     .await;
     expect(
@@ -105,6 +109,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         400,
         "artifact_mismatch",
         "body.statement.artifact_sha256",
+        "lineage_artifact",
     )
     .await;
     let mut other_datasets = statement("alice", ART, &lineage);
@@ -115,6 +120,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         400,
         "policy_check_failed",
         "body.statement.dataset_sha256",
+        "lineage_datasets",
     )
     .await;
     let mut other_model = statement("alice", ART, &lineage);
@@ -125,6 +131,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         400,
         "policy_check_failed",
         "body.statement.lineage",
+        "lineage_model",
     )
     .await;
     let req = ok(&s, request(&alice, statement("alice", ART, &lineage))).await;
@@ -140,6 +147,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         403,
         "self_approval",
         "body.statement.approver",
+        "their own release",
     )
     .await;
     let quant = {
@@ -147,13 +155,22 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
                         "role": "quant", "signed_at": "2026-11-26T10:00:00Z"});
         json!({"kind": "approval", "body": {"statement": st, "signature": sign(&bob, &st)}})
     };
-    expect(&s, quant, 403, "role_not_held", "body.statement.role").await;
+    expect(
+        &s,
+        quant,
+        403,
+        "role_not_held",
+        "body.statement.role",
+        "does not hold the role",
+    )
+    .await;
     expect(
         &s,
         approval(&bob, "bob", OTHER, &req),
         400,
         "artifact_mismatch",
         "body.statement.artifact_sha256",
+        "another artifact",
     )
     .await;
     expect(
@@ -162,6 +179,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         400,
         "unknown_reference",
         "body.statement.request",
+        "is a lineage, not a approval_request",
     )
     .await;
     expect(
@@ -170,6 +188,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         400,
         "invalid_signature",
         "body.signature",
+        "does not verify",
     )
     .await;
     let imported = json!({"kind": "approval", "body": {
@@ -177,7 +196,15 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
                       "signed_at": "2026-11-26T10:00:00Z"},
         "source": "github",
         "evidence": {"review_id": 1, "reviewer": "bob", "commit_sha": "abc", "submitted_at": "2026-11-26T10:00:00Z", "state": "APPROVED"}}});
-    expect(&s, imported, 403, "imported_approval", "body.source").await;
+    expect(
+        &s,
+        imported,
+        403,
+        "imported_approval",
+        "body.source",
+        "imported",
+    )
+    .await;
     ok(&s, approval(&bob, "bob", ART, &req)).await;
 
     // Deployments reference the request.
@@ -191,6 +218,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         400,
         "unknown_reference",
         "body.request",
+        "is a lineage, not a approval_request",
     )
     .await;
     ok(&s, deploy(&req)).await;
@@ -199,7 +227,15 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         "model_id": "ppo-43", "model_version": "2", "created_by": "trainer", "parent": missing,
         "datasets": [{"name": "md", "type": "training", "sha256": OTHER, "size_bytes": 10}],
         "artifact": {"path": "policy.pt", "sha256": ART, "size_bytes": 4}}});
-    expect(&s, child, 400, "unknown_reference", "body.parent").await;
+    expect(
+        &s,
+        child,
+        400,
+        "unknown_reference",
+        "body.parent",
+        "no lineage entry",
+    )
+    .await;
     assert_eq!(s.tree_size().await, 4);
     s.stop().await;
 }

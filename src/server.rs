@@ -108,13 +108,20 @@ pub async fn run(
             queue_capacity: cfg.queue_capacity,
         },
     );
+    let policy = cfg.policy()?;
+    if let Some(k) = policy.log_key.as_ref().filter(|k| **k != log.verifier) {
+        tracing::warn!(
+            "the policy pins the log key {k}, but this log signs with {}: gates using this policy will refuse its bundles",
+            log.verifier
+        );
+    }
     let state = Arc::new(AppState {
         log: log.clone(),
         sequencer: handle,
         tokens: clients(&cfg),
         max_body_bytes: cfg.max_body_bytes,
         max_batch_entries: cfg.max_batch_entries,
-        policy: cfg.policy()?,
+        policy,
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -293,6 +293,23 @@ fn run_story(story: &Story, log_key_file: &Path, [alice, bob, carol, dave]: [Sig
         size
     );
 
+    // Status and bundle answer for approval requests only.
+    let lineage_hash = meta["lineage"]["leaf_hash"].as_str().unwrap();
+    for path in [
+        format!("/v1/approvals/{lineage_hash}"),
+        format!("/v1/approvals/{lineage_hash}/bundle"),
+        format!("/v1/approvals/{}", "00".repeat(32)),
+        "/v1/approvals/nothex".to_owned(),
+    ] {
+        let r = reqwest::blocking::get(format!("{url}{path}")).unwrap();
+        let st = r.status().as_u16();
+        let v: Value = r.json().unwrap();
+        assert!(
+            st == 404 || (st == 400 && v["field"] == "request"),
+            "{path}: {st} {v}"
+        );
+    }
+
     // Request, one approval: pending, the gate refuses.
     let request = ok(url, &story.request(&alice, &meta));
     let art = meta["artifact"]["sha256"].as_str().unwrap().to_owned();

@@ -24,7 +24,7 @@ fn batch(n: u64) -> Value {
                 "action": "reduce", "details": {"batch": n, "i": i}, "compliance_tags": ["MIFID_II"]}})
         })
         .collect();
-    let model = if n % 64 == 0 {
+    let model = if n.is_multiple_of(64) {
         "needle".to_owned()
     } else {
         format!("m-{}", n % 1000)
@@ -57,7 +57,7 @@ async fn fill(url: &str, target: u64) {
                         .await
                         .unwrap();
                     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-                    if n % 400 == 0 {
+                    if n.is_multiple_of(400) {
                         eprintln!(
                             "  fill: {}/{target} entries, {:.0} s",
                             n * BATCH,

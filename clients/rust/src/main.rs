@@ -83,8 +83,12 @@ enum Command {
         /// Your signer key file (govledger keygen).
         #[arg(long)]
         key: PathBuf,
+        /// metadata.json written by `govledger lineage`: model id, artifact digest, dataset
+        /// digests and lineage hash default from it.
         #[arg(long)]
-        model_id: String,
+        metadata: Option<PathBuf>,
+        #[arg(long, required_unless_present = "metadata")]
+        model_id: Option<String>,
         /// The artifact file (hashed here) ...
         #[arg(long)]
         artifact: Option<PathBuf>,
@@ -95,8 +99,8 @@ enum Command {
         #[arg(long = "dataset-sha256")]
         dataset_sha256: Vec<String>,
         /// Leaf hash (hex) of the lineage entry.
-        #[arg(long)]
-        lineage: String,
+        #[arg(long, required_unless_present = "metadata")]
+        lineage: Option<String>,
         #[arg(long, default_value = "production")]
         environment: String,
         #[arg(long, default_value = "four-eyes-v1")]
@@ -522,6 +526,7 @@ fn main() -> ExitCode {
         Command::Request {
             server,
             key,
+            metadata,
             model_id,
             artifact,
             artifact_sha256,
@@ -537,6 +542,34 @@ fn main() -> ExitCode {
             out,
         } => (|| {
             let key = govledger_client::keyfile::read(&key)?;
+            let meta: serde_json::Value = match &metadata {
+                Some(m) => serde_json::from_slice(
+                    &std::fs::read(m).map_err(|e| anyhow::anyhow!("{}: {e}", m.display()))?,
+                )
+                .map_err(|e| anyhow::anyhow!("{}: {e}", m.display()))?,
+                None => serde_json::Value::Null,
+            };
+            let from_meta = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+            let model_id = model_id
+                .or_else(|| from_meta(&meta["model_id"]))
+                .ok_or_else(|| anyhow::anyhow!("--model-id: not given and not in --metadata"))?;
+            let lineage = lineage
+                .or_else(|| from_meta(&meta["lineage"]["leaf_hash"]))
+                .ok_or_else(|| anyhow::anyhow!("--lineage: not given and not in --metadata"))?;
+            let artifact_sha256 = match (&artifact_sha256, &artifact) {
+                (None, None) => from_meta(&meta["artifact"]["sha256"]),
+                _ => artifact_sha256,
+            };
+            let dataset_sha256 = if dataset_sha256.is_empty() {
+                meta["datasets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| from_meta(&d["sha256"]))
+                    .collect()
+            } else {
+                dataset_sha256
+            };
             let metrics = metrics
                 .map(|m| -> anyhow::Result<serde_json::Value> {
                     Ok(serde_json::from_slice(&std::fs::read(&m)?)?)

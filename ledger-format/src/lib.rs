@@ -27,6 +27,7 @@ pub mod receipt;
 pub mod schema;
 pub mod tile;
 pub mod tree;
+pub mod witness;
 
 pub use hash::{leaf_hash, node_hash, Hash};
 pub use tree::{LeafIndex, NodeId, TreeSize};

@@ -778,3 +778,131 @@ fn sigstore_rekor_inclusion_and_ed25519_checkpoints() {
         }
     }
 }
+
+/// The litewitness request sequence, replayed in order against our witness logic: every status
+/// is the one the current C2SP text mandates (step 3, an unknown origin, is 404 where
+/// litewitness answers 403), and the final state is the vector's.
+#[test]
+fn witness_add_checkpoint_sequence() {
+    use ledger_format::witness::{decide, AddCheckpoint, LogState};
+    let v = load("witness_add_checkpoint.json");
+    let log = VerifierKey::parse(v["log_vkey"].as_str().unwrap()).unwrap();
+    let witness =
+        ledger_format::note::SignerKey::from_seed("example.com/witness", [5; 32]).unwrap();
+    let mut state: Option<LogState> = None;
+    for step in v["steps"].as_array().unwrap() {
+        let body = step["request_body"].as_str().unwrap();
+        let want = step["spec_status"].as_u64().unwrap() as u16;
+        let got = AddCheckpoint::parse(body.as_bytes())
+            .and_then(|req| decide(&req, std::slice::from_ref(&log), |_| state));
+        match got {
+            Ok(signed) => {
+                assert_eq!(want, 200, "step {}", step["step"]);
+                state = Some(LogState {
+                    size: signed.checkpoint.size.0,
+                    root: signed.checkpoint.root,
+                });
+                let line = ledger_format::cosig::cosign(&witness, &signed.note.text, 1_700_000_000)
+                    .to_line();
+                assert!(line.starts_with("— example.com/witness "));
+            }
+            Err(e) => {
+                assert_eq!(e.status(), want, "step {}: {e}", step["step"]);
+                if let Some(b) = step.get("spec_response_body") {
+                    assert_eq!(e.body(), b.as_str().unwrap());
+                }
+            }
+        }
+    }
+    let fin = &v["final_state"];
+    let s = state.unwrap();
+    assert_eq!(s.size, fin["size"].as_u64().unwrap());
+    assert_eq!(s.root.to_base64(), fin["root_b64"].as_str().unwrap());
+}
+
+#[test]
+fn witness_refuses_forks_rollbacks_and_malformed_requests() {
+    use ledger_format::witness::{decide, AddCheckpoint, LogState};
+    let log = ledger_format::note::SignerKey::from_seed("example.com/log", [1; 32]).unwrap();
+    let tree = |n: u8| {
+        let mut t = ledger_format::tree::MemoryTree::new();
+        for i in 0..n {
+            t.push(ledger_format::leaf_hash(&[i]));
+        }
+        t
+    };
+    let note = |size: u64, root: ledger_format::Hash| {
+        let cp = ledger_format::checkpoint::Checkpoint {
+            origin: "example.com/log".into(),
+            size: ledger_format::TreeSize(size),
+            root,
+            extensions: vec![],
+        };
+        ledger_format::note::Note::sign(&cp.to_text(), &[&log])
+            .unwrap()
+            .to_text()
+    };
+    let keys = [log.verifier()];
+    let t5 = tree(5);
+    let state = Some(LogState {
+        size: 5,
+        root: t5.root(),
+    });
+    let run = |body: String| {
+        AddCheckpoint::parse(body.as_bytes()).and_then(|r| decide(&r, &keys, |_| state))
+    };
+    // Same size, same root: a fresh cosignature. Same size, another root: 422.
+    assert!(run(AddCheckpoint::encode(5, &[], &note(5, t5.root()))).is_ok());
+    let fork = run(AddCheckpoint::encode(
+        5,
+        &[],
+        &note(5, ledger_format::Hash([9; 32])),
+    ));
+    assert_eq!(fork.unwrap_err().status(), 422);
+    // A rollback: old 5 but the checkpoint is smaller: 400; old 3 (not our size): 409 "5\n".
+    let t3 = tree(3);
+    assert_eq!(
+        run(AddCheckpoint::encode(5, &[], &note(3, t3.root())))
+            .unwrap_err()
+            .status(),
+        400
+    );
+    let e = run(AddCheckpoint::encode(3, &[], &note(5, t5.root()))).unwrap_err();
+    assert_eq!((e.status(), e.body()), (409, "5\n".to_owned()));
+    // A valid extension, then a bad proof.
+    let t8 = tree(8);
+    let proof = ledger_format::proof::prove_consistency(
+        ledger_format::TreeSize(5),
+        ledger_format::TreeSize(8),
+        &t8,
+    )
+    .unwrap();
+    assert!(run(AddCheckpoint::encode(5, &proof.path, &note(8, t8.root()))).is_ok());
+    let mut bad = proof.path.clone();
+    bad[0] = ledger_format::Hash([1; 32]);
+    assert_eq!(
+        run(AddCheckpoint::encode(5, &bad, &note(8, t8.root())))
+            .unwrap_err()
+            .status(),
+        422
+    );
+    // Signed by another key: 403; garbage: 400.
+    let other = ledger_format::note::SignerKey::from_seed("example.com/log", [2; 32]).unwrap();
+    let cp = ledger_format::checkpoint::Checkpoint {
+        origin: "example.com/log".into(),
+        size: ledger_format::TreeSize(8),
+        root: t8.root(),
+        extensions: vec![],
+    };
+    let forged = ledger_format::note::Note::sign(&cp.to_text(), &[&other])
+        .unwrap()
+        .to_text();
+    assert_eq!(
+        run(AddCheckpoint::encode(5, &proof.path, &forged))
+            .unwrap_err()
+            .status(),
+        403
+    );
+    assert_eq!(run("old x\n\nfoo".into()).unwrap_err().status(), 400);
+    assert_eq!(run("old 5\n".into()).unwrap_err().status(), 400);
+}

@@ -1,0 +1,206 @@
+//! The witness side of c2sp.org/tlog-witness@v1.0.0 (`add-checkpoint`), without I/O: parsing
+//! and encoding the request body and deciding it against the witness's state. The caller holds
+//! the state, persists the new one before answering, and adds the cosignature
+//! ([`crate::cosig::cosign`]).
+//!
+//! Status codes follow the current C2SP text: 404 unknown origin, 403 no valid signature by the
+//! log's key, 400 malformed or `old` beyond the checkpoint, 409 `old` differing from the size
+//! last cosigned (the body is that size), 422 a consistency proof that does not verify, a
+//! non-empty proof from size 0, a size-0 checkpoint whose root is not the empty hash, or the
+//! same size with another root (v1.0.0 answered 409 there; log clients accept both).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use thiserror::Error;
+
+use crate::checkpoint::SignedCheckpoint;
+use crate::note::VerifierKey;
+use crate::proof::ConsistencyProof;
+use crate::{Hash, TreeSize};
+
+/// Most proof lines a request may carry (the spec's limit).
+pub const MAX_PROOF_LINES: usize = 63;
+
+/// The content type of a 409 answer's body.
+pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+
+/// A parsed `add-checkpoint` request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddCheckpoint {
+    pub old: u64,
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint note, exact bytes.
+    pub note: Vec<u8>,
+}
+
+/// A refused request and its HTTP status.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum WitnessError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("unknown log {0:?}")]
+    UnknownLog(String),
+    #[error("invalid signature: no valid signature by the log's key")]
+    BadSignature,
+    /// The size this witness last cosigned for the origin.
+    #[error("old size mismatch: the latest cosigned size is {0}")]
+    Conflict(u64),
+    #[error("consistency proof: {0}")]
+    BadProof(String),
+}
+
+impl WitnessError {
+    /// Returns the HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            WitnessError::Malformed(_) => 400,
+            WitnessError::UnknownLog(_) => 404,
+            WitnessError::BadSignature => 403,
+            WitnessError::Conflict(_) => 409,
+            WitnessError::BadProof(_) => 422,
+        }
+    }
+
+    /// Returns the body the witness answers with.
+    pub fn body(&self) -> String {
+        match self {
+            WitnessError::Conflict(size) => format!("{size}\n"),
+            e => format!("{e}\n"),
+        }
+    }
+}
+
+fn decimal(s: &str) -> Option<u64> {
+    crate::checkpoint::parse_decimal(s)
+}
+
+impl AddCheckpoint {
+    /// Parses a request body: `old <n>\n`, up to 63 proof lines, an empty line, the note.
+    pub fn parse(body: &[u8]) -> Result<AddCheckpoint, WitnessError> {
+        let malformed = |m: &str| WitnessError::Malformed(m.to_owned());
+        let split = body
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .ok_or_else(|| malformed("no empty line after the header"))?;
+        let header = std::str::from_utf8(&body[..split])
+            .map_err(|_| malformed("the header is not UTF-8"))?;
+        let mut lines = header.split('\n');
+        let old = lines
+            .next()
+            .and_then(|l| l.strip_prefix("old "))
+            .and_then(decimal)
+            .ok_or_else(|| malformed("the first line must be \"old <size>\""))?;
+        let proof = lines
+            .map(|l| Hash::from_base64(l).map_err(|e| malformed(&format!("proof line: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if proof.len() > MAX_PROOF_LINES {
+            return Err(malformed("more than 63 proof lines"));
+        }
+        Ok(AddCheckpoint {
+            old,
+            proof,
+            note: body[split + 2..].to_vec(),
+        })
+    }
+
+    /// Returns the request body.
+    pub fn encode(old: u64, proof: &[Hash], note: &str) -> String {
+        let mut s = format!("old {old}\n");
+        for h in proof {
+            s.push_str(&STANDARD.encode(h.0));
+            s.push('\n');
+        }
+        s.push('\n');
+        s.push_str(note);
+        s
+    }
+}
+
+/// What a witness remembers about one log: the latest checkpoint it cosigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogState {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// Decides a request. `logs` are the log keys this witness follows (name = origin); `state`
+/// returns the state for an origin (`None`: never cosigned, size 0). On success returns the
+/// verified checkpoint: the caller records it as the new state (atomically with the check:
+/// compare the state it read with the one it replaces) and cosigns it.
+pub fn decide(
+    req: &AddCheckpoint,
+    logs: &[VerifierKey],
+    state: impl FnOnce(&str) -> Option<LogState>,
+) -> Result<SignedCheckpoint, WitnessError> {
+    // The checkpoint text decides the origin; a note whose signature lines do not parse is
+    // "no valid signature" (403), as the litewitness vectors expect, not a malformed request.
+    let text_end = req
+        .note
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .ok_or_else(|| WitnessError::Malformed("the note has no signatures".into()))?;
+    let text = std::str::from_utf8(&req.note[..text_end + 1])
+        .map_err(|_| WitnessError::Malformed("the checkpoint is not UTF-8".into()))?;
+    let origin = crate::checkpoint::Checkpoint::parse(text)
+        .map_err(|e| WitnessError::Malformed(format!("checkpoint: {e}")))?
+        .origin;
+    let key = logs
+        .iter()
+        .find(|k| k.name() == origin)
+        .ok_or_else(|| WitnessError::UnknownLog(origin.clone()))?;
+    let (signed, _) =
+        SignedCheckpoint::open(&req.note, key, &[]).map_err(|_| WitnessError::BadSignature)?;
+    let (size, root) = (signed.checkpoint.size.0, signed.checkpoint.root);
+    if req.old > size {
+        return Err(WitnessError::Malformed(format!(
+            "old size {} is beyond the checkpoint's size {size}",
+            req.old
+        )));
+    }
+    let have = state(&origin);
+    let have_size = have.map_or(0, |s| s.size);
+    if req.old != have_size {
+        return Err(WitnessError::Conflict(have_size));
+    }
+    if size == 0 && root != Hash::EMPTY {
+        return Err(WitnessError::BadProof(
+            "a size-0 checkpoint must have the empty tree's root".into(),
+        ));
+    }
+    match have {
+        None => {
+            if !req.proof.is_empty() {
+                return Err(WitnessError::BadProof(
+                    "a proof from size 0 must be empty".into(),
+                ));
+            }
+        }
+        Some(s) if s.size == size => {
+            if s.root != root {
+                return Err(WitnessError::BadProof(format!(
+                    "same size {size} with another root: a fork"
+                )));
+            }
+            if !req.proof.is_empty() {
+                return Err(WitnessError::BadProof(
+                    "a proof between equal sizes must be empty".into(),
+                ));
+            }
+        }
+        Some(s) if s.size == 0 => {
+            if !req.proof.is_empty() {
+                return Err(WitnessError::BadProof(
+                    "a proof from size 0 must be empty".into(),
+                ));
+            }
+        }
+        Some(s) => ConsistencyProof {
+            old: TreeSize(s.size),
+            new: TreeSize(size),
+            path: req.proof.clone(),
+        }
+        .verify(&s.root, &root)
+        .map_err(|e| WitnessError::BadProof(e.to_string()))?,
+    }
+    Ok(signed)
+}

@@ -10,3 +10,4 @@ pub mod loadgen;
 pub mod statements;
 pub mod submit;
 pub mod time;
+pub mod witness;

@@ -173,6 +173,9 @@ enum Command {
         #[command(flatten)]
         record: Box<LineageRecord>,
     },
+    /// A C2SP tlog-witness.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
     /// Deploy gate: exit 0 only when the policy holds for the request; otherwise exit 1 with
     /// every failed rule listed (2 on usage or I/O errors). Trusts only the policy file.
     Gate {
@@ -297,6 +300,25 @@ struct LineageRecord {
     /// Verify the receipt against this log key.
     #[arg(long)]
     log_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum WitnessCommand {
+    /// Serve POST /add-checkpoint and GET /<hex sha256(origin)>/checkpoint; prints the address
+    /// and the witness's cosigner key (type 0x04) on start; SIGTERM or Ctrl-C stops it.
+    Serve {
+        /// The witness's signer key file (govledger keygen --name WITNESS-NAME).
+        #[arg(long)]
+        key: PathBuf,
+        /// A log's note verifier key (its name is the origin); repeat per log.
+        #[arg(long = "log", required = true)]
+        logs: Vec<String>,
+        /// Directory of the persisted state (one file per log).
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7900")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Subcommand)]
@@ -504,6 +526,44 @@ fn main() -> ExitCode {
                 metadata: r.metadata.as_deref(),
                 log_key: r.log_key.as_deref(),
             })
+        })(),
+        Command::Witness(WitnessCommand::Serve {
+            key,
+            logs,
+            state,
+            listen,
+        }) => (|| {
+            let key = govledger_client::keyfile::read(&key)?;
+            let logs = logs
+                .iter()
+                .map(|l| {
+                    ledger_format::note::VerifierKey::parse(l)
+                        .map_err(|e| anyhow::anyhow!("--log {l}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(govledger_client::witness::serve(
+                govledger_client::witness::ServeArgs {
+                    key,
+                    logs,
+                    state_dir: state,
+                    listen,
+                },
+                |addr, vkey| {
+                    println!("listening on {addr}");
+                    println!("witness key: {vkey}");
+                },
+                async {
+                    let mut term =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                            .expect("installing the SIGTERM handler");
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = tokio::signal::ctrl_c() => {},
+                    }
+                },
+            ))?;
+            Ok(Outcome::Valid(String::new()))
         })(),
         Command::Gate {
             policy,

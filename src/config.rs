@@ -42,6 +42,104 @@ pub struct Config {
     /// `people`, and reports approval status against its rules. Default: two distinct approvers,
     /// lineage required, no thresholds.
     pub policy: Option<PathBuf>,
+    /// Anchoring: where signed checkpoints leave the machine, and how often.
+    pub anchors: AnchorsConfig,
+    /// C2SP tlog-witnesses the log sends its checkpoint to at each anchoring round.
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+/// Anchoring settings (DESIGN.md §5; names and formats pinned in ledger-format SPEC.md §9).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnchorsConfig {
+    /// An anchoring round every this many ms: the latest checkpoint is chosen (when the tree
+    /// grew), published to every backend, and sent to every witness.
+    pub interval_ms: u64,
+    /// Longest wait between retries of a failing backend, in ms (backoff doubles from 500 ms).
+    pub backoff_max_ms: u64,
+    /// Local WORM directory: one read-only file per anchored checkpoint. Default
+    /// `<data_dir>/anchors`; set `dir_enabled = false` to turn it off.
+    pub dir: Option<PathBuf>,
+    pub dir_enabled: bool,
+    /// S3 Object Lock (needs the `s3` feature).
+    pub s3: Option<S3Config>,
+    /// Kafka (needs the `kafka` feature).
+    pub kafka: Option<KafkaConfig>,
+}
+
+impl Default for AnchorsConfig {
+    fn default() -> AnchorsConfig {
+        AnchorsConfig {
+            interval_ms: 60_000,
+            backoff_max_ms: 60_000,
+            dir: None,
+            dir_enabled: true,
+            s3: None,
+            kafka: None,
+        }
+    }
+}
+
+/// An S3 bucket with Object Lock. Credentials come from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), as the AWS SDK reads them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Object name prefix (default `govledger`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Endpoint URL for S3-compatible stores (default: AWS).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Path-style addressing (`endpoint/bucket/key`), as most S3-compatible stores want.
+    #[serde(default)]
+    pub path_style: bool,
+    /// COMPLIANCE retention of each object, in days (default 2,557: 7 years).
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+}
+
+fn default_prefix() -> String {
+    "govledger".into()
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_retention() -> u32 {
+    2557
+}
+
+/// A Kafka cluster: checkpoints to one topic and, optionally, every entry to another.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Topic of checkpoints (key = origin).
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Topic of every entry (key = index), when set.
+    #[serde(default)]
+    pub entries_topic: Option<String>,
+    /// Extra librdkafka properties (e.g. security settings).
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+fn default_topic() -> String {
+    "govledger.checkpoints".into()
+}
+
+/// A witness: its URL (the submission prefix) and its cosigner key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    pub url: String,
+    /// The witness's note verifier key (type 0x04, or 0x01 re-derived as a cosigner key).
+    pub key: String,
 }
 
 /// A person who may request or approve releases.
@@ -86,6 +184,8 @@ impl Default for Config {
             tokens: Vec::new(),
             people: Vec::new(),
             policy: None,
+            anchors: AnchorsConfig::default(),
+            witnesses: Vec::new(),
         }
     }
 }
@@ -129,6 +229,21 @@ impl Config {
             }
         }
         self.policy()?;
+        anyhow::ensure!(self.anchors.interval_ms >= 10, "anchors.interval_ms must be at least 10");
+        for w in &self.witnesses {
+            ledger_format::note::VerifierKey::parse(&w.key)
+                .with_context(|| format!("witness {}: key", w.url))?;
+        }
+        #[cfg(not(feature = "s3"))]
+        anyhow::ensure!(
+            self.anchors.s3.is_none(),
+            "anchors.s3 is configured, but this govledgerd was built without the `s3` feature"
+        );
+        #[cfg(not(feature = "kafka"))]
+        anyhow::ensure!(
+            self.anchors.kafka.is_none(),
+            "anchors.kafka is configured, but this govledgerd was built without the `kafka` feature"
+        );
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! `govledger`: the log server. `config` → `store` (sled) → `log` (open, verify, prove) →
 //! `sequencer` (single writer, group commit) → `http` (the API). `server` wires them together.
 
+pub mod anchor;
 pub mod archive;
 pub mod config;
 pub mod governance;

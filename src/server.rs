@@ -115,6 +115,25 @@ pub async fn run(
             log.verifier
         );
     }
+    let anchorer = crate::anchor::Anchorer::new(
+        log.clone(),
+        anchor_backends(&cfg).await?,
+        cfg.witnesses
+            .iter()
+            .map(|w| {
+                let key = ledger_format::note::VerifierKey::parse(&w.key)
+                    .with_context(|| format!("witness {}: key", w.url))?;
+                Ok(crate::anchor::witness_client::WitnessClient::new(&w.url, &key))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        Duration::from_millis(cfg.anchors.backoff_max_ms),
+    )?;
+    let (stop_anchoring, stop_rx) = tokio::sync::watch::channel(false);
+    let anchoring = tokio::spawn(crate::anchor::run(
+        anchorer.clone(),
+        Duration::from_millis(cfg.anchors.interval_ms),
+        stop_rx,
+    ));
     let state = Arc::new(AppState {
         log: log.clone(),
         sequencer: handle,
@@ -122,6 +141,7 @@ pub async fn run(
         max_body_bytes: cfg.max_body_bytes,
         max_batch_entries: cfg.max_batch_entries,
         policy,
+        anchorer,
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -136,7 +156,41 @@ pub async fn run(
     tokio::task::spawn_blocking(move || thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the sequencer thread panicked"))?;
+    // Everything is committed: one last anchoring round chooses the final checkpoint.
+    let _ = stop_anchoring.send(true);
+    anchoring.await?;
     Ok(())
+}
+
+/// Returns the configured anchor backends; a backend that cannot work (an S3 bucket without
+/// Object Lock, say) is a startup error.
+async fn anchor_backends(cfg: &Config) -> Result<Vec<Box<dyn crate::anchor::Backend>>> {
+    let mut out: Vec<Box<dyn crate::anchor::Backend>> = Vec::new();
+    if cfg.anchors.dir_enabled {
+        let dir = cfg
+            .anchors
+            .dir
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join("anchors"));
+        out.push(Box::new(
+            crate::anchor::dir::DirAnchor::new(&dir)
+                .with_context(|| format!("anchor directory {}", dir.display()))?,
+        ));
+    }
+    #[cfg(feature = "s3")]
+    if let Some(s3) = &cfg.anchors.s3 {
+        out.push(Box::new(
+            crate::anchor::s3::S3Anchor::connect(s3, &cfg.origin).await?,
+        ));
+    }
+    #[cfg(feature = "kafka")]
+    if let Some(k) = &cfg.anchors.kafka {
+        out.push(Box::new(crate::anchor::kafka::KafkaAnchor::connect(
+            k,
+            &cfg.origin,
+        )?));
+    }
+    Ok(out)
 }
 
 /// `govledgerd check`: recomputes every hash from the stored entries, compares each with the

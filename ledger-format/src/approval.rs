@@ -386,6 +386,8 @@ pub enum BundleError {
 #[derive(Clone, Debug)]
 pub struct OpenedBundle {
     pub checkpoint: Option<Checkpoint>,
+    /// Names of the witnesses whose cosignatures verified (distinct keys).
+    pub cosigners: Vec<String>,
     pub checks: Vec<Check>,
     pub request: Option<Logged>,
     pub lineage: Option<Logged>,
@@ -437,11 +439,13 @@ impl Bundle {
         Ok(b)
     }
 
-    /// Checks the checkpoint against `log_key` and every entry's inclusion proof against it.
-    /// Entries that fail are left out of the result and named in `inclusion_proofs`; with a bad
-    /// checkpoint nothing is proven and every entry is left out.
-    pub fn open(&self, log_key: &VerifierKey) -> OpenedBundle {
+    /// Checks the checkpoint against `log_key` (collecting cosignatures by `witness_keys`) and
+    /// every entry's inclusion proof against it. Entries that fail are left out of the result
+    /// and named in `inclusion_proofs`; with a bad checkpoint nothing is proven and every entry
+    /// is left out.
+    pub fn open(&self, log_key: &VerifierKey, witness_keys: &[VerifierKey]) -> OpenedBundle {
         let mut opened = OpenedBundle {
+            cosigners: Vec::new(),
             checkpoint: None,
             checks: Vec::new(),
             request: None,
@@ -449,9 +453,17 @@ impl Bundle {
             approvals: Vec::new(),
             deployments: Vec::new(),
         };
-        let checkpoint = SignedCheckpoint::open(self.checkpoint.as_bytes(), log_key, &[])
+        let checkpoint = SignedCheckpoint::open(self.checkpoint.as_bytes(), log_key, witness_keys)
             .map_err(|e| e.to_string())
-            .and_then(|(s, _)| {
+            .and_then(|(s, verified)| {
+                let mut names: Vec<String> = verified
+                    .iter()
+                    .filter(|v| v.key.sig_type() == crate::note::SigType::Cosignature)
+                    .map(|v| v.key.name().to_owned())
+                    .collect();
+                names.sort();
+                names.dedup();
+                opened.cosigners = names;
                 let c = s.checkpoint;
                 if c.size.0 != self.tree_size || c.root.to_base64() != self.root {
                     Err(format!(

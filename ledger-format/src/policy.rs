@@ -122,6 +122,10 @@ pub struct Policy {
     pub min_datasets: usize,
     pub metrics: Vec<MetricRule>,
     pub people: People,
+    /// Witness cosigner keys (type 0x04; 0x01 keys are re-derived) the gate accepts.
+    pub witness_keys: Vec<VerifierKey>,
+    /// Distinct witnesses whose cosignatures the bundle's checkpoint must carry (default 0).
+    pub witnesses_required: usize,
 }
 
 impl Default for Policy {
@@ -138,6 +142,8 @@ impl Default for Policy {
             min_datasets: 1,
             metrics: Vec::new(),
             people: People::default(),
+            witness_keys: Vec::new(),
+            witnesses_required: 0,
         }
     }
 }
@@ -167,6 +173,15 @@ struct FileLineage {
     min_datasets: Option<usize>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileWitnesses {
+    #[serde(default)]
+    required: usize,
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FilePerson {
@@ -190,6 +205,8 @@ struct PolicyFile {
     metrics: Vec<MetricRule>,
     #[serde(default)]
     people: Vec<FilePerson>,
+    #[serde(default)]
+    witnesses: FileWitnesses,
 }
 
 /// Parses a duration such as `90s`, `30m`, `168h` or `7d` into milliseconds.
@@ -266,7 +283,28 @@ impl Policy {
                 })
             })
             .collect::<Result<Vec<_>, PolicyError>>()?;
+        let witness_keys = f
+            .witnesses
+            .keys
+            .iter()
+            .map(|k| {
+                let key = VerifierKey::parse(k).map_err(|e| err(format!("witnesses.keys: {e}")))?;
+                Ok(match key.sig_type() {
+                    SigType::Cosignature => key,
+                    _ => crate::cosig::as_cosigner(&key),
+                })
+            })
+            .collect::<Result<Vec<_>, PolicyError>>()?;
+        if f.witnesses.required > witness_keys.len() {
+            return Err(err(format!(
+                "witnesses.required is {} but only {} keys are listed",
+                f.witnesses.required,
+                witness_keys.len()
+            )));
+        }
         Ok(Policy {
+            witnesses_required: f.witnesses.required,
+            witness_keys,
             name: f.name,
             log_key,
             min_approvers,

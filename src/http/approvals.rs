@@ -3,9 +3,10 @@
 //! and every deployment record, each with an inclusion proof to one signed checkpoint, for the
 //! deploy gate to check offline (ledger-format SPEC.md §8).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
@@ -191,12 +192,15 @@ fn bundle_entries(
         .collect()
 }
 
-/// `GET /v1/approvals/{request}/bundle`: the bundle (SPEC.md §8) against the latest checkpoint.
+/// `GET /v1/approvals/{request}/bundle[?checkpoint=latest|witnessed]`: the bundle (SPEC.md §8)
+/// against the latest or the witnessed checkpoint (then it holds only what that checkpoint
+/// covers, and its note carries the witnesses' cosignatures).
 pub async fn bundle(
     State(s): State<Arc<AppState>>,
     Path(request): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let published = s.log.published();
+    let published = super::read::chosen_checkpoint(&s, &q)?;
     let log = s.log.clone();
     let bundle = blocking(move || {
         let r = related(&log, &request, published.size)?;

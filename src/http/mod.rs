@@ -40,6 +40,8 @@ pub struct AppState {
     pub max_batch_entries: usize,
     /// The release policy and the people who sign requests and approvals.
     pub policy: ledger_format::policy::Policy,
+    /// Anchoring and witnessing state.
+    pub anchorer: Arc<crate::anchor::Anchorer>,
 }
 
 /// Returns the application with every route.
@@ -53,6 +55,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/receipts/{leaf_hash}", get(read::receipt_by_hash))
         .route("/v1/approvals/{request}", get(approvals::status))
         .route("/v1/approvals/{request}/bundle", get(approvals::bundle))
+        .route("/v1/anchors", get(read::anchors))
+        .route("/v1/checkpoints", get(read::checkpoints))
+        .route("/v1/checkpoints/witnessed", get(read::witnessed))
         .route("/checkpoint", get(read::checkpoint))
         .route("/tile/{*path}", get(read::tile))
         .route("/healthz", get(read::healthz))

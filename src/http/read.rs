@@ -31,12 +31,97 @@ fn param_u64(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Api
 
 pub async fn log_info(State(s): State<Arc<AppState>>) -> Response {
     let p = s.log.published();
+    let witnesses: Vec<_> = s
+        .anchorer
+        .witnesses
+        .iter()
+        .map(|w| json!({"url": w.url, "key": w.key.to_string()}))
+        .collect();
     axum::Json(json!({
         "origin": s.log.origin,
         "verifier_key": s.log.verifier.to_string(),
         "tree_size": p.size,
+        "witnesses": witnesses,
     }))
     .into_response()
+}
+
+/// `GET /v1/anchors`: per backend, the last anchored size, pending checkpoints and the last
+/// error; per witness, the last size it cosigned and its last error.
+pub async fn anchors(State(s): State<Arc<AppState>>) -> Response {
+    let witnesses: Vec<_> = s
+        .anchorer
+        .witnesses
+        .iter()
+        .map(|w| {
+            json!({"url": w.url, "key": w.key.to_string(),
+                   "last_cosigned_size": *w.last_cosigned.lock().expect("lock poisoned"),
+                   "last_error": *w.last_error.lock().expect("lock poisoned")})
+        })
+        .collect();
+    axum::Json(json!({
+        "tree_size": s.log.published().size,
+        "backends": s.anchorer.status(),
+        "witnesses": witnesses,
+        "witnessed_size": s.anchorer.witnessed_published().map(|p| p.size),
+    }))
+    .into_response()
+}
+
+/// `GET /v1/checkpoints?from=&limit=`: the stored (anchored) checkpoints, ascending by size:
+/// `{"checkpoints": [{"size", "checkpoint"}], "next": size|null}`.
+pub async fn checkpoints(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let from = param_u64(&q, "from")?.unwrap_or(0);
+    let limit = param_u64(&q, "limit")?.unwrap_or(1000).clamp(1, 1000) as usize;
+    let a = s.anchorer.clone();
+    let mut list = tokio::task::spawn_blocking(move || a.checkpoints(from, limit + 1))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(crate::log::LogError::from)?;
+    let next = (list.len() > limit).then(|| list[limit].0);
+    list.truncate(limit);
+    let items: Vec<_> = list
+        .into_iter()
+        .map(|(size, checkpoint)| json!({"size": size, "checkpoint": checkpoint}))
+        .collect();
+    Ok(axum::Json(json!({"checkpoints": items, "next": next})).into_response())
+}
+
+/// `GET /v1/checkpoints/witnessed`: the latest checkpoint with its witnesses' cosignatures.
+pub async fn witnessed(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let note = s
+        .anchorer
+        .witnessed()
+        .ok_or_else(|| ApiError::not_found("no checkpoint has been witnessed yet"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        note,
+    )
+        .into_response())
+}
+
+/// Returns the checkpoint a `?checkpoint=latest|witnessed` parameter asks for.
+pub fn chosen_checkpoint(
+    s: &AppState,
+    q: &HashMap<String, String>,
+) -> Result<crate::log::Published, ApiError> {
+    match q.get("checkpoint").map(String::as_str) {
+        None | Some("latest") => Ok(s.log.published()),
+        Some("witnessed") => s.anchorer.witnessed_published().ok_or_else(|| {
+            ApiError::not_found("no checkpoint has been witnessed yet").field("checkpoint")
+        }),
+        Some(other) => Err(ApiError::bad_request(
+            "bad_parameter",
+            format!("checkpoint must be latest or witnessed, not {other:?}"),
+        )
+        .field("checkpoint")),
+    }
 }
 
 pub async fn checkpoint(State(s): State<Arc<AppState>>) -> Response {
@@ -151,12 +236,15 @@ pub async fn entry(
     receipt_response(&headers, r)
 }
 
-/// `GET /v1/receipts/{leaf_hash}`: refreshes a receipt against the latest checkpoint.
+/// `GET /v1/receipts/{leaf_hash}[?checkpoint=latest|witnessed]`: refreshes a receipt against
+/// the latest (or the witnessed) checkpoint.
 pub async fn receipt_by_hash(
     State(s): State<Arc<AppState>>,
     Path(hash): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let published = chosen_checkpoint(&s, &q)?;
     let hash = Hash::parse_any(&hash)
         .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("leaf_hash"))?;
     let index = s
@@ -164,9 +252,14 @@ pub async fn receipt_by_hash(
         .index
         .leaf(&hash)
         .map_err(crate::log::LogError::from)?
-        .filter(|i| *i < s.log.published().size)
-        .ok_or_else(|| ApiError::not_found(format!("no entry with leaf hash {}", hash.to_hex())))?;
-    let published = s.log.published();
+        .filter(|i| *i < published.size)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no entry with leaf hash {} at size {}",
+                hash.to_hex(),
+                published.size
+            ))
+        })?;
     let placed = placed_at(&s, index)?;
     receipt_response(&headers, receipt(&s.log, &placed, &published)?)
 }
@@ -298,6 +391,7 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
         "Latency of each durable write (entries, then checkpoint), fsync included.",
         &mut text,
     );
+    s.anchorer.render_metrics(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

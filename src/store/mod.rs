@@ -197,6 +197,12 @@ pub trait Store: Send + Sync {
     fn index_candidates(&self, space: IndexSpace, fp: u64) -> Result<Vec<u64>, StoreError>;
     /// Returns the bytes the store occupies on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+    /// Durably and atomically applies `writes` to the anchoring state (the outbox, the anchored
+    /// and witnessed checkpoints, stream cursors; key layout in `crate::anchor`): a value of
+    /// `None` deletes the key. Returns once the writes are on disk.
+    fn anchor_write(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError>;
+    /// Returns the anchoring state's entries whose key starts with `prefix`, in key order.
+    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
 }
 
 /// A stored chunk's bytes, shared without copying.

@@ -358,4 +358,29 @@ impl Store for SledStore {
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+
+    fn anchor_write(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            match v {
+                Some(v) => batch.insert(key(b'A', k), v.as_slice()),
+                None => batch.remove(key(b'A', k)),
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        // Durability point: an anchoring decision (a checkpoint chosen, a confirmation) is on
+        // disk before anyone acts on it.
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix(key(b'A', prefix))
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k[1..].to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
 }

@@ -106,6 +106,12 @@ impl Store for FaultyStore {
     ) -> Result<Vec<u64>, StoreError> {
         self.inner.index_candidates(space, fp)
     }
+    fn anchor_write(&self, w: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        self.inner.anchor_write(w)
+    }
+    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.inner.anchor_scan(prefix)
+    }
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.size_on_disk()
     }

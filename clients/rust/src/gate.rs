@@ -4,7 +4,8 @@
 //! evaluated and reported; the gate passes only when all hold.
 //!
 //! Rules, in report order: `bundle_format` (only when the bundle does not parse),
-//! `checkpoint_signature`, `inclusion_proofs`, `request_match`, the
+//! `checkpoint_signature`, `inclusion_proofs`, `witness_cosignatures` (when the policy requires
+//! witnesses), `request_match`, the
 //! pre-approval checks (`lineage_present`, `lineage_model`, `lineage_artifact`,
 //! `lineage_datasets`, `environment`, `policy_name`, `metric:<path>`), the approval rules
 //! (`request_signature`, `approvals`, `required_roles`, `not_requester`, `no_later_rejection`,
@@ -130,9 +131,19 @@ pub fn run(a: &GateArgs) -> Result<Report> {
     let url = a.url.map(|u| u.trim_end_matches('/'));
     let bytes = match (a.bundle, url) {
         (Some(path), _) => crate::cli::read_input(path)?,
-        (None, Some(url)) => get(&format!("{url}/v1/approvals/{request}/bundle"))?
+        (None, Some(url)) => {
+            // With witnesses required, prove against the witnessed checkpoint.
+            let which = if policy.witnesses_required > 0 {
+                "witnessed"
+            } else {
+                "latest"
+            };
+            get(&format!(
+                "{url}/v1/approvals/{request}/bundle?checkpoint={which}"
+            ))?
             .bytes()?
-            .to_vec(),
+            .to_vec()
+        }
         (None, None) => bail!("give the bundle (--bundle FILE) or the server (--url URL)"),
     };
     let bundle = match Bundle::parse(&bytes) {
@@ -155,8 +166,24 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             })
         }
     };
-    let opened = bundle.open(&log_key);
+    let opened = bundle.open(&log_key, &policy.witness_keys);
     let mut rules = opened.checks.clone();
+    if policy.witnesses_required > 0 {
+        let n = opened.cosigners.len();
+        rules.push(Check {
+            rule: "witness_cosignatures".into(),
+            ok: n >= policy.witnesses_required,
+            detail: format!(
+                "{n} of the policy's witnesses cosigned the checkpoint, {} required{}",
+                policy.witnesses_required,
+                if n == 0 {
+                    String::new()
+                } else {
+                    format!(": [{}]", opened.cosigners.join(", "))
+                }
+            ),
+        });
+    }
     let mut approvers = Vec::new();
     let mut decisions = Vec::new();
     match &opened.request {

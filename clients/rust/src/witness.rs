@@ -84,7 +84,12 @@ fn now_secs() -> u64 {
 }
 
 fn text(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response {
@@ -149,7 +154,10 @@ async fn latest(State(w): State<Arc<Witness>>, UrlPath(id): UrlPath<String>) -> 
     let state = w.state.lock().expect("lock poisoned");
     match state.iter().find(|(origin, _)| origin_id(origin) == id) {
         Some((_, l)) => text(StatusCode::OK, l.note.clone()),
-        None => text(StatusCode::NOT_FOUND, "no checkpoint cosigned for this log\n".into()),
+        None => text(
+            StatusCode::NOT_FOUND,
+            "no checkpoint cosigned for this log\n".into(),
+        ),
     }
 }
 

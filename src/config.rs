@@ -229,7 +229,10 @@ impl Config {
             }
         }
         self.policy()?;
-        anyhow::ensure!(self.anchors.interval_ms >= 10, "anchors.interval_ms must be at least 10");
+        anyhow::ensure!(
+            self.anchors.interval_ms >= 10,
+            "anchors.interval_ms must be at least 10"
+        );
         for w in &self.witnesses {
             ledger_format::note::VerifierKey::parse(&w.key)
                 .with_context(|| format!("witness {}: key", w.url))?;

@@ -123,7 +123,9 @@ pub async fn run(
             .map(|w| {
                 let key = ledger_format::note::VerifierKey::parse(&w.key)
                     .with_context(|| format!("witness {}: key", w.url))?;
-                Ok(crate::anchor::witness_client::WitnessClient::new(&w.url, &key))
+                Ok(crate::anchor::witness_client::WitnessClient::new(
+                    &w.url, &key,
+                ))
             })
             .collect::<Result<Vec<_>>>()?,
         Duration::from_millis(cfg.anchors.backoff_max_ms),

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on port 0, real HTTP, a module per area.
 
+mod anchoring;
 mod api;
 mod archive;
 mod bad_input;

@@ -158,6 +158,9 @@ impl Group {
     }
 }
 
+/// A key and its value, from [`Store::anchor_scan`].
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Durable storage for one log.
 ///
 /// Contract: [`Store::append`] applies a whole group atomically and returns only once it is
@@ -202,7 +205,7 @@ pub trait Store: Send + Sync {
     /// `None` deletes the key. Returns once the writes are on disk.
     fn anchor_write(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError>;
     /// Returns the anchoring state's entries whose key starts with `prefix`, in key order.
-    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
 }
 
 /// A stored chunk's bytes, shared without copying.

@@ -11,8 +11,8 @@
 //! ```
 
 use super::{
-    bucket_of, ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, Posting, Store, StoreError,
-    FORMAT_VERSION,
+    bucket_of, ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, KeyValue, Posting, Store,
+    StoreError, FORMAT_VERSION,
 };
 use ledger_format::tile::decode_bundle;
 use ledger_format::Hash;
@@ -374,7 +374,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.tree
             .scan_prefix(key(b'A', prefix))
             .map(|kv| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use govledger::log::Log;
 use govledger::sequencer::{self, Pending, Settings, SubmitError};
-use govledger::store::{ChunkId, FatTile, Group, Head, SledStore, Store, StoreError};
+use govledger::store::{ChunkId, FatTile, Group, Head, KeyValue, SledStore, Store, StoreError};
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::EntryKind;
 use ledger_format::note::SignerKey;
@@ -109,7 +109,7 @@ impl Store for FaultyStore {
     fn anchor_write(&self, w: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         self.inner.anchor_write(w)
     }
-    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.inner.anchor_scan(prefix)
     }
     fn size_on_disk(&self) -> Result<u64, StoreError> {

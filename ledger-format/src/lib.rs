@@ -13,6 +13,7 @@
 //! The byte-exact formats are pinned in `SPEC.md` beside this crate.
 #![forbid(unsafe_code)]
 
+pub mod anchor;
 pub mod approval;
 pub mod checkpoint;
 pub mod cosig;

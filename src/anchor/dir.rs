@@ -14,10 +14,7 @@ pub struct DirAnchor {
     dir: PathBuf,
 }
 
-/// Returns the file name of the checkpoint of `size`.
-pub fn file_name(size: u64) -> String {
-    format!("{size:020}.checkpoint")
-}
+use ledger_format::anchor::file_name;
 
 impl DirAnchor {
     /// Creates the directory if needed.

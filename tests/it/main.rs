@@ -9,4 +9,6 @@ mod faults;
 mod gate;
 mod governance;
 mod harness;
+#[cfg(feature = "s3")]
+mod s3;
 mod tiles;

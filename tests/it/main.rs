@@ -9,6 +9,8 @@ mod faults;
 mod gate;
 mod governance;
 mod harness;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "s3")]
 mod s3;
 mod tiles;

@@ -369,16 +369,20 @@ impl Anchorer {
         *self.witnessed.write().expect("lock poisoned") = Some(note);
     }
 
-    /// One anchoring round.
+    /// One anchoring round, all in sequence (tests and the final round at shutdown).
     pub async fn round(&self) {
-        if let Err(e) = self.choose() {
-            tracing::error!("choosing a checkpoint for anchoring: {e}");
-        }
+        self.choose_logged();
         for b in &self.backends {
             self.drain(b.as_ref()).await;
             self.stream(b.as_ref()).await;
         }
         self.witness_round().await;
+    }
+
+    fn choose_logged(&self) {
+        if let Err(e) = self.choose() {
+            tracing::error!("choosing a checkpoint for anchoring: {e}");
+        }
     }
 
     /// Returns the Prometheus lines for anchoring.
@@ -411,20 +415,54 @@ impl Anchorer {
     }
 }
 
-/// Runs rounds every `interval` until `stop` flips, then one last round (bounded by 10 s) so
-/// that the final checkpoint is chosen and, when the backends answer, published.
-pub async fn run(
-    a: Arc<Anchorer>,
-    interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+fn ticker(interval: Duration) -> tokio::time::Interval {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => a.round().await,
-            _ = stop.changed() => break,
-        }
+    tick
+}
+
+/// Runs anchoring until `stop` flips: one task chooses checkpoints and talks to the witnesses
+/// every `interval`; each backend drains its outbox in its own task, so a backend that hangs
+/// (a paused server) delays only itself. At the end, one last round (bounded by 10 s) chooses
+/// the final checkpoint and, when the backends answer, publishes it.
+pub async fn run(a: Arc<Anchorer>, interval: Duration, stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let (a, mut stop) = (a.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut tick = ticker(interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {},
+                    _ = stop.changed() => return,
+                }
+                a.choose_logged();
+                a.witness_round().await;
+            }
+        });
     }
+    for i in 0..a.backends.len() {
+        let (a, mut stop) = (a.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut tick = ticker(interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {},
+                    _ = stop.changed() => return,
+                }
+                let b = a.backends[i].as_ref();
+                a.drain(b).await;
+                a.stream(b).await;
+            }
+        });
+    }
+    let mut stop = stop;
+    let _ = stop.changed().await;
+    // Backends stuck in a publish are not waited for beyond the final round's bound.
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
     let _ = tokio::time::timeout(Duration::from_secs(10), a.round()).await;
 }

@@ -8,6 +8,10 @@ use ledger_format::receipt::Receipt;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+/// Tests that use the shared S3 and Kafka servers hold this for reading; the outage test, which
+/// pauses those servers, holds it for writing.
+pub static SERVICES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 pub struct TestServer {
     pub url: String,
     pub vkey: VerifierKey,

@@ -87,6 +87,7 @@ pub fn read_all(topic: &str, expect: usize) -> Vec<(String, Vec<u8>, BTreeMap<St
 
 #[tokio::test]
 async fn checkpoints_and_entries_reach_kafka() {
+    let _services = crate::harness::SERVICES.read().await;
     let cfg = topics("basic").await;
     let (cp_topic, entries_topic) = (cfg.topic.clone(), cfg.entries_topic.clone().unwrap());
     let s = start_with(move |c| {

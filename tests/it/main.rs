@@ -11,6 +11,8 @@ mod governance;
 mod harness;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(all(feature = "s3", feature = "kafka"))]
+mod outage;
 #[cfg(feature = "s3")]
 mod s3;
 mod tiles;

@@ -57,6 +57,7 @@ pub async fn bucket(lock: bool) -> (String, govledger::anchor::s3::sdk::Client) 
 
 #[tokio::test]
 async fn a_bucket_without_object_lock_is_a_startup_error() {
+    let _services = crate::harness::SERVICES.read().await;
     let (name, _) = bucket(false).await;
     let mut cfg = govledger::config::Config {
         data_dir: tempfile::tempdir().unwrap().keep(),
@@ -72,6 +73,7 @@ async fn a_bucket_without_object_lock_is_a_startup_error() {
 
 #[tokio::test]
 async fn anchored_checkpoints_are_locked_in_compliance_mode() {
+    let _services = crate::harness::SERVICES.read().await;
     let (name, client) = bucket(true).await;
     let cfg = config(&name);
     let s = start_with(move |c| {
@@ -170,7 +172,6 @@ async fn anchored_checkpoints_are_locked_in_compliance_mode() {
         e.contains("AccessDenied") || e.contains("403") || e.contains("InvalidRequest"),
         "{e}"
     );
-    eprintln!("refusals: {del_err}\n{e}");
     // An overwrite adds a version; the anchored version stays intact.
     client
         .put_object()

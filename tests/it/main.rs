@@ -1,6 +1,8 @@
 //! Integration tests: the real server on port 0, real HTTP, a module per area.
 
 mod anchoring;
+#[cfg(all(feature = "s3", feature = "kafka"))]
+mod anchors_verify;
 mod api;
 mod archive;
 mod bad_input;

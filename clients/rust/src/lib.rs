@@ -1,6 +1,7 @@
 //! `govledger-client`: offline verification helpers and the `govledger` CLI's commands. HTTP
 //! submission and the monitor, gate and audit commands build on the same pieces.
 
+pub mod anchors;
 pub mod cli;
 pub mod dataset;
 pub mod gate;

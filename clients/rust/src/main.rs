@@ -173,6 +173,9 @@ enum Command {
         #[command(flatten)]
         record: Box<LineageRecord>,
     },
+    /// Anchored checkpoints: read them back from every backend and verify them.
+    #[command(subcommand)]
+    Anchors(AnchorsCommand),
     /// A C2SP tlog-witness.
     #[command(subcommand)]
     Witness(WitnessCommand),
@@ -300,6 +303,45 @@ struct LineageRecord {
     /// Verify the receipt against this log key.
     #[arg(long)]
     log_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AnchorsCommand {
+    /// Read every anchored checkpoint back from each backend given, verify its signature and
+    /// its consistency with the log's current tree, check S3 retention, and report gaps against
+    /// GET /v1/checkpoints. Exit 0 when all hold, 1 otherwise, 2 on usage or I/O errors.
+    Verify {
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        url: String,
+        /// The log's note verifier key.
+        #[arg(long)]
+        log_key: String,
+        /// The local anchor directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// S3 bucket (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+        #[arg(long)]
+        s3_bucket: Option<String>,
+        #[arg(long, default_value = "govledger")]
+        s3_prefix: String,
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        #[arg(long, default_value = "us-east-1")]
+        s3_region: String,
+        #[arg(long)]
+        s3_path_style: bool,
+        /// Every anchored version must be locked (COMPLIANCE) at least until this RFC 3339
+        /// time (default: now).
+        #[arg(long)]
+        s3_retain_until: Option<String>,
+        /// Kafka bootstrap servers.
+        #[arg(long)]
+        kafka_brokers: Option<String>,
+        #[arg(long, default_value = "govledger.checkpoints")]
+        kafka_topic: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -525,6 +567,47 @@ fn main() -> ExitCode {
                 entry_id: r.entry_id.as_deref(),
                 metadata: r.metadata.as_deref(),
                 log_key: r.log_key.as_deref(),
+            })
+        })(),
+        Command::Anchors(AnchorsCommand::Verify {
+            url,
+            log_key,
+            dir,
+            s3_bucket,
+            s3_prefix,
+            s3_endpoint,
+            s3_region,
+            s3_path_style,
+            s3_retain_until,
+            kafka_brokers,
+            kafka_topic,
+            json,
+        }) => (|| {
+            let retain_until = match s3_retain_until {
+                Some(t) => {
+                    (ledger_format::schema::rfc3339_to_ms(&t).ok_or_else(|| {
+                        anyhow::anyhow!("--s3-retain-until: not an RFC 3339 time")
+                    })? / 1000) as i64
+                }
+                None => (govledger_client::time::now_ms() / 1000) as i64,
+            };
+            govledger_client::anchors::verify(&govledger_client::anchors::VerifyArgs {
+                url,
+                log_key,
+                dir,
+                s3: s3_bucket.map(|bucket| govledger_client::anchors::S3Source {
+                    bucket,
+                    prefix: s3_prefix,
+                    endpoint: s3_endpoint,
+                    region: s3_region,
+                    path_style: s3_path_style,
+                    retain_until,
+                }),
+                kafka: kafka_brokers.map(|brokers| govledger_client::anchors::KafkaSource {
+                    brokers,
+                    topic: kafka_topic,
+                }),
+                json,
             })
         })(),
         Command::Witness(WitnessCommand::Serve {

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 /// Tests that use the shared S3 and Kafka servers hold this for reading; the outage test, which
 /// pauses those servers, holds it for writing.
+#[cfg_attr(not(any(feature = "s3", feature = "kafka")), allow(dead_code))]
 pub static SERVICES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub struct TestServer {

@@ -15,8 +15,9 @@
 //!    `GET /v1/checkpoints/witnessed`.
 //!
 //! Key layout of the store's anchoring state: `c` + size (u64 BE) → checkpoint note;
-//! `o` + backend name + 0x00 + size → empty; `w` → witnessed checkpoint note; `s` + stream
-//! name → next entry index to stream (u64 BE).
+//! `o` + backend name + 0x00 + size → empty; `l` + backend name + 0x00 → the largest size the
+//! backend confirmed (u64 BE); `w` → witnessed checkpoint note; `s` + backend name → next entry
+//! index to stream (u64 BE).
 
 pub mod dir;
 #[cfg(feature = "kafka")]
@@ -65,6 +66,14 @@ fn size_key(prefix: &[u8], size: u64) -> Vec<u8> {
 
 fn outbox_prefix(backend: &str) -> Vec<u8> {
     let mut k = b"o".to_vec();
+    k.extend_from_slice(backend.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `l` + backend name: the largest size the backend confirmed (u64 BE).
+fn confirmed_key(backend: &str) -> Vec<u8> {
+    let mut k = b"l".to_vec();
     k.extend_from_slice(backend.as_bytes());
     k.push(0);
     k
@@ -125,25 +134,26 @@ impl Anchorer {
         witnesses: Vec<witness_client::WitnessClient>,
         backoff_max: Duration,
     ) -> Result<Arc<Anchorer>, StoreError> {
-        let chosen = log.store.anchor_scan(b"c")?;
-        let last_chosen = chosen.last().map_or(0, |(k, _)| size_of_key(k));
+        let last_chosen = log
+            .store
+            .anchor_last(b"c")?
+            .map_or(0, |(k, _)| size_of_key(&k));
         let witnessed = log
             .store
-            .anchor_scan(b"w")?
+            .anchor_scan(b"w", b"", 1)?
             .into_iter()
             .next()
             .and_then(|(_, v)| String::from_utf8(v).ok());
         let mut status = HashMap::new();
         for b in &backends {
-            let pending = log.store.anchor_scan(&outbox_prefix(b.name()))?;
-            // Confirmed = chosen and no longer pending; the largest such size.
-            let pending_sizes: Vec<u64> = pending.iter().map(|(k, _)| size_of_key(k)).collect();
-            let last = chosen
-                .iter()
-                .map(|(k, _)| size_of_key(k))
-                .filter(|s| !pending_sizes.contains(s))
-                .max()
-                .unwrap_or(0);
+            let pending = log
+                .store
+                .anchor_scan(&outbox_prefix(b.name()), b"", usize::MAX)?;
+            let last = log
+                .store
+                .anchor_scan(&confirmed_key(b.name()), b"", 1)?
+                .first()
+                .map_or(0, |(_, v)| size_of_key(v));
             status.insert(
                 b.name(),
                 BackendStatus {
@@ -197,11 +207,9 @@ impl Anchorer {
         Ok(self
             .log
             .store
-            .anchor_scan(b"c")?
+            .anchor_scan(b"c", &from.to_be_bytes(), limit)?
             .into_iter()
             .map(|(k, v)| (size_of_key(&k), String::from_utf8_lossy(&v).into_owned()))
-            .filter(|(s, _)| *s >= from)
-            .take(limit)
             .collect())
     }
 
@@ -255,13 +263,13 @@ impl Anchorer {
                 return;
             }
         }
-        let pending = match self.log.store.anchor_scan(&outbox_prefix(name)) {
+        let pending = match self.log.store.anchor_scan(&outbox_prefix(name), b"", 1000) {
             Ok(p) => p,
             Err(e) => return self.record_error(name, e.to_string()),
         };
         for (k, _) in pending {
             let size = size_of_key(&k);
-            let note = match self.log.store.anchor_scan(&size_key(b"c", size)) {
+            let note = match self.log.store.anchor_scan(&size_key(b"c", size), b"", 1) {
                 Ok(v) if !v.is_empty() => String::from_utf8_lossy(&v[0].1).into_owned(),
                 Ok(_) => {
                     // A record without its checkpoint cannot be published; drop it loudly.
@@ -277,14 +285,22 @@ impl Anchorer {
             if let Err(e) = r {
                 return self.record_error(name, e);
             }
+            let last = {
+                let st = self.status.lock().expect("lock poisoned");
+                st.get(name).map_or(0, |s| s.last_anchored_size).max(size)
+            };
             // Durability point: the confirmation is recorded; a crash before it republishes,
             // which backends tolerate.
-            if let Err(e) = self.log.store.anchor_write(&[(k, None)]) {
+            let writes = [
+                (k, None),
+                (confirmed_key(name), Some(last.to_be_bytes().to_vec())),
+            ];
+            if let Err(e) = self.log.store.anchor_write(&writes) {
                 return self.record_error(name, e.to_string());
             }
             let mut st = self.status.lock().expect("lock poisoned");
             if let Some(s) = st.get_mut(name) {
-                s.last_anchored_size = s.last_anchored_size.max(size);
+                s.last_anchored_size = last;
                 s.pending = s.pending.saturating_sub(1);
                 s.failures = 0;
                 s.next_try = None;
@@ -302,7 +318,7 @@ impl Anchorer {
             k.extend_from_slice(name.as_bytes());
             k
         };
-        let mut cursor = match self.log.store.anchor_scan(&key) {
+        let mut cursor = match self.log.store.anchor_scan(&key, b"", 1) {
             Ok(v) => v.first().map_or(0, |(_, v)| size_of_key(v)),
             Err(e) => return self.record_error(name, e.to_string()),
         };

@@ -204,8 +204,16 @@ pub trait Store: Send + Sync {
     /// and witnessed checkpoints, stream cursors; key layout in `crate::anchor`): a value of
     /// `None` deletes the key. Returns once the writes are on disk.
     fn anchor_write(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError>;
-    /// Returns the anchoring state's entries whose key starts with `prefix`, in key order.
-    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+    /// Returns at most `limit` of the anchoring state's entries whose key starts with `prefix`
+    /// and is at least `prefix ‖ from`, in key order.
+    fn anchor_scan(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError>;
+    /// Returns the anchoring state's last entry whose key starts with `prefix`.
+    fn anchor_last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError>;
 }
 
 /// A stored chunk's bytes, shared without copying.

@@ -374,13 +374,32 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+    fn anchor_scan(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let p = key(b'A', prefix);
+        let mut start = p.clone();
+        start.extend_from_slice(from);
         self.tree
-            .scan_prefix(key(b'A', prefix))
+            .range(start..)
+            .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&p)))
+            .take(limit)
             .map(|kv| {
                 let (k, v) = kv?;
                 Ok((k[1..].to_vec(), v.to_vec()))
             })
             .collect()
+    }
+
+    fn anchor_last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        Ok(self
+            .tree
+            .scan_prefix(key(b'A', prefix))
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k[1..].to_vec(), v.to_vec())))
     }
 }

@@ -466,3 +466,30 @@ async fn the_gate_requires_witness_cosignatures() {
     s.stop().await;
     w1.stop().await;
 }
+
+/// The final checkpoint is chosen and anchored at shutdown, and the anchoring state survives a
+/// restart.
+#[tokio::test]
+async fn shutdown_anchors_the_final_checkpoint_and_state_persists() {
+    let s = start_with(|c| c.anchors.interval_ms = 3_600_000).await;
+    for i in 0..3 {
+        s.submit(audit(i), None).await;
+    }
+    let dir = s.stop().await;
+    let file = dir
+        .path()
+        .join("anchors")
+        .join(ledger_format::anchor::file_name(3));
+    assert!(
+        file.exists(),
+        "the final checkpoint is anchored at shutdown"
+    );
+    let s = crate::harness::start_in(dir, |c| c.anchors.interval_ms = 3_600_000).await;
+    let (_, a) = s.get_json("/v1/anchors").await;
+    assert_eq!(a["backends"][0]["last_anchored_size"], 3, "{a}");
+    assert_eq!(a["backends"][0]["pending"], 0, "{a}");
+    let (_, list) = s.get_json("/v1/checkpoints?from=3").await;
+    assert_eq!(list["checkpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(list["checkpoints"][0]["size"], 3);
+    s.stop().await;
+}

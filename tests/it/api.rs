@@ -340,8 +340,16 @@ fn the_example_config_parses_and_matches_the_defaults() {
     let cfg = govledger::config::Config::load(Some(std::path::Path::new(path))).unwrap();
     let d = govledger::config::Config::default();
     assert_eq!(
-        (cfg.anchors.interval_ms, cfg.anchors.backoff_max_ms, cfg.anchors.dir_enabled),
-        (d.anchors.interval_ms, d.anchors.backoff_max_ms, d.anchors.dir_enabled)
+        (
+            cfg.anchors.interval_ms,
+            cfg.anchors.backoff_max_ms,
+            cfg.anchors.dir_enabled
+        ),
+        (
+            d.anchors.interval_ms,
+            d.anchors.backoff_max_ms,
+            d.anchors.dir_enabled
+        )
     );
     assert_eq!(
         (

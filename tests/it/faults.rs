@@ -109,8 +109,11 @@ impl Store for FaultyStore {
     fn anchor_write(&self, w: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         self.inner.anchor_write(w)
     }
-    fn anchor_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        self.inner.anchor_scan(prefix)
+    fn anchor_scan(&self, p: &[u8], from: &[u8], n: usize) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.anchor_scan(p, from, n)
+    }
+    fn anchor_last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        self.inner.anchor_last(prefix)
     }
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.size_on_disk()

@@ -121,7 +121,28 @@ async fn two_witnesses_cosign_and_forks_are_refused() {
     .unwrap();
     assert_eq!(signed.checkpoint.size.0, 5);
     assert_eq!(verified.len(), 3, "log + two witnesses: {note}");
+    // A receipt against the witnessed checkpoint carries the cosignatures and verifies.
+    let (_, e) = s.get_json("/v1/entries/2").await;
+    let hash = e["leaf_hash"].as_str().unwrap();
+    let (st, r) = s
+        .get_json(&format!("/v1/receipts/{hash}?checkpoint=witnessed"))
+        .await;
+    assert_eq!(st, 200, "{r}");
+    let receipt: ledger_format::receipt::Receipt = serde_json::from_value(r).unwrap();
+    receipt.verify(&log.verifier()).unwrap();
+    assert_eq!(
+        receipt.checkpoint.matches("\n— witness-").count(),
+        2,
+        "{}",
+        receipt.checkpoint
+    );
+    let (st, _) = s
+        .get_json(&format!("/v1/receipts/{hash}?checkpoint=oldest"))
+        .await;
+    assert_eq!(st, 400);
     // /checkpoint stays the log-signed one; /v1/log names the witnesses.
+    let plain = s.get("/checkpoint").await.text().await.unwrap();
+    assert!(!plain.contains("— witness-"), "{plain}");
     let (_, info) = s.get_json("/v1/log").await;
     assert_eq!(info["witnesses"].as_array().unwrap().len(), 2);
     // The directory anchor holds a read-only file per chosen checkpoint.

@@ -1,6 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite: starts the real S3 (SeaweedFS) and Kafka (tansu) servers the anchoring
-# tests need (scripts/services.sh) and runs every test with every feature.
+# tests need (scripts/services.sh), runs every Rust test with every feature, then the Python
+# client's pytest suite against a real govledgerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec scripts/services.sh cargo test --workspace --all-features "$@"
+
+tools="${GOVLEDGER_TOOLS:-${GOVLEDGER_CI_CACHE:-/var/cache/govledger-ci}/tools}"
+mkdir -p "$tools"
+scripts/services.sh cargo test --workspace --all-features "$@"
+
+echo "== Python client (clients/python, pytest against target/debug/govledgerd)"
+cargo build -q --workspace --all-features
+py="$tools/pyenv"
+if [ ! -x "$py/bin/pytest" ] || [ ! -f "$py/.deps-1" ]; then
+  python3 -m venv "$py"
+  "$py/bin/pip" install -q "cryptography>=41" "requests>=2.28" "pytest>=7" "pandas>=1.5"
+  touch "$py/.deps-1"
+fi
+GOVLEDGER_BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" PYTHONPATH=clients/python \
+  "$py/bin/python" -m pytest -q -p no:cacheprovider clients/python/tests

@@ -21,7 +21,10 @@ pub use rdkafka;
 
 /// The Kafka anchor.
 pub struct KafkaAnchor {
-    producer: FutureProducer,
+    /// Replaced when librdkafka reports a fatal error (an idempotent producer that lost its
+    /// sequence state cannot send again; a new one starts a new producer id).
+    producer: std::sync::RwLock<FutureProducer>,
+    config: ClientConfig,
     topic: String,
     entries_topic: Option<String>,
     origin: String,
@@ -42,11 +45,32 @@ impl KafkaAnchor {
         }
         let producer: FutureProducer = c.create().context("creating the Kafka producer")?;
         Ok(KafkaAnchor {
-            producer,
+            producer: std::sync::RwLock::new(producer),
+            config: c,
             topic: cfg.topic.clone(),
             entries_topic: cfg.entries_topic.clone(),
             origin: origin.to_owned(),
         })
+    }
+}
+
+impl KafkaAnchor {
+    fn producer(&self) -> FutureProducer {
+        self.producer.read().expect("lock poisoned").clone()
+    }
+
+    /// After an error: replaces the producer if librdkafka says it can never send again.
+    fn recover(&self, e: String) -> String {
+        use rdkafka::producer::Producer;
+        let fatal = self.producer().client().fatal_error();
+        if let Some((_, why)) = fatal {
+            match self.config.create::<FutureProducer>() {
+                Ok(p) => *self.producer.write().expect("lock poisoned") = p,
+                Err(c) => return format!("{e}; the producer failed fatally ({why}) and could not be recreated: {c}"),
+            }
+            return format!("{e}; the producer failed fatally ({why}) and was recreated");
+        }
+        e
     }
 }
 
@@ -76,11 +100,11 @@ impl Backend for KafkaAnchor {
                 .key(self.origin.as_bytes())
                 .payload(checkpoint.as_bytes())
                 .headers(headers);
-            self.producer
+            self.producer()
                 .send(record, Duration::from_secs(20))
                 .await
                 .map(|_| ())
-                .map_err(|(e, _)| format!("topic {}: {e}", self.topic))
+                .map_err(|(e, _)| self.recover(format!("topic {}: {e}", self.topic)))
         })
     }
 
@@ -93,6 +117,7 @@ impl Backend for KafkaAnchor {
         Some(Box::pin(async move {
             use ledger_format::anchor::{HEADER_LEAF_HASH, HEADER_ORIGIN};
             // Send the whole chunk, then wait for every delivery report.
+            let producer = self.producer();
             let mut pending = Vec::with_capacity(leaves.len());
             for (i, leaf) in leaves.iter().enumerate() {
                 let key = (start + i as u64).to_string();
@@ -105,16 +130,15 @@ impl Backend for KafkaAnchor {
                     .payload(leaf.as_slice())
                     .headers(headers);
                 // Enqueued now; delivery is confirmed below.
-                let delivery = self
-                    .producer
+                let delivery = producer
                     .send_result(record)
-                    .map_err(|(e, _)| format!("topic {topic}: {e}"))?;
+                    .map_err(|(e, _)| self.recover(format!("topic {topic}: {e}")))?;
                 pending.push(delivery);
             }
             for p in pending {
                 p.await
                     .map_err(|_| format!("topic {topic}: the producer was dropped"))?
-                    .map_err(|(e, _)| format!("topic {topic}: {e}"))?;
+                    .map_err(|(e, _)| self.recover(format!("topic {topic}: {e}")))?;
             }
             Ok(())
         }))

@@ -1,0 +1,18 @@
+"""govledger: the Python client for the govledger transparency log.
+
+Submit audit events, lineage, approval requests and approvals; verify receipts and consistency
+offline against a pinned log key; fingerprint datasets exactly as the Rust CLI does.
+"""
+
+from .client import Client, ServerError, canonical_json, sign_statement
+from .dataset import DatasetError, fingerprint_dataframe, fingerprint_dataset
+from .merkle import ProofError, leaf_hash, node_hash, verify_consistency, verify_inclusion
+from .note import Checkpoint, NoteError, SignerKey, VerifierKey, open_checkpoint
+from .receipt import Leaf, ReceiptError, VerifiedReceipt, verify_receipt
+
+__all__ = [
+    "Checkpoint", "Client", "DatasetError", "Leaf", "NoteError", "ProofError", "ReceiptError", "ServerError",
+    "SignerKey", "VerifiedReceipt", "VerifierKey", "canonical_json", "fingerprint_dataframe",
+    "fingerprint_dataset", "leaf_hash", "node_hash", "open_checkpoint", "sign_statement",
+    "verify_consistency", "verify_inclusion", "verify_receipt",
+]

@@ -1,0 +1,200 @@
+"""HTTP client for a govledger server: submit entries (receipts verified against the pinned log
+key), sign approval requests and approvals, fetch proofs."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import requests
+
+from .merkle import verify_consistency
+from .note import SignerKey, VerifierKey, open_checkpoint
+from .receipt import VerifiedReceipt, verify_receipt
+
+
+class ServerError(RuntimeError):
+    """The server refused a request: `status`, and its JSON `error`, `message`, `field`."""
+
+    def __init__(self, status: int, body: Dict[str, Any]):
+        self.status = status
+        self.error = body.get("error")
+        self.field = body.get("field")
+        self.message = body.get("message", "")
+        super().__init__(f"{status} {self.error}: {self.message}" + (f" (field {self.field})" if self.field else ""))
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) for govledger's statements: strings, integers, booleans, arrays and
+    objects (floats and null are refused, as the server refuses them). Keys are sorted by code
+    point, which equals JCS's UTF-16 order for keys without characters beyond U+FFFF."""
+
+    def check(v: Any) -> None:
+        if v is None or isinstance(v, float):
+            raise ValueError("signed statements hold no floats and no null")
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53 - 1:
+            raise ValueError("integers in statements are at most 2^53-1")
+        if isinstance(v, dict):
+            for x in v.values():
+                check(x)
+        elif isinstance(v, list):
+            for x in v:
+                check(x)
+
+    check(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sign_statement(key: SignerKey, statement: Dict[str, Any]) -> Dict[str, Any]:
+    """Returns ``{"statement": ..., "signature": base64(Ed25519(JCS(statement)))}``."""
+    sig = key.sign_raw(canonical_json(statement))
+    return {"statement": statement, "signature": base64.b64encode(sig).decode()}
+
+
+def now_rfc3339() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Client:
+    """A govledger server at `url`. With `log_key` (the log's note verifier key, pinned out of
+    band), every receipt is verified before it is returned."""
+
+    def __init__(self, url: str = "http://127.0.0.1:7800", token: Optional[str] = None,
+                 log_key: Optional[Union[str, VerifierKey]] = None, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.log_key = VerifierKey.parse(log_key) if isinstance(log_key, str) else log_key
+        self.timeout = timeout
+
+    # -- HTTP -----------------------------------------------------------------------------
+    def _get(self, path: str, **params: Any) -> requests.Response:
+        r = self.session.get(self.url + path, params=params or None, timeout=self.timeout)
+        if r.status_code >= 400:
+            raise ServerError(r.status_code, _json_or_text(r))
+        return r
+
+    def submit(self, kind: str, body: Dict[str, Any], entry_id: Optional[str] = None) -> Dict[str, Any]:
+        """Submits one entry and returns its receipt (verified when the log key is pinned)."""
+        sub: Dict[str, Any] = {"kind": kind, "body": body}
+        if entry_id:
+            sub["entry_id"] = entry_id
+        r = self.session.post(self.url + "/v1/entries", json=sub, timeout=self.timeout)
+        if r.status_code != 200:
+            raise ServerError(r.status_code, _json_or_text(r))
+        receipt = r.json()
+        if self.log_key is not None:
+            verify_receipt(receipt, self.log_key)
+        return receipt
+
+    def submit_batch(self, entries: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+        """Submits `[{"kind", "body", "entry_id"?}, ...]` atomically; returns the batch answer."""
+        r = self.session.post(self.url + "/v1/entries", json={"entries": list(entries)}, timeout=self.timeout)
+        if r.status_code != 200:
+            raise ServerError(r.status_code, _json_or_text(r))
+        out = r.json()
+        if self.log_key is not None:
+            for rec in out["receipts"]:
+                verify_receipt({**rec, "checkpoint": out["checkpoint"], "tree_size": out["tree_size"],
+                                "root": out["root"]}, self.log_key)
+        return out
+
+    # -- entry kinds ----------------------------------------------------------------------
+    def submit_audit(self, event_type: str, component: str, action: str, details: Dict[str, Any],
+                     compliance_tags: Sequence[str], entry_id: Optional[str] = None, **optional: Any) -> Dict[str, Any]:
+        """An audit event (`severity`, `actor`, `occurred_at` are optional keywords)."""
+        body = {"event_type": event_type, "component": component, "action": action, "details": details,
+                "compliance_tags": list(compliance_tags), **optional}
+        return self.submit("audit", body, entry_id)
+
+    def submit_lineage(self, body: Dict[str, Any], entry_id: Optional[str] = None) -> Dict[str, Any]:
+        """A lineage entry (SPEC.md §3.2): model, datasets with their fingerprints, artifact."""
+        return self.submit("lineage", body, entry_id)
+
+    def request_approval(self, key: SignerKey, model_id: str, artifact_sha256: str,
+                         dataset_sha256: Sequence[str], lineage: str, environment: str = "production",
+                         policy: str = "four-eyes-v1", performance_metrics: Optional[Dict[str, Any]] = None,
+                         **extra: Any) -> Dict[str, Any]:
+        """Signs (as `key.name`) and submits an approval request."""
+        st = {"model_id": model_id, "artifact_sha256": artifact_sha256, "dataset_sha256": list(dataset_sha256),
+              "lineage": lineage, "requested_by": key.name, "environment": environment, "policy": policy,
+              "signed_at": now_rfc3339(), **extra}
+        body = sign_statement(key, st)
+        if performance_metrics is not None:
+            body["performance_metrics"] = performance_metrics
+        return self.submit("approval_request", body)
+
+    def approve(self, key: SignerKey, request: str, artifact_sha256: str, role: str,
+                decision: str = "approve", comment: Optional[str] = None) -> Dict[str, Any]:
+        """Signs (as `key.name`) and submits an approval or rejection of `request`."""
+        st = {"request": request, "artifact_sha256": artifact_sha256, "decision": decision,
+              "approver": key.name, "role": role, "signed_at": now_rfc3339()}
+        if comment:
+            st["comment"] = comment
+        return self.submit("approval", sign_statement(key, st))
+
+    def record_deployment(self, request: str, model_id: str, status: str, environment: str,
+                          executed_by: str, details: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        body = {"model_id": model_id, "request": request, "status": status, "environment": environment,
+                "executed_by": executed_by}
+        if details is not None:
+            body["details"] = details
+        return self.submit("deployment", body)
+
+    # -- reading --------------------------------------------------------------------------
+    def log_info(self) -> Dict[str, Any]:
+        return self._get("/v1/log").json()
+
+    def checkpoint(self) -> str:
+        return self._get("/checkpoint").text
+
+    def receipt(self, leaf_hash: str, checkpoint: str = "latest") -> Dict[str, Any]:
+        return self._get(f"/v1/receipts/{leaf_hash}", checkpoint=checkpoint).json()
+
+    def entries(self, **filters: Any) -> List[Dict[str, Any]]:
+        """Every receipt matching `kind=`, `model_id=`, `request=`, `tag=`, `from_=`, `to=`."""
+        if "from_" in filters:
+            filters["from"] = filters.pop("from_")
+        out: List[Dict[str, Any]] = []
+        cursor = 0
+        while True:
+            page = self._get("/v1/entries", cursor=cursor, limit=1000, **filters).json()
+            out.extend(page["entries"])
+            if page["next_cursor"] is None:
+                return out
+            cursor = page["next_cursor"]
+
+    def approval_status(self, request: str) -> Dict[str, Any]:
+        return self._get(f"/v1/approvals/{request}").json()
+
+    def verify_consistency(self, old_checkpoint: str, new_checkpoint: Optional[str] = None) -> None:
+        """Verifies both signed checkpoints against the pinned log key and proves the newer one
+        (default: the server's latest) consistent with the older. Raises on any failure."""
+        if self.log_key is None:
+            raise ValueError("pin the log key (Client(log_key=...)) to verify checkpoints")
+        new_checkpoint = new_checkpoint or self.checkpoint()
+        old, _ = open_checkpoint(old_checkpoint.encode(), self.log_key)
+        new, _ = open_checkpoint(new_checkpoint.encode(), self.log_key)
+        if old.size == 0:
+            return
+        if old.size == new.size:
+            verify_consistency(old.size, new.size, old.root, new.root, [])
+            return
+        proof = self._get("/v1/proofs/consistency", old=old.size, new=new.size).json()["proof"]
+        verify_consistency(old.size, new.size, old.root, new.root, [base64.b64decode(p) for p in proof])
+
+
+def verify_receipt_file(path: str, log_key: Union[str, VerifierKey]) -> VerifiedReceipt:
+    with open(path, "rb") as f:
+        return verify_receipt(f.read(), log_key)
+
+
+def _json_or_text(r: requests.Response) -> Dict[str, Any]:
+    try:
+        v = r.json()
+        return v if isinstance(v, dict) else {"message": str(v)}
+    except ValueError:
+        return {"message": r.text.strip()}

@@ -66,7 +66,11 @@ impl KafkaAnchor {
         if let Some((_, why)) = fatal {
             match self.config.create::<FutureProducer>() {
                 Ok(p) => *self.producer.write().expect("lock poisoned") = p,
-                Err(c) => return format!("{e}; the producer failed fatally ({why}) and could not be recreated: {c}"),
+                Err(c) => {
+                    return format!(
+                        "{e}; the producer failed fatally ({why}) and could not be recreated: {c}"
+                    )
+                }
             }
             return format!("{e}; the producer failed fatally ({why}) and was recreated");
         }

@@ -13,6 +13,7 @@ mod governance;
 mod harness;
 #[cfg(feature = "kafka")]
 mod kafka;
+mod monitor;
 #[cfg(all(feature = "s3", feature = "kafka"))]
 mod outage;
 #[cfg(feature = "s3")]

@@ -8,6 +8,7 @@ pub mod gate;
 pub mod keyfile;
 pub mod lineage;
 pub mod loadgen;
+pub mod monitor;
 pub mod statements;
 pub mod submit;
 pub mod time;

@@ -173,6 +173,40 @@ enum Command {
         #[command(flatten)]
         record: Box<LineageRecord>,
     },
+    /// Follow a log: verify every checkpoint and entry, compare with anchors and witnesses,
+    /// raise governance alerts (JSON lines on stdout). With --once: exit 0 without alerts, 1
+    /// with alerts, 2 on errors.
+    Monitor {
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        url: String,
+        /// The log's note verifier key (pinned).
+        #[arg(long)]
+        log_key: String,
+        /// Directory of the monitor's state (monitor.json), so that a restart resumes.
+        #[arg(long)]
+        state: PathBuf,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 60.0)]
+        interval: f64,
+        /// Poll once and exit.
+        #[arg(long)]
+        once: bool,
+        /// Release policy: people, keys and quorum for the governance alerts.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// File of witness verifier keys (type 0x04), one per line.
+        #[arg(long)]
+        witness_keys: Option<PathBuf>,
+        /// Alert when the newest witness cosignature is older than this many seconds.
+        #[arg(long)]
+        max_witness_age: Option<u64>,
+        /// A local anchor directory to compare the served checkpoint with.
+        #[arg(long)]
+        anchor_dir: Option<PathBuf>,
+        /// POST every alert (JSON) to this URL.
+        #[arg(long)]
+        alert_webhook: Option<String>,
+    },
     /// Anchored checkpoints: read them back from every backend and verify them.
     #[command(subcommand)]
     Anchors(AnchorsCommand),
@@ -568,6 +602,69 @@ fn main() -> ExitCode {
                 metadata: r.metadata.as_deref(),
                 log_key: r.log_key.as_deref(),
             })
+        })(),
+        Command::Monitor {
+            url,
+            log_key,
+            state,
+            interval,
+            once,
+            policy,
+            witness_keys,
+            max_witness_age,
+            anchor_dir,
+            alert_webhook,
+        } => (|| {
+            let policy = policy
+                .map(|p| -> anyhow::Result<_> {
+                    let text = std::fs::read_to_string(&p)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    Ok(ledger_format::policy::Policy::parse(&text)?)
+                })
+                .transpose()?;
+            let witness_keys = match witness_keys {
+                Some(f) => std::fs::read_to_string(&f)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(|l| {
+                        let k = ledger_format::note::VerifierKey::parse(l)
+                            .map_err(|e| anyhow::anyhow!("--witness-keys: {l}: {e}"))?;
+                        Ok(match k.sig_type() {
+                            ledger_format::note::SigType::Cosignature => k,
+                            _ => ledger_format::cosig::as_cosigner(&k),
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                None => Vec::new(),
+            };
+            let m =
+                govledger_client::monitor::Monitor::new(govledger_client::monitor::MonitorArgs {
+                    url,
+                    log_key: ledger_format::note::VerifierKey::parse(&log_key)
+                        .map_err(|e| anyhow::anyhow!("--log-key: {e}"))?,
+                    state,
+                    policy,
+                    witness_keys,
+                    max_witness_age,
+                    anchor_dir,
+                    webhook: alert_webhook,
+                })?;
+            if once {
+                let alerts = m.poll()?;
+                return Ok(if alerts.is_empty() {
+                    Outcome::Valid(String::new())
+                } else {
+                    Outcome::Invalid(format!("{} alert(s)", alerts.len()))
+                });
+            }
+            loop {
+                if let Err(e) = m.poll() {
+                    eprintln!("monitor: {e:#}");
+                }
+                std::thread::sleep(std::time::Duration::from_secs_f64(interval.max(0.1)));
+            }
         })(),
         Command::Anchors(AnchorsCommand::Verify {
             url,

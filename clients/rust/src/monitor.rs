@@ -1,0 +1,537 @@
+//! `govledger monitor`: follows a log and never lets a fork, a rollback, a split view or a
+//! governance violation pass unnoticed.
+//!
+//! The first poll pins the log: it replays every entry through the tiles and checks that they
+//! hash to the signed root. Every later poll verifies the new checkpoint's signature, its
+//! consistency with the last verified one (the server's proof, verified here), downloads the new
+//! entries through the tiles and recomputes the root from the persisted compact range, so every
+//! entry is checked against the tree. The state (checkpoint, compact range, governance facts) is
+//! written atomically after each poll, so a restart resumes where it stopped.
+//!
+//! Alerts are JSON lines on stdout: `{"time", "alert", "severity", "origin", "tree_size",
+//! "message", "details"}` with `alert` one of `bad_signature`, `rollback`, `fork`,
+//! `entries_mismatch`, `split_view`, `stale_witness`, `deployment_without_quorum`,
+//! `approval_unknown_key`, `request_unknown_key`, `unrecorded_dataset`; each is also POSTed to
+//! the webhook when one is given.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ledger_format::approval::{evaluate, verify_statement, Logged};
+use ledger_format::checkpoint::SignedCheckpoint;
+use ledger_format::entry::EntryKind;
+use ledger_format::note::VerifierKey;
+use ledger_format::policy::Policy;
+use ledger_format::proof::ConsistencyProof;
+use ledger_format::tile::BundleId;
+use ledger_format::tree::CompactRange;
+use ledger_format::{Hash, TreeSize};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Monitor settings.
+pub struct MonitorArgs {
+    pub url: String,
+    pub log_key: VerifierKey,
+    pub state: PathBuf,
+    pub policy: Option<Policy>,
+    /// Witness cosigner keys (type 0x04).
+    pub witness_keys: Vec<VerifierKey>,
+    /// Alert when the newest witness cosignature is older than this many seconds.
+    pub max_witness_age: Option<u64>,
+    /// A local anchor directory to compare with.
+    pub anchor_dir: Option<PathBuf>,
+    pub webhook: Option<String>,
+}
+
+/// One alert.
+#[derive(Clone, Debug, Serialize)]
+pub struct Alert {
+    pub time: String,
+    pub alert: &'static str,
+    pub severity: &'static str,
+    pub origin: String,
+    pub tree_size: u64,
+    pub message: String,
+    pub details: Value,
+}
+
+/// What the monitor remembers between polls.
+#[derive(Default, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    checkpoint: String,
+    size: u64,
+    /// The compact range of the verified tree at `size` (base64 hashes).
+    compact: Vec<String>,
+    /// Governance entries by leaf hash (hex): index and leaf (base64).
+    requests: BTreeMap<String, (u64, String)>,
+    lineages: BTreeMap<String, (u64, String)>,
+    /// Decisions per request hash.
+    decisions: BTreeMap<String, Vec<(u64, String)>>,
+    /// Every dataset digest recorded by a lineage entry so far.
+    datasets: BTreeSet<String>,
+}
+
+fn now_ms() -> u64 {
+    crate::time::now_ms()
+}
+
+fn read_state(path: &Path) -> Result<Option<State>> {
+    match std::fs::read(path) {
+        Ok(b) => {
+            Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                format!("monitor state {}", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn logged(index: u64, leaf_b64: &str) -> Option<Logged> {
+    Logged::from_leaf(index, &STANDARD.decode(leaf_b64).ok()?).ok()
+}
+
+/// The monitor.
+pub struct Monitor {
+    a: MonitorArgs,
+    http: reqwest::blocking::Client,
+}
+
+impl Monitor {
+    pub fn new(a: MonitorArgs) -> Result<Monitor> {
+        std::fs::create_dir_all(&a.state)
+            .with_context(|| format!("creating {}", a.state.display()))?;
+        Ok(Monitor {
+            a,
+            http: reqwest::blocking::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .build()?,
+        })
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.a.state.join("monitor.json")
+    }
+
+    fn get(&self, path: &str) -> Result<reqwest::blocking::Response> {
+        let url = format!("{}{path}", self.a.url.trim_end_matches('/'));
+        self.http
+            .get(&url)
+            .send()
+            .with_context(|| format!("reaching {url}"))
+    }
+
+    fn alert(
+        &self,
+        out: &mut Vec<Alert>,
+        size: u64,
+        alert: &'static str,
+        severity: &'static str,
+        message: String,
+        details: Value,
+    ) {
+        out.push(Alert {
+            time: crate::time::rfc3339_ms(now_ms()),
+            alert,
+            severity,
+            origin: self.a.log_key.name().to_owned(),
+            tree_size: size,
+            message,
+            details,
+        });
+    }
+
+    /// Returns a consistency proof old → new from the server, verified.
+    fn prove(&self, old: u64, old_root: &Hash, new: u64, new_root: &Hash) -> Result<(), String> {
+        if old == 0 {
+            return Ok(());
+        }
+        if old == new {
+            return if old_root == new_root {
+                Ok(())
+            } else {
+                Err(format!("two roots for size {new}"))
+            };
+        }
+        let v: Value = self
+            .get(&format!("/v1/proofs/consistency?old={old}&new={new}"))
+            .and_then(|r| Ok(r.error_for_status()?.json()?))
+            .map_err(|e| format!("no consistency proof {old} -> {new}: {e:#}"))?;
+        let path = v["proof"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| Hash::from_base64(h.as_str().unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        ConsistencyProof {
+            old: TreeSize(old),
+            new: TreeSize(new),
+            path,
+        }
+        .verify(old_root, new_root)
+        .map_err(|e| format!("size {old} is not consistent with size {new}: {e}"))
+    }
+
+    /// Downloads entries `[from, to)` through the tiles of the tree of `size`.
+    fn entries(&self, from: u64, to: u64, size: u64) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity((to - from) as usize);
+        let mut i = from;
+        while i < to {
+            let b = BundleId::for_size(i / 256, TreeSize(size))
+                .ok_or_else(|| anyhow!("no entry bundle for index {i} at size {size}"))?;
+            let bytes = self
+                .get(&format!("/{}", b.path()))?
+                .error_for_status()?
+                .bytes()?;
+            let leaves = ledger_format::tile::decode_bundle(&bytes)
+                .map_err(|e| anyhow!("{}: {e}", b.path()))?;
+            let (start, end) = b.leaf_range();
+            if leaves.len() as u64 != end - start {
+                bail!(
+                    "{} holds {} entries, not {}",
+                    b.path(),
+                    leaves.len(),
+                    end - start
+                );
+            }
+            for (j, leaf) in leaves.iter().enumerate() {
+                let idx = start + j as u64;
+                if idx >= i && idx < to {
+                    out.push(leaf.to_vec());
+                }
+            }
+            i = end.min(to).max(i + 1);
+        }
+        Ok(out)
+    }
+
+    /// One poll: returns the alerts it raised. An error means it could not check (exit 2).
+    pub fn poll(&self) -> Result<Vec<Alert>> {
+        let mut alerts = Vec::new();
+        let note = self.get("/checkpoint")?.error_for_status()?.text()?;
+        let latest = match SignedCheckpoint::open(note.as_bytes(), &self.a.log_key, &[]) {
+            Ok((s, _)) => s.checkpoint,
+            Err(e) => {
+                self.alert(
+                    &mut alerts,
+                    0,
+                    "bad_signature",
+                    "critical",
+                    format!("the server's checkpoint does not verify with the log key: {e}"),
+                    json!({"checkpoint": note}),
+                );
+                return self.finish(alerts);
+            }
+        };
+        let (size, root) = (latest.size.0, latest.root);
+        let mut state = read_state(&self.state_path())?.unwrap_or_default();
+        let (old_size, old_root) = if state.checkpoint.is_empty() {
+            (0, Hash::EMPTY)
+        } else {
+            let (s, _) = SignedCheckpoint::open(state.checkpoint.as_bytes(), &self.a.log_key, &[])
+                .map_err(|e| anyhow!("the saved checkpoint does not verify: {e}"))?;
+            (s.checkpoint.size.0, s.checkpoint.root)
+        };
+        if size < old_size {
+            self.alert(
+                &mut alerts,
+                size,
+                "rollback",
+                "critical",
+                format!(
+                    "the server's checkpoint is at size {size}, below the verified size {old_size}"
+                ),
+                json!({"verified_size": old_size, "served_size": size, "served": note}),
+            );
+            return self.finish(alerts);
+        }
+        if let Err(why) = self.prove(old_size, &old_root, size, &root) {
+            self.alert(
+                &mut alerts,
+                size,
+                "fork",
+                "critical",
+                why,
+                json!({"verified": state.checkpoint, "served": note}),
+            );
+            return self.finish(alerts);
+        }
+        if size > old_size {
+            let stack = state
+                .compact
+                .iter()
+                .map(|h| Hash::from_base64(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow!("monitor state: {e}"))?;
+            let mut range = CompactRange::from_parts(TreeSize(old_size), stack)
+                .ok_or_else(|| anyhow!("monitor state: a malformed compact range"))?;
+            let mut next = old_size;
+            while next < size {
+                let end = (next + 256 * 64).min(size);
+                let leaves = self.entries(next, end, size)?;
+                for (k, leaf) in leaves.iter().enumerate() {
+                    range.append(ledger_format::leaf_hash(leaf));
+                    self.governance(&mut state, &mut alerts, next + k as u64, leaf, size);
+                }
+                next = end;
+            }
+            if range.root() != root {
+                self.alert(&mut alerts, size, "entries_mismatch", "critical",
+                    format!("the entries {old_size}..{size} served through the tiles do not hash to the signed root"),
+                    json!({"served": note}));
+                return self.finish(alerts);
+            }
+            state.compact = range.hashes().iter().map(Hash::to_base64).collect();
+        }
+        self.split_view(&mut alerts, size, &root);
+        state.version = 1;
+        state.size = size;
+        state.checkpoint = note;
+        crate::witness::write_atomic(&self.state_path(), &serde_json::to_vec(&state)?)
+            .with_context(|| format!("writing {}", self.state_path().display()))?;
+        self.finish(alerts)
+    }
+
+    /// Compares the served checkpoint with the witnessed one and the local anchors.
+    fn split_view(&self, alerts: &mut Vec<Alert>, size: u64, root: &Hash) {
+        let mut observed: Vec<(String, String)> = Vec::new();
+        if let Ok(r) = self.get("/v1/checkpoints/witnessed") {
+            if r.status().is_success() {
+                if let Ok(t) = r.text() {
+                    observed.push(("witnessed".into(), t));
+                }
+            } else if self.a.max_witness_age.is_some() {
+                self.alert(
+                    alerts,
+                    size,
+                    "stale_witness",
+                    "warning",
+                    "the log serves no witnessed checkpoint".into(),
+                    json!({}),
+                );
+            }
+        }
+        if let Some(dir) = &self.a.anchor_dir {
+            let newest = std::fs::read_dir(dir).ok().and_then(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        ledger_format::anchor::size_of_name(&n).map(|s| (s, e.path()))
+                    })
+                    .max()
+            });
+            if let Some((_, path)) = newest {
+                if let Ok(t) = std::fs::read_to_string(&path) {
+                    observed.push((path.display().to_string(), t));
+                }
+            }
+        }
+        for (source, text) in observed {
+            let (signed, verified) = match SignedCheckpoint::open(
+                text.as_bytes(),
+                &self.a.log_key,
+                &self.a.witness_keys,
+            ) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.alert(
+                        alerts,
+                        size,
+                        "split_view",
+                        "critical",
+                        format!(
+                            "{source}: a checkpoint that does not verify with the log key: {e}"
+                        ),
+                        json!({"checkpoint": text}),
+                    );
+                    continue;
+                }
+            };
+            let (s, r) = (signed.checkpoint.size.0, signed.checkpoint.root);
+            let check = if s <= size {
+                self.prove(s, &r, size, root)
+            } else {
+                // Newer than /checkpoint (a race with a new round); it must extend ours.
+                self.prove(size, root, s, &r)
+            };
+            if let Err(why) = check {
+                self.alert(
+                    alerts,
+                    size,
+                    "split_view",
+                    "critical",
+                    format!(
+                        "{source} holds a checkpoint the served one is not consistent with: {why}"
+                    ),
+                    json!({"checkpoint": text}),
+                );
+            }
+            if source == "witnessed" {
+                if let Some(max) = self.a.max_witness_age {
+                    let newest = verified.iter().filter_map(|v| v.timestamp).max();
+                    let now = now_ms() / 1000;
+                    match newest {
+                        Some(t) if now.saturating_sub(t) <= max => {}
+                        t => self.alert(
+                            alerts,
+                            size,
+                            "stale_witness",
+                            "warning",
+                            format!(
+                                "the newest witness cosignature is {} (limit {max} s)",
+                                t.map_or("absent".into(), |t| format!(
+                                    "{} s old",
+                                    now.saturating_sub(t)
+                                ))
+                            ),
+                            json!({"newest_cosignature": t}),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Governance checks on one new entry.
+    fn governance(
+        &self,
+        st: &mut State,
+        alerts: &mut Vec<Alert>,
+        index: u64,
+        leaf: &[u8],
+        size: u64,
+    ) {
+        let Ok(e) = Logged::from_leaf(index, leaf) else {
+            return;
+        };
+        let hex = e.leaf_hash.to_hex();
+        let b64 = STANDARD.encode(leaf);
+        match e.kind {
+            EntryKind::Lineage => {
+                for d in e.body["datasets"].as_array().into_iter().flatten() {
+                    if let Some(s) = d["sha256"].as_str() {
+                        st.datasets.insert(s.to_owned());
+                    }
+                }
+                st.lineages.insert(hex, (index, b64));
+            }
+            EntryKind::ApprovalRequest => {
+                let stmt = &e.body["statement"];
+                let unseen: Vec<&str> = stmt["dataset_sha256"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .filter(|d| !st.datasets.contains(*d))
+                    .collect();
+                if !unseen.is_empty() {
+                    self.alert(alerts, size, "unrecorded_dataset", "warning",
+                        format!("request {hex} (entry {index}) names dataset digests no earlier lineage recorded: {}", unseen.join(", ")),
+                        json!({"request": hex, "index": index, "datasets": unseen}));
+                }
+                if let Some(p) = &self.a.policy {
+                    let who = stmt["requested_by"].as_str().unwrap_or_default();
+                    if let Err(why) = verify_statement(
+                        p,
+                        who,
+                        stmt,
+                        e.body["signature"].as_str().unwrap_or_default(),
+                    ) {
+                        self.alert(
+                            alerts,
+                            size,
+                            "request_unknown_key",
+                            "critical",
+                            format!("request {hex} (entry {index}): {why}"),
+                            json!({"request": hex, "index": index}),
+                        );
+                    }
+                }
+                st.requests.insert(hex, (index, b64));
+            }
+            EntryKind::Approval => {
+                let stmt = &e.body["statement"];
+                if let (Some(p), None) = (&self.a.policy, e.body.get("source")) {
+                    let who = stmt["approver"].as_str().unwrap_or_default();
+                    if let Err(why) = verify_statement(
+                        p,
+                        who,
+                        stmt,
+                        e.body["signature"].as_str().unwrap_or_default(),
+                    ) {
+                        self.alert(alerts, size, "approval_unknown_key", "critical",
+                            format!("approval {hex} (entry {index}) is not signed by a key in the policy: {why}"),
+                            json!({"approval": hex, "index": index, "approver": who}));
+                    }
+                }
+                let req = stmt["request"].as_str().unwrap_or_default().to_owned();
+                st.decisions.entry(req).or_default().push((index, b64));
+            }
+            EntryKind::Deployment => {
+                let Some(p) = &self.a.policy else { return };
+                if e.body["status"] != "SUCCESS" {
+                    return;
+                }
+                let req = e.body["request"].as_str().unwrap_or_default();
+                let request = st.requests.get(req).and_then(|(i, l)| logged(*i, l));
+                let Some(request) = request else {
+                    self.alert(alerts, size, "deployment_without_quorum", "critical",
+                        format!("deployment {hex} (entry {index}) names request {req}, which the log does not hold"),
+                        json!({"deployment": hex, "index": index, "request": req}));
+                    return;
+                };
+                let lineage = request.body["statement"]["lineage"]
+                    .as_str()
+                    .and_then(|h| st.lineages.get(h))
+                    .and_then(|(i, l)| logged(*i, l));
+                let decisions: Vec<Logged> = st
+                    .decisions
+                    .get(req)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(i, l)| logged(*i, l))
+                    .collect();
+                let at =
+                    ledger_format::leaf::Leaf::parse(leaf).map_or(now_ms(), |l| l.logged_at_ms);
+                let ev = evaluate(p, &request, lineage.as_ref(), &decisions, at);
+                if !ev.approved() {
+                    let failed: Vec<String> = ev
+                        .checks
+                        .iter()
+                        .chain(&ev.rules)
+                        .filter(|c| !c.ok)
+                        .map(|c| format!("{}: {}", c.rule, c.detail))
+                        .collect();
+                    self.alert(alerts, size, "deployment_without_quorum", "critical",
+                        format!("deployment {hex} (entry {index}) of request {req} without a valid four-eyes approval: {}", failed.join("; ")),
+                        json!({"deployment": hex, "index": index, "request": req, "failed": failed}));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self, alerts: Vec<Alert>) -> Result<Vec<Alert>> {
+        for a in &alerts {
+            println!("{}", serde_json::to_string(a)?);
+            if let Some(url) = &self.a.webhook {
+                if let Err(e) = self
+                    .http
+                    .post(url)
+                    .json(a)
+                    .send()
+                    .and_then(|r| r.error_for_status())
+                {
+                    eprintln!("monitor: posting the alert to {url}: {e}");
+                }
+            }
+        }
+        Ok(alerts)
+    }
+}

@@ -5,6 +5,7 @@ mod anchoring;
 mod anchors_verify;
 mod api;
 mod archive;
+mod audit;
 mod bad_input;
 mod crash;
 mod faults;

@@ -88,7 +88,7 @@ pub struct Anchored {
 }
 
 /// A backend's name, what was read from it (or why not), and notes made while reading.
-type Source = (&'static str, Result<Vec<Anchored>>, Vec<String>);
+pub type Source = (&'static str, Result<Vec<Anchored>>, Vec<String>);
 
 struct Log {
     url: String,
@@ -159,7 +159,7 @@ impl Log {
     }
 }
 
-fn read_dir(dir: &std::path::Path) -> Result<Vec<Anchored>> {
+pub fn read_dir(dir: &std::path::Path) -> Result<Vec<Anchored>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let e = e?;
@@ -312,7 +312,7 @@ pub fn verify(a: &VerifyArgs) -> Result<Outcome> {
 }
 
 #[cfg(not(feature = "s3"))]
-fn s3_source(_: &S3Source, _: &str) -> Source {
+pub fn s3_source(_: &S3Source, _: &str) -> Source {
     (
         "s3",
         Err(anyhow!("this govledger was built without the `s3` feature")),
@@ -321,7 +321,7 @@ fn s3_source(_: &S3Source, _: &str) -> Source {
 }
 
 #[cfg(feature = "s3")]
-fn s3_source(s: &S3Source, origin: &str) -> Source {
+pub fn s3_source(s: &S3Source, origin: &str) -> Source {
     let mut notes = Vec::new();
     let r = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
@@ -456,7 +456,7 @@ async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<
 }
 
 #[cfg(not(feature = "kafka"))]
-fn kafka_source(_: &KafkaSource, _: &str) -> Source {
+pub fn kafka_source(_: &KafkaSource, _: &str) -> Source {
     (
         "kafka",
         Err(anyhow!(
@@ -467,7 +467,7 @@ fn kafka_source(_: &KafkaSource, _: &str) -> Source {
 }
 
 #[cfg(feature = "kafka")]
-fn kafka_source(k: &KafkaSource, origin: &str) -> Source {
+pub fn kafka_source(k: &KafkaSource, origin: &str) -> Source {
     ("kafka", read_kafka(k, origin), Vec::new())
 }
 

@@ -2,6 +2,7 @@
 //! submission and the monitor, gate and audit commands build on the same pieces.
 
 pub mod anchors;
+pub mod audit;
 pub mod cli;
 pub mod dataset;
 pub mod gate;
@@ -9,6 +10,7 @@ pub mod keyfile;
 pub mod lineage;
 pub mod loadgen;
 pub mod monitor;
+pub mod report_html;
 pub mod statements;
 pub mod submit;
 pub mod time;

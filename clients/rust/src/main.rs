@@ -207,6 +207,39 @@ enum Command {
         #[arg(long)]
         alert_webhook: Option<String>,
     },
+    /// The regulator's audit: replay every entry through the tiles, recompute every root,
+    /// verify stored and anchored checkpoints, re-check approvals and deployments against the
+    /// policy, and write report.json and report.html. Exit 0 without anomalies, 1 with, 2 on
+    /// errors.
+    Audit {
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        url: String,
+        #[arg(long)]
+        log_key: String,
+        /// Report from this date (YYYY-MM-DD or RFC 3339), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Report until this date (YYYY-MM-DD or RFC 3339), exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        /// Release policy for re-checking approvals and deployments.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// A local anchor directory.
+        #[arg(long)]
+        anchor_dir: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteAnchors,
+        /// Sign report.json's SHA-256 as a note with this key (report.json.sig).
+        #[arg(long)]
+        auditor_key: Option<PathBuf>,
+        /// Output directory for report.json, report.html (and report.json.sig).
+        #[arg(long)]
+        out: PathBuf,
+        /// Parallel downloads.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
     /// Anchored checkpoints: read them back from every backend and verify them.
     #[command(subcommand)]
     Anchors(AnchorsCommand),
@@ -339,6 +372,77 @@ struct LineageRecord {
     log_key: Option<String>,
 }
 
+/// S3 and Kafka anchors to read back.
+#[derive(clap::Args)]
+struct RemoteAnchors {
+    /// S3 bucket (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    s3_bucket: Option<String>,
+    #[arg(long, default_value = "govledger")]
+    s3_prefix: String,
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    s3_region: String,
+    #[arg(long)]
+    s3_path_style: bool,
+    /// Every anchored version must be locked (COMPLIANCE) at least until this RFC 3339 time
+    /// (default: now).
+    #[arg(long)]
+    s3_retain_until: Option<String>,
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    kafka_brokers: Option<String>,
+    #[arg(long, default_value = "govledger.checkpoints")]
+    kafka_topic: String,
+}
+
+impl RemoteAnchors {
+    fn sources(
+        self,
+    ) -> anyhow::Result<(
+        Option<govledger_client::anchors::S3Source>,
+        Option<govledger_client::anchors::KafkaSource>,
+    )> {
+        let retain_until = match &self.s3_retain_until {
+            Some(t) => {
+                (ledger_format::schema::rfc3339_to_ms(t)
+                    .ok_or_else(|| anyhow::anyhow!("--s3-retain-until: not an RFC 3339 time"))?
+                    / 1000) as i64
+            }
+            None => (govledger_client::time::now_ms() / 1000) as i64,
+        };
+        Ok((
+            self.s3_bucket
+                .map(|bucket| govledger_client::anchors::S3Source {
+                    bucket,
+                    prefix: self.s3_prefix,
+                    endpoint: self.s3_endpoint,
+                    region: self.s3_region,
+                    path_style: self.s3_path_style,
+                    retain_until,
+                }),
+            self.kafka_brokers
+                .map(|brokers| govledger_client::anchors::KafkaSource {
+                    brokers,
+                    topic: self.kafka_topic,
+                }),
+        ))
+    }
+}
+
+/// A date (YYYY-MM-DD, UTC midnight) or an RFC 3339 time, as Unix ms.
+fn parse_date(flag: &str, s: &str) -> anyhow::Result<u64> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    ledger_format::schema::rfc3339_to_ms(&full).ok_or_else(|| {
+        anyhow::anyhow!("--{flag}: {s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time")
+    })
+}
+
 #[derive(Subcommand)]
 enum AnchorsCommand {
     /// Read every anchored checkpoint back from each backend given, verify its signature and
@@ -353,26 +457,8 @@ enum AnchorsCommand {
         /// The local anchor directory.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// S3 bucket (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
-        #[arg(long)]
-        s3_bucket: Option<String>,
-        #[arg(long, default_value = "govledger")]
-        s3_prefix: String,
-        #[arg(long)]
-        s3_endpoint: Option<String>,
-        #[arg(long, default_value = "us-east-1")]
-        s3_region: String,
-        #[arg(long)]
-        s3_path_style: bool,
-        /// Every anchored version must be locked (COMPLIANCE) at least until this RFC 3339
-        /// time (default: now).
-        #[arg(long)]
-        s3_retain_until: Option<String>,
-        /// Kafka bootstrap servers.
-        #[arg(long)]
-        kafka_brokers: Option<String>,
-        #[arg(long, default_value = "govledger.checkpoints")]
-        kafka_topic: String,
+        #[command(flatten)]
+        remote: RemoteAnchors,
         #[arg(long)]
         json: bool,
     },
@@ -670,41 +756,54 @@ fn main() -> ExitCode {
             url,
             log_key,
             dir,
-            s3_bucket,
-            s3_prefix,
-            s3_endpoint,
-            s3_region,
-            s3_path_style,
-            s3_retain_until,
-            kafka_brokers,
-            kafka_topic,
+            remote,
             json,
         }) => (|| {
-            let retain_until = match s3_retain_until {
-                Some(t) => {
-                    (ledger_format::schema::rfc3339_to_ms(&t).ok_or_else(|| {
-                        anyhow::anyhow!("--s3-retain-until: not an RFC 3339 time")
-                    })? / 1000) as i64
-                }
-                None => (govledger_client::time::now_ms() / 1000) as i64,
-            };
+            let (s3, kafka) = remote.sources()?;
             govledger_client::anchors::verify(&govledger_client::anchors::VerifyArgs {
                 url,
                 log_key,
                 dir,
-                s3: s3_bucket.map(|bucket| govledger_client::anchors::S3Source {
-                    bucket,
-                    prefix: s3_prefix,
-                    endpoint: s3_endpoint,
-                    region: s3_region,
-                    path_style: s3_path_style,
-                    retain_until,
-                }),
-                kafka: kafka_brokers.map(|brokers| govledger_client::anchors::KafkaSource {
-                    brokers,
-                    topic: kafka_topic,
-                }),
+                s3,
+                kafka,
                 json,
+            })
+        })(),
+        Command::Audit {
+            url,
+            log_key,
+            from,
+            to,
+            policy,
+            anchor_dir,
+            remote,
+            auditor_key,
+            out,
+            jobs,
+        } => (|| {
+            let (s3, kafka) = remote.sources()?;
+            let policy = policy
+                .map(|p| -> anyhow::Result<_> {
+                    let text = std::fs::read_to_string(&p)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    Ok(ledger_format::policy::Policy::parse(&text)?)
+                })
+                .transpose()?;
+            govledger_client::audit::run(&govledger_client::audit::AuditArgs {
+                url,
+                log_key: ledger_format::note::VerifierKey::parse(&log_key)
+                    .map_err(|e| anyhow::anyhow!("--log-key: {e}"))?,
+                from_ms: from.map(|d| parse_date("from", &d)).transpose()?,
+                to_ms: to.map(|d| parse_date("to", &d)).transpose()?,
+                policy,
+                anchor_dir,
+                s3,
+                kafka,
+                auditor_key: auditor_key
+                    .map(|k| govledger_client::keyfile::read(&k))
+                    .transpose()?,
+                out,
+                jobs,
             })
         })(),
         Command::Witness(WitnessCommand::Serve {

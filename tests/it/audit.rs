@@ -1,0 +1,255 @@
+//! `govledger audit` against a real server: the report's counts equal what was submitted, the
+//! anchors and stored checkpoints are re-checked, a deployment without quorum is an anomaly, and
+//! an entry tampered with in a copy of the data dir is found and named by its index.
+
+use std::path::Path;
+
+use base64::Engine;
+use govledger_client::audit::AuditArgs;
+use govledger_client::cli::Outcome;
+use ledger_format::note::SignerKey;
+use serde_json::{json, Value};
+
+use crate::harness::{start_in, start_with, TestServer};
+
+fn sign(k: &SignerKey, st: &Value) -> String {
+    let c = ledger_format::jcs::canonicalize(st).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(k.sign_raw(c.as_bytes()))
+}
+
+/// Runs the audit into `out` and returns its outcome and report.json.
+pub async fn audit(
+    s: &TestServer,
+    policy: Option<&str>,
+    out: &Path,
+    key: Option<SignerKey>,
+) -> (Outcome, Value) {
+    let args = AuditArgs {
+        url: s.url.clone(),
+        log_key: s.vkey.clone(),
+        from_ms: None,
+        to_ms: None,
+        policy: policy.map(|p| ledger_format::policy::Policy::parse(p).unwrap()),
+        anchor_dir: Some(s.dir.path().join("anchors")),
+        s3: None,
+        kafka: None,
+        auditor_key: key,
+        out: out.to_path_buf(),
+        jobs: 4,
+    };
+    let outcome = tokio::task::spawn_blocking(move || govledger_client::audit::run(&args).unwrap())
+        .await
+        .unwrap();
+    let report = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    (outcome, report)
+}
+
+/// Fills a log with a known mix: 30 audit events (20 MIFID_II, 10 SOX, 5 of them both), two
+/// lineage entries, a properly approved release and its deployment.
+pub async fn fill(s: &TestServer, keys: &[SignerKey]) -> String {
+    for i in 0..30 {
+        let tags: Vec<&str> = match i {
+            0..=14 => vec!["MIFID_II"],
+            15..=19 => vec!["MIFID_II", "SOX"],
+            _ => vec!["SOX"],
+        };
+        let (st, v) = s
+            .post(&json!({"kind": "audit", "body": {"event_type": "RISK_DECISION", "component": "risk-agent",
+                "action": "reduce", "details": {"n": i}, "compliance_tags": tags}}).to_string())
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let art = format!("sha256:{}", "ab".repeat(32));
+    let ds = format!("sha256:{}", "cd".repeat(32));
+    let mut lineage = String::new();
+    for model in ["ppo-1", "ppo-2"] {
+        let (st, v) = s
+            .post(&json!({"kind": "lineage", "body": {"model_id": model, "model_version": "1", "created_by": "t",
+                "datasets": [{"name": "md", "type": "training", "sha256": ds, "size_bytes": 1}],
+                "artifact": {"path": "p.pt", "sha256": art, "size_bytes": 1}}}).to_string())
+            .await;
+        assert_eq!(st, 200, "{v}");
+        lineage = v["leaf_hash"].as_str().unwrap().to_owned();
+    }
+    let st = json!({"model_id": "ppo-2", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage,
+                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": "2026-11-26T09:00:00Z"});
+    let (_, r) = s
+        .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&keys[0], &st)}}).to_string())
+        .await;
+    let request = r["leaf_hash"].as_str().unwrap().to_owned();
+    for k in &keys[1..3] {
+        let st = json!({"request": request, "artifact_sha256": art, "decision": "approve", "approver": k.name(),
+                        "role": "risk", "signed_at": "2026-11-26T10:00:00Z"});
+        let (code, v) = s
+            .post(
+                &json!({"kind": "approval", "body": {"statement": st, "signature": sign(k, &st)}})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+    }
+    let (code, _) = s
+        .post(&json!({"kind": "deployment", "body": {"model_id": "ppo-2", "request": request, "status": "SUCCESS",
+            "environment": "production", "executed_by": "ci"}}).to_string())
+        .await;
+    assert_eq!(code, 200);
+    request
+}
+
+pub fn people() -> (Vec<SignerKey>, String, Vec<govledger::config::PersonConfig>) {
+    let keys: Vec<SignerKey> = ["alice", "bob", "carol"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| SignerKey::from_seed(n, [i as u8 + 1; 32]).unwrap())
+        .collect();
+    let mut policy = String::from("name = \"p\"\n[approvals]\nmin_approvers = 2\n");
+    let mut cfg = Vec::new();
+    for k in &keys {
+        policy.push_str(&format!(
+            "[[people]]\nname = \"{}\"\nroles = [\"risk\"]\nkey = \"{}\"\n",
+            k.name(),
+            k.verifier()
+        ));
+        cfg.push(govledger::config::PersonConfig {
+            name: k.name().into(),
+            roles: vec!["risk".into()],
+            key: k.verifier().to_string(),
+        });
+    }
+    (keys, policy, cfg)
+}
+
+#[tokio::test]
+async fn the_report_counts_what_was_submitted_and_finds_tampering() {
+    let (keys, policy, cfg) = people();
+    let s = start_with(move |c| {
+        c.people = cfg;
+        c.anchors.interval_ms = 100;
+    })
+    .await;
+    let request = fill(&s, &keys).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let out = tempfile::tempdir().unwrap();
+    let auditor = SignerKey::from_seed("auditor", [7; 32]).unwrap();
+    let (outcome, r) = audit(&s, Some(&policy), out.path(), Some(auditor.clone())).await;
+    assert!(matches!(outcome, Outcome::Valid(_)), "{outcome:?}\n{r:#}");
+    assert_eq!(r["tree_size"], 36);
+    assert_eq!(
+        r["entries"]["by_kind"],
+        json!({"audit": 30, "lineage": 2, "approval_request": 1, "approval": 2, "deployment": 1})
+    );
+    assert_eq!(r["audit_events_by_tag"], json!({"MIFID_II": 20, "SOX": 15}));
+    assert_eq!(r["models"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        r["models"][1]["datasets"][0]["sha256"],
+        format!("sha256:{}", "cd".repeat(32))
+    );
+    assert_eq!(
+        (
+            r["approvals"]["approved"].as_u64(),
+            r["approvals"]["pending"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert_eq!(r["approvals"]["requests"][0]["request"], request.as_str());
+    assert_eq!(
+        (
+            r["deployments"]["with_quorum"].as_u64(),
+            r["deployments"]["without_quorum"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert!(
+        r["replay"]["checkpoints_checked"].as_u64().unwrap() >= 2,
+        "{r}"
+    );
+    assert!(
+        r["anchors"]["verified_by_backend"]["dir"].as_u64().unwrap() >= 1,
+        "{r}"
+    );
+    // The signed note over the report's digest.
+    let sig = std::fs::read(out.path().join("report.json.sig")).unwrap();
+    let note = ledger_format::note::Note::parse(&sig).unwrap();
+    note.verify(&[auditor.verifier()]).unwrap();
+    let digest = hex::encode(ledger_format::hash::sha256(
+        &std::fs::read(out.path().join("report.json")).unwrap(),
+    ));
+    assert!(note
+        .text
+        .starts_with("govledger/audit-report/v1\nlocalhost/govledger\n36\n"));
+    assert!(note.text.ends_with(&format!("\n{digest}\n")));
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg id=\"entries-chart\""));
+    for external in ["<script", "<link", "src=", "href=", "url("] {
+        assert!(
+            !html.contains(external),
+            "the report is self-contained: {external}"
+        );
+    }
+
+    // A deployment without quorum is an anomaly.
+    let (code, _) = s
+        .post(&json!({"kind": "approval_request", "body": {}}).to_string())
+        .await;
+    assert_eq!(code, 400);
+    let lineage = r["models"][1]["leaf_hash"].as_str().unwrap().to_owned();
+    let art = format!("sha256:{}", "ab".repeat(32));
+    let ds = format!("sha256:{}", "cd".repeat(32));
+    let st = json!({"model_id": "ppo-2", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage,
+                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": "2026-11-26T11:00:00Z"});
+    let (_, r2) = s
+        .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&keys[0], &st)}}).to_string())
+        .await;
+    let r2 = r2["leaf_hash"].as_str().unwrap().to_owned();
+    let (code, _) = s
+        .post(&json!({"kind": "deployment", "body": {"model_id": "ppo-2", "request": r2, "status": "SUCCESS",
+            "environment": "production", "executed_by": "ci"}}).to_string())
+        .await;
+    assert_eq!(code, 200);
+    let (outcome, r) = audit(&s, Some(&policy), out.path(), None).await;
+    assert!(matches!(outcome, Outcome::Invalid(_)));
+    let kinds: Vec<&str> = r["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["deployment_without_quorum"], "{r:#}");
+    assert_eq!(r["approvals"]["pending"], 1);
+
+    // Tamper with entry 7 in a copy of the data dir: the audit names it.
+    let dir = s.stop().await;
+    let copy = tempfile::tempdir().unwrap();
+    crate::monitor::copy_dir(dir.path(), copy.path());
+    {
+        let db = sled::Config::new()
+            .path(copy.path().join("db"))
+            .segment_size(8 << 20)
+            .open()
+            .unwrap();
+        let tree = db.open_tree("log").unwrap();
+        let mut k = vec![b'E'];
+        k.extend_from_slice(&0u64.to_be_bytes());
+        let mut v = tree.get(&k).unwrap().unwrap().to_vec();
+        let needle = b"\"n\":7}";
+        let at = v
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("entry 7 in chunk 0");
+        v[at + 4] = b'8';
+        tree.insert(k, v).unwrap();
+        db.flush().unwrap();
+    }
+    let t = start_in(copy, |_| {}).await;
+    let (outcome, r) = audit(&t, None, out.path(), None).await;
+    assert!(matches!(outcome, Outcome::Invalid(_)));
+    let tampered: Vec<&Value> = r["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "tampered_entry")
+        .collect();
+    assert_eq!(tampered.len(), 1, "{r:#}");
+    assert_eq!(tampered[0]["index"], 7);
+    t.stop().await;
+}

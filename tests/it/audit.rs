@@ -253,3 +253,111 @@ async fn the_report_counts_what_was_submitted_and_finds_tampering() {
     assert_eq!(tampered[0]["index"], 7);
     t.stop().await;
 }
+
+/// Returns the Chromium binary (Debian's `chromium`; GOVLEDGER_CHROMIUM overrides it).
+fn chromium() -> String {
+    let c = std::env::var("GOVLEDGER_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&c).exists(),
+        "{c} is missing: install Debian's chromium (scripts/services.sh does) or set GOVLEDGER_CHROMIUM"
+    );
+    c
+}
+
+fn headless(profile: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
+}
+
+/// Counts the pixels of a screenshot with exactly this RGB colour.
+fn pixels(png_path: &Path, rgb: [u8; 3]) -> (u32, u32, usize) {
+    let decoder = png::Decoder::new(std::fs::File::open(png_path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = info.color_type.samples();
+    let n = buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|p| p[..3] == rgb)
+        .count();
+    (info.width, info.height, n)
+}
+
+#[tokio::test]
+async fn the_html_report_renders_in_headless_chromium() {
+    let chromium = chromium();
+    let (keys, policy, cfg) = people();
+    let s = start_with(move |c| c.people = cfg).await;
+    fill(&s, &keys).await;
+    let out = tempfile::tempdir().unwrap();
+    let (outcome, _) = audit(&s, Some(&policy), out.path(), None).await;
+    assert!(matches!(outcome, Outcome::Valid(_)), "{outcome:?}");
+    s.stop().await;
+    let html = out.path().join("report.html");
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", html.display());
+    // The rendered DOM: the chart's bars and every table.
+    let dom = std::process::Command::new(&chromium)
+        .args(headless(profile.path()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let text = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        text.matches("class=\"bar\"").count() >= 5,
+        "the chart has bars for every kind"
+    );
+    for id in [
+        "summary",
+        "entries-by-kind",
+        "tags",
+        "models",
+        "requests",
+        "deployments",
+        "anchors",
+        "anomalies",
+    ] {
+        assert!(text.contains(&format!("<table id=\"{id}\"")), "table {id}");
+    }
+    let log = String::from_utf8_lossy(&dom.stderr);
+    for bad in ["Uncaught", "Failed to load resource", "Refused to"] {
+        assert!(!log.contains(bad), "console error: {log}");
+    }
+    // The screenshot: the chart's audit bars (#4e79a7) and the tables' header shading (#f3f3f3)
+    // are on the page, far beyond a blank page's count of either.
+    let shot = out.path().join("report.png");
+    let r = std::process::Command::new(&chromium)
+        .args(headless(profile.path()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1200,2400")
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (w, h, bars) = pixels(&shot, [0x4e, 0x79, 0xa7]);
+    let (_, _, headers) = pixels(&shot, [0xf3, 0xf3, 0xf3]);
+    assert_eq!((w, h), (1200, 2400));
+    assert!(bars > 500, "chart bars: {bars} pixels");
+    assert!(headers > 2000, "table headers: {headers} pixels");
+}

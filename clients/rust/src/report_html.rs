@@ -86,11 +86,15 @@ fn chart(by_day: &serde_json::Map<String, Value>) -> String {
 }
 
 fn table(id: &str, headers: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut t = format!(r#"<table id="{id}"><thead><tr>"#);
-    for h in headers {
-        t.push_str(&format!("<th>{}</th>", esc(h)));
+    let mut t = format!(r#"<table id="{id}">"#);
+    if headers.iter().any(|h| !h.is_empty()) {
+        t.push_str("<thead><tr>");
+        for h in headers {
+            t.push_str(&format!("<th>{}</th>", esc(h)));
+        }
+        t.push_str("</tr></thead>");
     }
-    t.push_str("</tr></thead><tbody>");
+    t.push_str("<tbody>");
     if rows.is_empty() {
         t.push_str(&format!(
             r#"<tr><td colspan="{}">none</td></tr>"#,

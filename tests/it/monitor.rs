@@ -186,3 +186,70 @@ async fn deployments_without_quorum_and_unknown_keys_raise_governance_alerts() {
     assert!(a[1].details["request"] == r2.as_str());
     s.stop().await;
 }
+
+/// Witness freshness: with a live witness nothing is raised; once the witness is gone and its
+/// newest cosignature is older than the bound, `stale_witness` is raised and POSTed to the
+/// webhook.
+#[tokio::test]
+async fn stale_witness_cosignatures_raise_an_alert_posted_to_the_webhook() {
+    use crate::anchoring::{log_key, TestWitness};
+    let keydir = tempfile::tempdir().unwrap();
+    let (log, key_file) = log_key(keydir.path());
+    let w = TestWitness::start("witness-one", 11, &log.verifier()).await;
+    let witnesses = vec![govledger::config::WitnessConfig {
+        url: w.url.clone(),
+        key: w.key.to_string(),
+    }];
+    let s = start_with(move |c| {
+        c.key_file = Some(key_file);
+        c.anchors.interval_ms = 100;
+        c.witnesses = witnesses;
+    })
+    .await;
+    s.submit(audit(1), None).await;
+    // A webhook that records what it receives.
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for _ in 0..100 {
+        if s.get("/v1/checkpoints/witnessed").await.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let wkey = w.key.clone();
+    let run = |max_age: u64| {
+        let args = MonitorArgs {
+            url: s.url.clone(),
+            log_key: log.verifier(),
+            state: state.path().to_path_buf(),
+            policy: None,
+            witness_keys: vec![wkey.clone()],
+            max_witness_age: Some(max_age),
+            anchor_dir: Some(s.dir.path().join("anchors")),
+            webhook: Some(hook.clone()),
+        };
+        tokio::task::spawn_blocking(move || Monitor::new(args).unwrap().poll().unwrap())
+    };
+    assert!(run(3600).await.unwrap().is_empty());
+    w.stop().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let a = run(1).await.unwrap();
+    assert_eq!(kinds(&a), ["stale_witness"], "{a:?}");
+    assert_eq!(received.lock().unwrap().len(), 1);
+    assert_eq!(received.lock().unwrap()[0]["alert"], "stale_witness");
+    s.stop().await;
+}

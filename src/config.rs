@@ -46,6 +46,53 @@ pub struct Config {
     pub anchors: AnchorsConfig,
     /// C2SP tlog-witnesses the log sends its checkpoint to at each anchoring round.
     pub witnesses: Vec<WitnessConfig>,
+    /// GitHub: pull-request reviews as approvals (needs the `github` feature).
+    pub github: Option<GithubConfig>,
+    /// ServiceNow: change-request approvals as approvals.
+    pub servicenow: Option<ServiceNowConfig>,
+}
+
+/// The GitHub REST API. The token comes from `token_env` (default `GITHUB_TOKEN`); it is never
+/// printed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// API base URL: `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise.
+    #[serde(default = "default_github_api")]
+    pub api_url: String,
+    /// Environment variable holding the token.
+    #[serde(default = "default_github_env")]
+    pub token_env: String,
+}
+
+fn default_github_api() -> String {
+    "https://api.github.com".into()
+}
+fn default_github_env() -> String {
+    "GITHUB_TOKEN".into()
+}
+
+/// A ServiceNow instance (Table API). Basic auth from `user` and the environment variable
+/// `password_env` (default `SERVICENOW_PASSWORD`), or an OAuth bearer token from `token_env`
+/// (default `SERVICENOW_TOKEN`) when it is set. Secrets are never printed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceNowConfig {
+    /// `https://INSTANCE.service-now.com`.
+    pub instance_url: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default = "default_sn_password")]
+    pub password_env: String,
+    #[serde(default = "default_sn_token")]
+    pub token_env: String,
+}
+
+fn default_sn_password() -> String {
+    "SERVICENOW_PASSWORD".into()
+}
+fn default_sn_token() -> String {
+    "SERVICENOW_TOKEN".into()
 }
 
 /// Anchoring settings (DESIGN.md §5; names and formats pinned in ledger-format SPEC.md §9).
@@ -143,11 +190,17 @@ pub struct WitnessConfig {
 }
 
 /// A person who may request or approve releases.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonConfig {
     /// The name statements use (`requested_by`, `approver`).
     pub name: String,
+    /// Their GitHub login: their approving pull-request reviews become approvals.
+    #[serde(default)]
+    pub github: Option<String>,
+    /// Their ServiceNow user name: their approved change approvals become approvals.
+    #[serde(default)]
+    pub servicenow: Option<String>,
     /// Roles (e.g. `risk`, `engineering`), for the deploy gate's policy.
     #[serde(default)]
     pub roles: Vec<String>,
@@ -186,6 +239,8 @@ impl Default for Config {
             policy: None,
             anchors: AnchorsConfig::default(),
             witnesses: Vec::new(),
+            github: None,
+            servicenow: None,
         }
     }
 }
@@ -241,6 +296,11 @@ impl Config {
         anyhow::ensure!(
             self.anchors.s3.is_none(),
             "anchors.s3 is configured, but this govledgerd was built without the `s3` feature"
+        );
+        #[cfg(not(feature = "github"))]
+        anyhow::ensure!(
+            self.github.is_none(),
+            "github is configured, but this govledgerd was built without the `github` feature"
         );
         #[cfg(not(feature = "kafka"))]
         anyhow::ensure!(

@@ -108,6 +108,19 @@ pub fn check(
     body: &str,
     prefix: &str,
 ) -> Result<(), Refusal> {
+    check_as(log, policy, kind, body, prefix, false)
+}
+
+/// [`check`], for the log's own integrations when `imported`: an approval with `source` (GitHub,
+/// ServiceNow) carries evidence instead of a personal signature; everything else is checked.
+pub fn check_as(
+    log: &Log,
+    policy: &Policy,
+    kind: EntryKind,
+    body: &str,
+    prefix: &str,
+    imported: bool,
+) -> Result<(), Refusal> {
     if matches!(kind, EntryKind::Audit) {
         return Ok(()); // nothing to check, so no second parse on the hot path
     }
@@ -156,22 +169,31 @@ pub fn check(
         }
         EntryKind::Approval => {
             let st = &v["statement"];
-            if v.get("source").is_some() {
-                return Err(refuse(
+            let approver = s(st, &["approver"]);
+            match (v.get("source").is_some(), imported) {
+                (true, false) => return Err(refuse(
                     403,
                     "imported_approval",
                     &f("source"),
                     "approvals from GitHub or ServiceNow are imported by the log's integrations",
-                ));
+                )),
+                (true, true) if policy.people.get(approver).is_none() => {
+                    return Err(refuse(
+                        403,
+                        "unknown_person",
+                        &f("statement.approver"),
+                        format!("{approver:?} is not a registered person"),
+                    ))
+                }
+                (true, true) => {}
+                (false, _) => check_signature(
+                    policy,
+                    (&f("statement.approver"), &f("signature")),
+                    approver,
+                    st,
+                    s(&v, &["signature"]),
+                )?,
             }
-            let approver = s(st, &["approver"]);
-            check_signature(
-                policy,
-                (&f("statement.approver"), &f("signature")),
-                approver,
-                st,
-                s(&v, &["signature"]),
-            )?;
             let role = s(st, &["role"]);
             if let Some(p) = policy.people.get(approver) {
                 if !p.roles.iter().any(|r| r == role) {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod governance;
 pub mod http;
 pub mod index;
+pub mod integrations;
 pub mod log;
 pub mod metrics;
 pub mod sequencer;

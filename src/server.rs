@@ -144,6 +144,7 @@ pub async fn run(
         max_batch_entries: cfg.max_batch_entries,
         policy,
         anchorer,
+        integrations: crate::integrations::Integrations::from_config(&cfg)?,
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -71,6 +71,10 @@ pub struct Decision {
     /// Why it does not count.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For an imported approval, the source's evidence (review id, reviewer, commit; change,
+    /// approval record, state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Value>,
 }
 
 /// The outcome of [`evaluate`].
@@ -167,6 +171,7 @@ pub fn evaluate(
     let mut out = Vec::new();
     let mut approvals: BTreeMap<String, usize> = BTreeMap::new();
     let mut roles = BTreeSet::new();
+    let mut role_sources: BTreeSet<(String, String)> = BTreeSet::new();
     let (mut self_approvals, mut expired) = (Vec::new(), Vec::new());
     let (mut last_approval, mut last_rejection) = (None, None);
     for d in decisions {
@@ -182,6 +187,7 @@ pub fn evaluate(
             decision: text(dst, &["decision"]).to_owned(),
             counted: false,
             reason: None,
+            evidence: d.body.get("evidence").cloned(),
         };
         let who = decision.who.clone();
         let invalid = if d.kind != EntryKind::Approval || text(dst, &["request"]) != request_hex {
@@ -232,6 +238,7 @@ pub fn evaluate(
                 last_approval = Some(d.index);
                 *approvals.entry(who.clone()).or_default() += 1;
                 roles.insert(decision.role.clone());
+                role_sources.insert((decision.role.clone(), decision.source.clone()));
             }
         }
         out.push(decision);
@@ -287,6 +294,23 @@ pub fn evaluate(
             )
         },
     ));
+    if !policy.require.is_empty() {
+        let missing: Vec<String> = policy
+            .require
+            .iter()
+            .filter(|r| !role_sources.contains(&(r.role.clone(), r.source.clone())))
+            .map(|r| format!("{} from {}", r.role, r.source))
+            .collect();
+        rules.push(Check::new(
+            "required_sources",
+            missing.is_empty(),
+            if missing.is_empty() {
+                "every required role and source approved".to_owned()
+            } else {
+                format!("no counted approval: {}", missing.join(", "))
+            },
+        ));
+    }
     rules.push(Check::new(
         "not_requester",
         self_approvals.is_empty(),

@@ -122,6 +122,9 @@ pub struct Policy {
     pub min_datasets: usize,
     pub metrics: Vec<MetricRule>,
     pub people: People,
+    /// Approvals that must be among the counted ones: a role from a source (`signed`, `github`,
+    /// `servicenow`), e.g. one signed approval from risk and one GitHub review from engineering.
+    pub require: Vec<RequiredApproval>,
     /// Witness cosigner keys (type 0x04; 0x01 keys are re-derived) the gate accepts.
     pub witness_keys: Vec<VerifierKey>,
     /// Distinct witnesses whose cosignatures the bundle's checkpoint must carry (default 0).
@@ -144,6 +147,7 @@ impl Default for Policy {
             people: People::default(),
             witness_keys: Vec::new(),
             witnesses_required: 0,
+            require: Vec::new(),
         }
     }
 }
@@ -154,9 +158,24 @@ struct FileLog {
     key: Option<String>,
 }
 
+/// One approval a release must have: in `role`, from `source`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredApproval {
+    pub role: String,
+    #[serde(default = "signed")]
+    pub source: String,
+}
+
+fn signed() -> String {
+    "signed".into()
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileApprovals {
+    #[serde(default)]
+    require: Vec<RequiredApproval>,
     min_approvers: Option<usize>,
     #[serde(default)]
     required_roles: Vec<String>,
@@ -258,6 +277,20 @@ impl Policy {
                 )));
             }
         }
+        for r in &f.approvals.require {
+            if !["signed", "github", "servicenow"].contains(&r.source.as_str()) {
+                return Err(err(format!(
+                    "approvals.require: unknown source {:?} (signed, github, servicenow)",
+                    r.source
+                )));
+            }
+            if r.source != "signed" && !f.approvals.accept_imported.contains(&r.source) {
+                return Err(err(format!(
+                    "approvals.require names source {:?}, which approvals.accept_imported does not accept",
+                    r.source
+                )));
+            }
+        }
         for m in &f.metrics {
             let object = m.metric.split('.').next().unwrap_or_default();
             if !METRIC_OBJECTS.contains(&object) || !m.metric.contains('.') {
@@ -303,6 +336,7 @@ impl Policy {
             )));
         }
         Ok(Policy {
+            require: f.approvals.require,
             witnesses_required: f.witnesses.required,
             witness_keys,
             name: f.name,

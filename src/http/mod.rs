@@ -4,6 +4,7 @@
 
 mod approvals;
 mod error;
+mod integrations;
 mod read;
 mod submit;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub max_batch_entries: usize,
     /// The release policy and the people who sign requests and approvals.
     pub policy: ledger_format::policy::Policy,
+    /// Approval sources (GitHub, ServiceNow).
+    pub integrations: crate::integrations::Integrations,
     /// Anchoring and witnessing state.
     pub anchorer: Arc<crate::anchor::Anchorer>,
 }
@@ -55,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/receipts/{leaf_hash}", get(read::receipt_by_hash))
         .route("/v1/approvals/{request}", get(approvals::status))
         .route("/v1/approvals/{request}/bundle", get(approvals::bundle))
+        .route("/v1/approvals/{request}/sync", post(integrations::sync))
         .route("/v1/anchors", get(read::anchors))
         .route("/v1/checkpoints", get(read::checkpoints))
         .route("/v1/checkpoints/witnessed", get(read::witnessed))

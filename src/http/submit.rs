@@ -23,7 +23,7 @@ use crate::sequencer::{Pending, Placed};
 
 /// Returns the client making the request: a token's client, or `anonymous` on loopback when no
 /// tokens are configured.
-fn authenticate(
+pub(super) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,

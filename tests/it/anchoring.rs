@@ -439,6 +439,9 @@ async fn the_gate_requires_witness_cosignatures() {
                 request: &request,
                 artifact: None,
                 now_ms: govledger_client::time::now_ms(),
+                recheck: false,
+                sources: Default::default(),
+                github_status: false,
             })
             .unwrap()
         })

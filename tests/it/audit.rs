@@ -114,6 +114,7 @@ pub fn people() -> (Vec<SignerKey>, String, Vec<govledger::config::PersonConfig>
             name: k.name().into(),
             roles: vec!["risk".into()],
             key: k.verifier().to_string(),
+            ..Default::default()
         });
     }
     (keys, policy, cfg)

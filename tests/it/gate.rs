@@ -87,6 +87,9 @@ impl Story {
             request,
             artifact,
             now_ms: now(),
+            recheck: false,
+            sources: Default::default(),
+            github_status: false,
         })
         .unwrap()
     }

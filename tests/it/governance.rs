@@ -49,11 +49,13 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
                 name: "alice".into(),
                 roles: vec!["quant".into(), "risk".into()],
                 key: alice.verifier().to_string(),
+                ..Default::default()
             },
             PersonConfig {
                 name: "bob".into(),
                 roles: vec!["risk".into()],
                 key: bob.verifier().to_string(),
+                ..Default::default()
             },
         ]
     })
@@ -249,11 +251,13 @@ fn one_key_one_name() {
                 name: "alice".into(),
                 roles: vec![],
                 key: k.clone(),
+                ..Default::default()
             },
             PersonConfig {
                 name: "alias".into(),
                 roles: vec![],
                 key: k,
+                ..Default::default()
             },
         ],
         ..Default::default()
@@ -273,11 +277,13 @@ async fn the_cli_signs_requests_approvals_and_deployments_the_server_accepts() {
                 name: "alice".into(),
                 roles: vec!["quant".into()],
                 key: alice.verifier().to_string(),
+                ..Default::default()
             },
             PersonConfig {
                 name: "bob".into(),
                 roles: vec!["risk".into()],
                 key: bob.verifier().to_string(),
+                ..Default::default()
             },
         ]
     })

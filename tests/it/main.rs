@@ -12,6 +12,8 @@ mod faults;
 mod gate;
 mod governance;
 mod harness;
+#[cfg(feature = "github")]
+mod integrations;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod monitor;

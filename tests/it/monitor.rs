@@ -120,6 +120,7 @@ async fn deployments_without_quorum_and_unknown_keys_raise_governance_alerts() {
             name: k.name().into(),
             roles: vec!["risk".into()],
             key: k.verifier().to_string(),
+            ..Default::default()
         })
         .collect();
     let s = start_with(move |c| c.people = people).await;

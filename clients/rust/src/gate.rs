@@ -36,6 +36,161 @@ pub struct GateArgs<'a> {
     pub artifact: Option<&'a Path>,
     /// The time approvals' age is measured at (Unix ms).
     pub now_ms: u64,
+    /// Re-read every imported approval from its source (rule `sources_recheck`).
+    pub recheck: bool,
+    /// Where the sources are.
+    pub sources: Sources,
+    /// Publish the verdict as the commit status `govledger/four-eyes` on the request's head
+    /// commit.
+    pub github_status: bool,
+}
+
+/// Where imported approvals are re-read and statuses posted. Secrets come from the
+/// environment (`GITHUB_TOKEN`; `SERVICENOW_TOKEN`, or `SERVICENOW_USER` and
+/// `SERVICENOW_PASSWORD`) and are never printed.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    pub github_api: String,
+    pub servicenow_url: Option<String>,
+}
+
+fn env(n: &str) -> Option<String> {
+    std::env::var(n).ok().filter(|v| !v.is_empty())
+}
+
+fn github_get(api: &str, path: &str) -> Result<reqwest::blocking::Response> {
+    let token =
+        env("GITHUB_TOKEN").ok_or_else(|| anyhow::anyhow!("set GITHUB_TOKEN to read GitHub"))?;
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    reqwest::blocking::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .header("accept", "application/vnd.github+json")
+        .header("user-agent", "govledger")
+        .send()
+        .with_context(|| format!("reaching {url}"))
+}
+
+/// Re-reads one imported decision; returns why the source no longer agrees, if it does not.
+fn recheck(src: &Sources, request: &Value, d: &Decision) -> Result<Option<String>> {
+    let Some(ev) = &d.evidence else {
+        return Ok(None);
+    };
+    match d.source.as_str() {
+        "github" => {
+            let g = &request["statement"]["github"];
+            let path = format!(
+                "/repos/{}/pulls/{}/reviews/{}",
+                g["repo"].as_str().unwrap_or_default(),
+                g["pr"],
+                ev["review_id"]
+            );
+            let r = github_get(&src.github_api, &path)?;
+            match r.status().as_u16() {
+                200 => {}
+                401 => bail!("GitHub rejected the credentials (401)"),
+                404 => {
+                    return Ok(Some(format!(
+                        "GitHub review {} no longer exists",
+                        ev["review_id"]
+                    )))
+                }
+                s => bail!("GitHub answered {s} for {path}"),
+            }
+            let now: Value = r.json()?;
+            if now["state"] != ev["state"] || now["commit_id"] != ev["commit_sha"] {
+                return Ok(Some(format!(
+                    "GitHub review {} by {} is now {} on {}",
+                    ev["review_id"], ev["reviewer"], now["state"], now["commit_id"]
+                )));
+            }
+            Ok(None)
+        }
+        "servicenow" => {
+            let base = src.servicenow_url.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("--servicenow-url is needed to re-read ServiceNow approvals")
+            })?;
+            let url = format!(
+                "{}/api/now/table/sysapproval_approver/{}?sysparm_fields=sys_id,state",
+                base.trim_end_matches('/'),
+                ev["sys_id"].as_str().unwrap_or_default()
+            );
+            let mut req = reqwest::blocking::Client::new()
+                .get(&url)
+                .header("accept", "application/json");
+            req = match (
+                env("SERVICENOW_TOKEN"),
+                env("SERVICENOW_USER"),
+                env("SERVICENOW_PASSWORD"),
+            ) {
+                (Some(t), _, _) => req.bearer_auth(t),
+                (None, Some(u), p) => req.basic_auth(u, p),
+                _ => bail!("set SERVICENOW_TOKEN, or SERVICENOW_USER and SERVICENOW_PASSWORD"),
+            };
+            let r = req.send().with_context(|| format!("reaching {url}"))?;
+            match r.status().as_u16() {
+                200 => {}
+                401 | 403 => bail!("ServiceNow rejected the credentials ({})", r.status()),
+                404 => {
+                    return Ok(Some(format!(
+                        "ServiceNow approval {} no longer exists",
+                        ev["sys_id"]
+                    )))
+                }
+                s => bail!("ServiceNow answered {s}"),
+            }
+            let now: Value = r.json()?;
+            if now["result"]["state"] != ev["state"] {
+                return Ok(Some(format!(
+                    "ServiceNow approval {} on {} is now {}",
+                    ev["sys_id"], ev["change"], now["result"]["state"]
+                )));
+            }
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Posts the verdict as the commit status `govledger/four-eyes`.
+fn post_status(
+    api: &str,
+    request: &Value,
+    ok: bool,
+    target: Option<String>,
+    failed: &[String],
+) -> Result<String> {
+    let g = &request["statement"]["github"];
+    let (Some(repo), Some(sha)) = (g["repo"].as_str(), g["head_sha"].as_str()) else {
+        bail!("--github-status: the request names no GitHub pull request");
+    };
+    let token = env("GITHUB_TOKEN")
+        .ok_or_else(|| anyhow::anyhow!("set GITHUB_TOKEN to post the status"))?;
+    let state = if ok { "success" } else { "failure" };
+    let description = if ok {
+        "four-eyes approval proven by the log".to_owned()
+    } else {
+        let d = format!("refused: {}", failed.join(", "));
+        d.chars().take(140).collect()
+    };
+    let mut body = serde_json::json!({"state": state, "context": "govledger/four-eyes", "description": description});
+    if let Some(t) = target {
+        body["target_url"] = t.into();
+    }
+    let url = format!("{}/repos/{repo}/statuses/{sha}", api.trim_end_matches('/'));
+    let r = reqwest::blocking::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .header("accept", "application/vnd.github+json")
+        .header("user-agent", "govledger")
+        .json(&body)
+        .send()
+        .with_context(|| format!("reaching {url}"))?;
+    match r.status().as_u16() {
+        200 | 201 => Ok(state.to_owned()),
+        401 => bail!("GitHub rejected the credentials (401) posting the status"),
+        s => bail!("GitHub answered {s} posting the status to {repo}@{sha}"),
+    }
 }
 
 /// The proven checkpoint.
@@ -60,6 +215,9 @@ pub struct Report {
     /// Distinct approvers that counted.
     pub approvers: Vec<String>,
     pub decisions: Vec<Decision>,
+    /// The commit status posted (`success` or `failure`), with --github-status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_status: Option<String>,
 }
 
 impl Report {
@@ -69,6 +227,21 @@ impl Report {
         for c in &self.rules {
             let mark = if c.ok { "ok  " } else { "FAIL" };
             out.push_str(&format!("{mark} {}: {}\n", c.rule, c.detail));
+        }
+        for d in self.decisions.iter().filter(|d| d.evidence.is_some()) {
+            out.push_str(&format!(
+                "     evidence for {} ({}, {}): {}\n",
+                d.who,
+                d.source,
+                d.decision,
+                d.evidence
+                    .as_ref()
+                    .map(Value::to_string)
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(s) = &self.github_status {
+            out.push_str(&format!("     commit status govledger/four-eyes: {s}\n"));
         }
         if self.ok {
             out.push_str(&format!(
@@ -163,6 +336,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                 failed: vec!["bundle_format".into()],
                 approvers: Vec::new(),
                 decisions: Vec::new(),
+                github_status: None,
             })
         }
     };
@@ -186,6 +360,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
     }
     let mut approvers = Vec::new();
     let mut decisions = Vec::new();
+    let mut request_body = None;
     match &opened.request {
         Some(r) if r.leaf_hash.to_hex() == request => {
             rules.push(Check {
@@ -204,6 +379,30 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             rules.extend(ev.rules);
             approvers = ev.approvers;
             decisions = ev.decisions;
+            if a.recheck {
+                let src = &a.sources;
+                let mut disagree = Vec::new();
+                let mut rechecked = 0;
+                for d in decisions
+                    .iter()
+                    .filter(|d| d.counted && d.source != "signed")
+                {
+                    rechecked += 1;
+                    if let Some(why) = recheck(src, &r.body, d)? {
+                        disagree.push(why);
+                    }
+                }
+                rules.push(Check {
+                    rule: "sources_recheck".into(),
+                    ok: disagree.is_empty(),
+                    detail: if disagree.is_empty() {
+                        format!("{rechecked} imported decisions re-read from their sources and unchanged")
+                    } else {
+                        disagree.join("; ")
+                    },
+                });
+            }
+            request_body = Some(r.body.clone());
             if let Some(path) = a.artifact {
                 let (hex, _) = crate::dataset::hash_file(path, &mut |_| {})?;
                 let have = format!("sha256:{hex}");
@@ -269,7 +468,17 @@ pub fn run(a: &GateArgs) -> Result<Report> {
         .filter(|c| !c.ok)
         .map(|c| c.rule.clone())
         .collect();
+    let mut github_status = None;
+    if a.github_status {
+        let body = request_body.ok_or_else(|| {
+            anyhow::anyhow!("--github-status: the bundle's request is not proven")
+        })?;
+        let api = a.sources.github_api.as_str();
+        let target = url.map(|u| format!("{u}/v1/approvals/{request}/bundle"));
+        github_status = Some(post_status(api, &body, failed.is_empty(), target, &failed)?);
+    }
     Ok(Report {
+        github_status,
         ok: failed.is_empty(),
         request,
         policy: policy.name.clone(),

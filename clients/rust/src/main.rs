@@ -243,6 +243,12 @@ enum Command {
     /// Anchored checkpoints: read them back from every backend and verify them.
     #[command(subcommand)]
     Anchors(AnchorsCommand),
+    /// GitHub pull-request reviews: have the log import them as approvals.
+    #[command(subcommand)]
+    Github(SyncCommand),
+    /// ServiceNow change approvals: have the log import them as approvals.
+    #[command(subcommand)]
+    Servicenow(SyncCommand),
     /// A C2SP tlog-witness.
     #[command(subcommand)]
     Witness(WitnessCommand),
@@ -266,9 +272,23 @@ enum Command {
         #[arg(long)]
         artifact: Option<PathBuf>,
         /// Print the report as JSON ({"ok", "request", "policy", "checkpoint", "rules",
-        /// "failed", "approvers", "decisions"}).
+        /// "failed", "approvers", "decisions", "github_status"}).
         #[arg(long)]
         json: bool,
+        /// Re-read every imported approval from GitHub or ServiceNow and refuse when the source
+        /// no longer agrees (GITHUB_TOKEN; SERVICENOW_TOKEN or SERVICENOW_USER/_PASSWORD).
+        #[arg(long)]
+        recheck_sources: bool,
+        /// Post the verdict as the commit status `govledger/four-eyes` on the request's head
+        /// commit (GITHUB_TOKEN).
+        #[arg(long)]
+        github_status: bool,
+        /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).
+        #[arg(long, default_value = "https://api.github.com")]
+        github_api: String,
+        /// ServiceNow instance URL, for --recheck-sources.
+        #[arg(long)]
+        servicenow_url: Option<String>,
     },
     /// Print the SHA-256 fingerprint of each dataset (a file, or a directory's manifest), as
     /// recorded in lineage entries: `sha256:<hex>  PATH` per line.
@@ -461,6 +481,19 @@ enum AnchorsCommand {
         remote: RemoteAnchors,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Ask the server to read the request's source now and append every new approval or
+    /// rejection (each exactly once, however often sync runs); prints what it logged and skipped.
+    Sync {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Leaf hash of the approval request.
+        #[arg(long)]
+        request: String,
     },
 }
 
@@ -806,6 +839,17 @@ fn main() -> ExitCode {
                 jobs,
             })
         })(),
+        Command::Github(SyncCommand::Sync { server, request }) => {
+            govledger_client::submit::sync(&server.url, server.token.as_deref(), &request, "github")
+        }
+        Command::Servicenow(SyncCommand::Sync { server, request }) => {
+            govledger_client::submit::sync(
+                &server.url,
+                server.token.as_deref(),
+                &request,
+                "servicenow",
+            )
+        }
         Command::Witness(WitnessCommand::Serve {
             key,
             logs,
@@ -851,6 +895,10 @@ fn main() -> ExitCode {
             request,
             artifact,
             json,
+            recheck_sources,
+            github_status,
+            github_api,
+            servicenow_url,
         } => gate(
             &govledger_client::gate::GateArgs {
                 policy: &policy,
@@ -859,6 +907,12 @@ fn main() -> ExitCode {
                 request: &request,
                 artifact: artifact.as_deref(),
                 now_ms: govledger_client::time::now_ms(),
+                recheck: recheck_sources,
+                sources: govledger_client::gate::Sources {
+                    github_api,
+                    servicenow_url,
+                },
+                github_status,
             },
             json,
         ),

@@ -107,3 +107,49 @@ pub fn fetch_body(url: &str, hash: &str) -> Result<Value> {
     let leaf = ledger_format::leaf::Leaf::parse(&leaf)?;
     Ok(serde_json::from_slice(&leaf.body)?)
 }
+
+/// `govledger github|servicenow sync`: asks the server to import the request's approvals from
+/// `source` now. Exit 0 with the summary, 1 when the server refuses (its error on stderr).
+pub fn sync(url: &str, token: Option<&str>, request: &str, source: &str) -> Result<Outcome> {
+    let mut req = reqwest::blocking::Client::new().post(format!(
+        "{}/v1/approvals/{request}/sync?source={source}",
+        url.trim_end_matches('/')
+    ));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().with_context(|| format!("reaching {url}"))?;
+    let status = r.status();
+    let text = r.text()?;
+    if !status.is_success() {
+        return Ok(Outcome::Invalid(format!(
+            "server answered {status}: {}",
+            text.trim()
+        )));
+    }
+    let v: Value = serde_json::from_str(&text)?;
+    let mut out = format!(
+        "{source}: {} new approval entries, {} already logged, {} skipped",
+        v["appended"],
+        v["logged"].as_array().map_or(0, Vec::len) as u64 - v["appended"].as_u64().unwrap_or(0),
+        v["skipped"].as_array().map_or(0, Vec::len)
+    );
+    for l in v["logged"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  {} {} {} by {} (entry {})",
+            if l["new"] == true { "new " } else { "kept" },
+            l["decision"].as_str().unwrap_or(""),
+            l["id"].as_str().unwrap_or(""),
+            l["approver"].as_str().unwrap_or(""),
+            l["index"]
+        ));
+    }
+    for s in v["skipped"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  skipped {}: {}",
+            s["id"].as_str().unwrap_or(""),
+            s["reason"].as_str().unwrap_or("")
+        ));
+    }
+    Ok(Outcome::Valid(out))
+}

@@ -1,0 +1,140 @@
+//! GitHub (octocrab): a pull request's reviews. An APPROVED review on the head commit the
+//! request names, by a login mapped to a registered person, is an approval; CHANGES_REQUESTED
+//! is a rejection; DISMISSED, COMMENTED, PENDING and reviews on other commits (stale) are
+//! skipped.
+
+use serde_json::{json, Value};
+
+use super::{with_retries, Imported, Mapping, Skipped, SourceError};
+use crate::config::GithubConfig;
+
+/// Reviews per page (GitHub's maximum).
+const PAGE: usize = 100;
+
+/// The GitHub API as configured.
+pub struct GitHub {
+    api: String,
+    token_env: String,
+}
+
+fn classify(e: octocrab::Error) -> (bool, SourceError) {
+    match e {
+        octocrab::Error::GitHub { source, .. } => {
+            let status = source.status_code.as_u16();
+            let msg = source.message.clone();
+            match status {
+                401 => (
+                    false,
+                    SourceError::new(
+                        502,
+                        format!("github: the API rejected the credentials (401 {msg})"),
+                    ),
+                ),
+                403 | 429 if msg.to_lowercase().contains("rate limit") => (
+                    true,
+                    SourceError::new(503, format!("github: rate limited ({status} {msg})")),
+                ),
+                404 => (
+                    false,
+                    SourceError::new(404, format!("github: not found (404 {msg})")),
+                ),
+                s if s >= 500 => (true, SourceError::new(502, format!("github: {s} {msg}"))),
+                s => (false, SourceError::new(502, format!("github: {s} {msg}"))),
+            }
+        }
+        other => (true, SourceError::new(502, format!("github: {other}"))),
+    }
+}
+
+impl GitHub {
+    pub fn new(cfg: &GithubConfig) -> GitHub {
+        GitHub {
+            api: cfg.api_url.trim_end_matches('/').to_owned(),
+            token_env: cfg.token_env.clone(),
+        }
+    }
+
+    fn client(&self) -> Result<octocrab::Octocrab, SourceError> {
+        let token = std::env::var(&self.token_env)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                SourceError::new(502, format!("github: set {} to a token", self.token_env))
+            })?;
+        octocrab::Octocrab::builder()
+            .base_uri(self.api.as_str())
+            .map_err(|e| SourceError::new(500, format!("github: api_url {}: {e}", self.api)))?
+            .personal_token(token)
+            .build()
+            .map_err(|e| SourceError::new(500, format!("github: {e}")))
+    }
+
+    /// Reads the reviews of `repo` (OWNER/NAME) pull request `pr`, against `head_sha`.
+    pub async fn decisions(
+        &self,
+        repo: &str,
+        pr: u64,
+        head_sha: &str,
+        who: &Mapping,
+    ) -> Result<(Vec<Imported>, Vec<Skipped>), SourceError> {
+        let oc = self.client()?;
+        let mut reviews: Vec<Value> = Vec::new();
+        for page in 1.. {
+            let route = format!("/repos/{repo}/pulls/{pr}/reviews?per_page={PAGE}&page={page}");
+            let batch: Vec<Value> =
+                with_retries(|| async { oc.get(&route, None::<&()>).await.map_err(classify) })
+                    .await?;
+            let n = batch.len();
+            reviews.extend(batch);
+            if n < PAGE {
+                break;
+            }
+        }
+        let (mut out, mut skipped) = (Vec::new(), Vec::new());
+        for r in reviews {
+            let id = r["id"].as_u64().map(|i| i.to_string()).unwrap_or_default();
+            let login = r["user"]["login"].as_str().unwrap_or_default().to_owned();
+            let state = r["state"].as_str().unwrap_or_default().to_owned();
+            let commit = r["commit_id"].as_str().unwrap_or_default().to_owned();
+            let skip = |reason: String| Skipped {
+                source: "github",
+                id: id.clone(),
+                reason,
+            };
+            let decision = match state.as_str() {
+                "APPROVED" => "approve",
+                "CHANGES_REQUESTED" => "reject",
+                other => {
+                    skipped.push(skip(format!("review state {other}")));
+                    continue;
+                }
+            };
+            if commit != head_sha {
+                skipped.push(skip(format!(
+                    "stale: on commit {commit}, the request names {head_sha}"
+                )));
+                continue;
+            }
+            let Some(person) = who.github.get(&login.to_lowercase()) else {
+                skipped.push(skip(format!(
+                    "{login:?} is not mapped to a registered approver"
+                )));
+                continue;
+            };
+            let submitted = r["submitted_at"].as_str().unwrap_or_default().to_owned();
+            if !ledger_format::schema::is_rfc3339(&submitted) {
+                skipped.push(skip(format!("submitted_at {submitted:?} is not a time")));
+                continue;
+            }
+            out.push(Imported {
+                source: "github",
+                id: id.clone(),
+                approver: person.clone(),
+                decision,
+                signed_at: submitted.clone(),
+                evidence: json!({"review_id": r["id"], "reviewer": login, "commit_sha": commit, "submitted_at": submitted, "state": state}),
+            });
+        }
+        Ok((out, skipped))
+    }
+}

@@ -1,0 +1,208 @@
+//! ServiceNow (Table API, reqwest): a change request's approval records
+//! (`sysapproval_approver`) become approvals (`approved`) and rejections (`rejected`).
+
+use serde_json::{json, Value};
+
+use super::{with_retries, Imported, Mapping, Skipped, SourceError};
+use crate::config::ServiceNowConfig;
+
+/// Records per page.
+const PAGE: usize = 100;
+
+enum Auth {
+    Basic(String, String),
+    Bearer(String),
+}
+
+/// A ServiceNow instance. Credentials are read from the environment at each call, so a
+/// rotated secret applies without a restart.
+pub struct ServiceNow {
+    base: String,
+    cfg: ServiceNowConfig,
+    http: reqwest::Client,
+}
+
+/// `2026-11-26 10:00:00` (ServiceNow, UTC) to `2026-11-26T10:00:00Z`.
+pub fn to_rfc3339(s: &str) -> Option<String> {
+    let t = format!("{}Z", s.trim().replacen(' ', "T", 1));
+    ledger_format::schema::is_rfc3339(&t).then_some(t)
+}
+
+impl ServiceNow {
+    fn auth(&self) -> Result<Auth, SourceError> {
+        let env = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        let cfg = &self.cfg;
+        match (env(&cfg.token_env), &cfg.user, env(&cfg.password_env)) {
+            (Some(t), _, _) => Ok(Auth::Bearer(t)),
+            (None, Some(u), Some(p)) => Ok(Auth::Basic(u.clone(), p)),
+            _ => Err(SourceError::new(
+                502,
+                format!(
+                    "servicenow: set {} (OAuth token), or user in the config and {} (password)",
+                    cfg.token_env, cfg.password_env
+                ),
+            )),
+        }
+    }
+
+    pub fn new(cfg: &ServiceNowConfig) -> anyhow::Result<ServiceNow> {
+        Ok(ServiceNow {
+            base: cfg.instance_url.trim_end_matches('/').to_owned(),
+            cfg: cfg.clone(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?,
+        })
+    }
+
+    async fn table(
+        &self,
+        table: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, SourceError> {
+        let url = format!("{}/api/now/table/{table}", self.base);
+        let auth = self.auth()?;
+        with_retries(|| async {
+            let mut req = self
+                .http
+                .get(&url)
+                .query(query)
+                .header("accept", "application/json");
+            req = match &auth {
+                Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+                Auth::Bearer(t) => req.bearer_auth(t),
+            };
+            let r = req.send().await.map_err(|e| {
+                (
+                    true,
+                    SourceError::new(502, format!("servicenow: reaching {url}: {e}")),
+                )
+            })?;
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            match status {
+                200 => Ok(v["result"].as_array().cloned().unwrap_or_default()),
+                401 | 403 => Err((
+                    false,
+                    SourceError::new(
+                        502,
+                        format!(
+                            "servicenow: the instance rejected the credentials ({status}: {})",
+                            v["error"]["message"].as_str().unwrap_or("unauthorized")
+                        ),
+                    ),
+                )),
+                429 => Err((
+                    true,
+                    SourceError::new(503, "servicenow: rate limited (429)"),
+                )),
+                s if s >= 500 => Err((
+                    true,
+                    SourceError::new(502, format!("servicenow: {url} answered {s}")),
+                )),
+                s => Err((
+                    false,
+                    SourceError::new(502, format!("servicenow: {url} answered {s}: {v}")),
+                )),
+            }
+        })
+        .await
+    }
+
+    /// Reads the approval records of change `number`.
+    pub async fn decisions(
+        &self,
+        number: &str,
+        who: &Mapping,
+    ) -> Result<(Vec<Imported>, Vec<Skipped>), SourceError> {
+        let changes = self
+            .table(
+                "change_request",
+                &[
+                    ("sysparm_query", format!("number={number}")),
+                    ("sysparm_limit", "1".into()),
+                    ("sysparm_fields", "sys_id,number".into()),
+                ],
+            )
+            .await?;
+        let Some(sys_id) = changes
+            .first()
+            .and_then(|c| c["sys_id"].as_str())
+            .map(str::to_owned)
+        else {
+            return Err(SourceError::new(
+                404,
+                format!("servicenow: no change request {number}"),
+            ));
+        };
+        let mut records = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self
+                .table(
+                    "sysapproval_approver",
+                    &[
+                        (
+                            "sysparm_query",
+                            format!("sysapproval={sys_id}^ORDERBYsys_updated_on"),
+                        ),
+                        (
+                            "sysparm_fields",
+                            "sys_id,approver.user_name,state,sys_updated_on".into(),
+                        ),
+                        ("sysparm_limit", PAGE.to_string()),
+                        ("sysparm_offset", offset.to_string()),
+                    ],
+                )
+                .await?;
+            let n = page.len();
+            records.extend(page);
+            if n < PAGE {
+                break;
+            }
+            offset += PAGE;
+        }
+        let (mut out, mut skipped) = (Vec::new(), Vec::new());
+        for r in records {
+            let id = r["sys_id"].as_str().unwrap_or_default().to_owned();
+            let user = r["approver.user_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let state = r["state"].as_str().unwrap_or_default().to_owned();
+            let skip = |reason: String| Skipped {
+                source: "servicenow",
+                id: id.clone(),
+                reason,
+            };
+            let decision = match state.as_str() {
+                "approved" => "approve",
+                "rejected" => "reject",
+                other => {
+                    skipped.push(skip(format!("state {other:?} is not a decision")));
+                    continue;
+                }
+            };
+            let Some(person) = who.servicenow.get(&user) else {
+                skipped.push(skip(format!(
+                    "{user:?} is not mapped to a registered approver"
+                )));
+                continue;
+            };
+            let updated = r["sys_updated_on"].as_str().unwrap_or_default().to_owned();
+            let Some(at) = to_rfc3339(&updated) else {
+                skipped.push(skip(format!("sys_updated_on {updated:?} is not a time")));
+                continue;
+            };
+            out.push(Imported {
+                source: "servicenow",
+                id: id.clone(),
+                approver: person.clone(),
+                decision,
+                signed_at: at,
+                evidence: json!({"change": number, "sys_id": id, "approver": user, "state": state, "sys_updated_on": updated}),
+            });
+        }
+        Ok((out, skipped))
+    }
+}

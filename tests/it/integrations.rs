@@ -25,6 +25,8 @@ const OLD: &str = "0000000000000000000000000000000000000000";
 
 #[derive(Default)]
 struct Emulated {
+    /// Answer this many review-list requests with 502 (a flaky upstream) first.
+    fail_next: usize,
     reviews: Vec<Value>,
     statuses: Vec<(String, Value)>,
     approvals: Vec<Value>,
@@ -49,6 +51,17 @@ async fn list_reviews(
 ) -> Response {
     if let Some(e) = gh_auth(&h) {
         return e;
+    }
+    {
+        let mut st = s.lock().unwrap();
+        if st.fail_next > 0 {
+            st.fail_next -= 1;
+            return (
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"message": "Server Error"})),
+            )
+                .into_response();
+        }
     }
     let per: usize = q
         .get("per_page")
@@ -467,7 +480,9 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         .find(|r| r["id"] == 1001)
         .unwrap()["state"] = json!("APPROVED");
 
-    // Changes requested after the approval: a rejection that blocks.
+    // Changes requested after the approval: a rejection that blocks (read through two 502s,
+    // which the integration retries with backoff).
+    state.lock().unwrap().fail_next = 2;
     state.lock().unwrap().reviews.push(review(
         1005,
         "bob-gh",
@@ -477,6 +492,11 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
     ));
     let (code, v) = sync(Some("github")).await;
     assert_eq!((code, v["appended"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(
+        state.lock().unwrap().fail_next,
+        0,
+        "both failures were retried"
+    );
     let r = gate(false).await.unwrap();
     assert_eq!(r.failed, ["no_later_rejection"], "{}", r.to_text());
 

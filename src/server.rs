@@ -25,6 +25,22 @@ pub fn load_or_create_key(cfg: &Config) -> Result<SignerKey> {
     }
     let path = cfg.key_path();
     let key = if path.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                bail!(
+                    "the log key {} is readable or writable by group or others (mode {:o}); it signs every checkpoint: run `chmod 600 {}`",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                );
+            }
+        }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         SignerKey::parse(text.trim()).with_context(|| format!("log key {}", path.display()))?

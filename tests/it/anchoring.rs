@@ -63,6 +63,8 @@ pub fn log_key(dir: &std::path::Path) -> (SignerKey, PathBuf) {
     let key = SignerKey::from_seed("localhost/govledger", [42; 32]).unwrap();
     let path = dir.join("log.key");
     std::fs::write(&path, key.to_secret_string()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     (key, path)
 }
 

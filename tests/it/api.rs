@@ -511,3 +511,21 @@ async fn check_queries(s: &crate::harness::TestServer, t_mid: &str) {
 fn chrono_now() -> String {
     govledger_client::statements::now_rfc3339()
 }
+
+#[tokio::test]
+async fn a_log_key_readable_by_others_stops_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = ledger_format::note::SignerKey::from_seed("localhost/govledger", [3; 32]).unwrap();
+    let path = dir.path().join("log.key");
+    std::fs::write(&path, key.to_secret_string()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let cfg = govledger::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let err = govledger::server::run(cfg, async {}, |_, _| {}).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("readable or writable by group or others (mode 640)") && msg.contains("chmod 600"), "{msg}");
+}

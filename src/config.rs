@@ -34,6 +34,10 @@ pub struct Config {
     pub max_batch_entries: usize,
     /// Bearer tokens. Without any, only loopback clients may submit, as `anonymous`.
     pub tokens: Vec<TokenConfig>,
+    /// Default per-client rate limit in entries per second (0: unlimited).
+    pub rate_limit_per_s: f64,
+    /// Default burst, in entries (at least the batch limit is sensible).
+    pub rate_burst: f64,
     /// People who sign approval requests and approvals: name, roles and note verifier key.
     /// One key, one name.
     pub people: Vec<PersonConfig>,
@@ -209,7 +213,7 @@ pub struct PersonConfig {
 }
 
 /// A bearer token, stored as the SHA-256 of the token text (hex), and what it may do.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// The client name recorded as the submitter (printable ASCII without spaces).
@@ -219,6 +223,13 @@ pub struct TokenConfig {
     /// Entry kinds this client may submit (`audit`, `lineage`, ...); empty means all.
     #[serde(default)]
     pub kinds: Vec<String>,
+    /// Entries per second this client may submit (token bucket; 429 with Retry-After beyond).
+    /// Default: `rate_limit_per_s`.
+    #[serde(default)]
+    pub rate_per_s: Option<f64>,
+    /// Entries it may submit at once (default: `rate_burst`).
+    #[serde(default)]
+    pub burst: Option<f64>,
 }
 
 impl Default for Config {
@@ -235,6 +246,8 @@ impl Default for Config {
             max_body_bytes: 4 << 20,
             max_batch_entries: 1000,
             tokens: Vec::new(),
+            rate_limit_per_s: 0.0,
+            rate_burst: 2000.0,
             people: Vec::new(),
             policy: None,
             anchors: AnchorsConfig::default(),

@@ -84,6 +84,10 @@ pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+fn limit(rate: f64, burst: f64) -> Option<crate::http::limits::Limit> {
+    (rate > 0.0).then_some(crate::http::limits::Limit { rate, burst })
+}
+
 fn clients(cfg: &Config) -> HashMap<String, Client> {
     cfg.tokens
         .iter()
@@ -97,6 +101,10 @@ fn clients(cfg: &Config) -> HashMap<String, Client> {
                         .iter()
                         .filter_map(|k| EntryKind::from_name(k))
                         .collect(),
+                    limit: limit(
+                        t.rate_per_s.unwrap_or(cfg.rate_limit_per_s),
+                        t.burst.unwrap_or(cfg.rate_burst),
+                    ),
                 },
             )
         })
@@ -161,6 +169,8 @@ pub async fn run(
         policy,
         anchorer,
         integrations: crate::integrations::Integrations::from_config(&cfg)?,
+        limiter: Default::default(),
+        anonymous_limit: limit(cfg.rate_limit_per_s, cfg.rate_burst),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -5,6 +5,7 @@
 mod approvals;
 mod error;
 mod integrations;
+pub mod limits;
 mod read;
 mod submit;
 
@@ -29,6 +30,8 @@ pub struct Client {
     pub name: String,
     /// Kinds it may submit; empty means all.
     pub kinds: Vec<EntryKind>,
+    /// Its rate limit (entries per second, burst); `None`: unlimited.
+    pub limit: Option<limits::Limit>,
 }
 
 /// Shared state of every handler.
@@ -41,6 +44,9 @@ pub struct AppState {
     pub max_batch_entries: usize,
     /// The release policy and the people who sign requests and approvals.
     pub policy: ledger_format::policy::Policy,
+    /// Per-client token buckets, and the limit of loopback clients when no tokens are set.
+    pub limiter: limits::Limiter,
+    pub anonymous_limit: Option<limits::Limit>,
     /// Approval sources (GitHub, ServiceNow).
     pub integrations: crate::integrations::Integrations,
     /// Anchoring and witnessing state.

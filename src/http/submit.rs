@@ -39,6 +39,7 @@ pub(super) fn authenticate(
         return Ok(Client {
             name: "anonymous".into(),
             kinds: vec![],
+            limit: state.anonymous_limit,
         });
     }
     let token = headers
@@ -140,6 +141,7 @@ pub async fn submit(
         )
         .field("entries"));
     }
+    state.limiter.take(&client.name, client.limit, subs.len())?;
     let mut pending = Vec::with_capacity(subs.len());
     for (i, s) in subs.iter().enumerate() {
         let prefix = if batch {

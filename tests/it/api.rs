@@ -239,11 +239,13 @@ async fn tokens_name_the_submitter_and_limit_kinds() {
                 name: "risk-agent".into(),
                 sha256: digest("s3cret-risk"),
                 kinds: vec!["audit".into()],
+                ..Default::default()
             },
             TokenConfig {
                 name: "trainer".into(),
                 sha256: digest("s3cret-train"),
                 kinds: vec!["lineage".into()],
+                ..Default::default()
             },
         ]
     })
@@ -525,7 +527,50 @@ async fn a_log_key_readable_by_others_stops_the_start() {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()
     };
-    let err = govledger::server::run(cfg, async {}, |_, _| {}).await.unwrap_err();
+    let err = govledger::server::run(cfg, async {}, |_, _| {})
+        .await
+        .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("readable or writable by group or others (mode 640)") && msg.contains("chmod 600"), "{msg}");
+    assert!(
+        msg.contains("readable or writable by group or others (mode 640)")
+            && msg.contains("chmod 600"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_and_recover() {
+    let s = start_with(|c| {
+        c.rate_limit_per_s = 5.0;
+        c.rate_burst = 3.0;
+    })
+    .await;
+    for i in 0..3 {
+        s.submit(audit(i), None).await;
+    }
+    let r = s
+        .http
+        .post(format!("{}/v1/entries", s.url))
+        .body(serde_json::json!({"kind": "audit", "body": audit(9)}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "rate_limited");
+    let size = s.tree_size().await;
+    assert_eq!(size, 3, "a refused submission appends nothing");
+    // A batch beyond the burst can never pass: a clear 429 without Retry-After.
+    let batch: Vec<_> = (0..4)
+        .map(|i| serde_json::json!({"kind": "audit", "body": audit(100 + i)}))
+        .collect();
+    let (st, v) = s
+        .post(&serde_json::json!({"entries": batch}).to_string())
+        .await;
+    assert_eq!((st, v["error"].as_str()), (429, Some("rate_limited")));
+    assert!(v["message"].as_str().unwrap().contains("exceed"), "{v}");
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    s.submit(audit(10), None).await;
+    s.stop().await;
 }

@@ -27,6 +27,8 @@ const OLD: &str = "0000000000000000000000000000000000000000";
 struct Emulated {
     /// Answer this many review-list requests with 502 (a flaky upstream) first.
     fail_next: usize,
+    /// Answer review-list requests with GitHub's rate-limit 403 while set.
+    rate_limited: bool,
     reviews: Vec<Value>,
     statuses: Vec<(String, Value)>,
     approvals: Vec<Value>,
@@ -54,6 +56,12 @@ async fn list_reviews(
     }
     {
         let mut st = s.lock().unwrap();
+        if st.rate_limited {
+            let mut r = (StatusCode::FORBIDDEN, Json(json!({"message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"}))).into_response();
+            r.headers_mut()
+                .insert("x-ratelimit-remaining", "0".parse().unwrap());
+            return r;
+        }
         if st.fail_next > 0 {
             st.fail_next -= 1;
             return (
@@ -499,6 +507,26 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
     );
     let r = gate(false).await.unwrap();
     assert_eq!(r.failed, ["no_later_rejection"], "{}", r.to_text());
+
+    // Rate limited: after the retries, 503 with Retry-After and a clear message.
+    state.lock().unwrap().rate_limited = true;
+    let r = http
+        .post(format!(
+            "{}/v1/approvals/{request}/sync?source=github",
+            s.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "source_unavailable");
+    assert!(
+        v["message"].as_str().unwrap().contains("rate limited"),
+        "{v}"
+    );
+    state.lock().unwrap().rate_limited = false;
 
     // Bad credentials: a clear error that never shows the token.
     std::env::set_var("GOVLEDGER_TEST_GH_TOKEN", "wrong-token");

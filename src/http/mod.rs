@@ -53,6 +53,34 @@ pub struct AppState {
     pub anchorer: Arc<crate::anchor::Anchorer>,
 }
 
+/// Every route as (method, OpenAPI path). `docs/openapi.json` lists exactly these, and each
+/// answers from its handler, not the fallback (tests/it/api.rs checks both).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/entries"),
+    ("GET", "/v1/entries"),
+    ("GET", "/v1/entries/{index}"),
+    ("GET", "/v1/log"),
+    ("GET", "/v1/proofs/inclusion"),
+    ("GET", "/v1/proofs/consistency"),
+    ("GET", "/v1/receipts/{leaf_hash}"),
+    ("GET", "/v1/approvals/{request}"),
+    ("GET", "/v1/approvals/{request}/bundle"),
+    ("POST", "/v1/approvals/{request}/sync"),
+    ("GET", "/v1/anchors"),
+    ("GET", "/v1/checkpoints"),
+    ("GET", "/v1/checkpoints/witnessed"),
+    ("GET", "/checkpoint"),
+    ("GET", "/tile/{path}"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+/// Returns the OpenAPI document the server serves at `/openapi.json`.
+pub fn read_openapi() -> &'static str {
+    read::OPENAPI
+}
+
 /// Returns the application with every route.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -72,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tile/{*path}", get(read::tile))
         .route("/healthz", get(read::healthz))
         .route("/metrics", get(read::metrics))
+        .route("/openapi.json", get(read::openapi))
         .fallback(read::no_route)
         .method_not_allowed_fallback(read::method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -517,7 +517,18 @@ pub async fn list(
 }
 
 pub async fn no_route() -> ApiError {
-    ApiError::not_found("no such endpoint")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_endpoint",
+        "no such endpoint",
+    )
+}
+
+/// The OpenAPI 3 document of this API (docs/openapi.json; a test keeps it equal to the routes).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 pub async fn method_not_allowed() -> ApiError {

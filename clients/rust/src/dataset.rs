@@ -123,3 +123,47 @@ pub fn fingerprint(path: &Path, progress: Progress) -> Result<(String, &'static 
         Ok((format!("sha256:{hex}"), "file"))
     }
 }
+
+/// `govledger hash-dataset`: each path's fingerprint (`sha256:<hex>  PATH` lines, or JSON
+/// `[{"path", "sha256", "method"}]`), with a progress line on a terminal for inputs over 64 MiB.
+pub fn report(paths: &[PathBuf], json: bool) -> Result<crate::cli::Outcome> {
+    use std::io::IsTerminal;
+    let mut lines = Vec::new();
+    let mut items = Vec::new();
+    for path in paths {
+        let total = total_bytes(path)?;
+        let show = std::io::stderr().is_terminal() && total > 64 << 20;
+        let start = std::time::Instant::now();
+        let mut done = 0u64;
+        let mut last = std::time::Instant::now();
+        let mut progress = |n: u64| {
+            done += n;
+            if show && last.elapsed().as_millis() >= 250 {
+                last = std::time::Instant::now();
+                let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                let eta = (total.saturating_sub(done)) as f64 / rate.max(1.0);
+                eprint!(
+                    "\r{}: {:.0} / {:.0} MiB  {:.0} MB/s  ETA {:.0} s   ",
+                    path.display(),
+                    done as f64 / 1048576.0,
+                    total as f64 / 1048576.0,
+                    rate / 1e6,
+                    eta
+                );
+            }
+        };
+        let (fp, method) = fingerprint(path, &mut progress)?;
+        if show {
+            eprintln!();
+        }
+        lines.push(format!("{fp}  {}", path.display()));
+        items.push(
+            serde_json::json!({"path": path.display().to_string(), "sha256": fp, "method": method}),
+        );
+    }
+    Ok(crate::cli::Outcome::Valid(if json {
+        serde_json::to_string_pretty(&items)?
+    } else {
+        lines.join("\n")
+    }))
+}

@@ -1,0 +1,584 @@
+//! The `govledger` command line: every command, flag and default (clap derive).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "govledger",
+    version,
+    about = "Submit to and verify a govledger transparency log"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Generate an Ed25519 signer key (mode 0600) and print its note verifier key.
+    Keygen {
+        /// Key name: the log origin for a log key, a person's name for a personal key.
+        #[arg(long)]
+        name: String,
+        /// Where to write the signer key (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify Merkle proofs offline (hashes as standard base64 or 64 hex characters).
+    #[command(subcommand)]
+    Proof(ProofCommand),
+    /// Signed notes and checkpoints.
+    #[command(subcommand)]
+    Note(NoteCommand),
+    /// Verify a receipt (C2SP tlog-proof text or a JSON receipt) offline against the log key.
+    Verify {
+        /// The receipt file, or - for standard input.
+        receipt: PathBuf,
+        /// The log's note verifier key (name+keyid+base64).
+        #[arg(long)]
+        log_key: String,
+        /// Witness cosigner keys to check (type 0x04); repeat per witness.
+        #[arg(long = "witness-key")]
+        witness_keys: Vec<String>,
+        /// How many of the given witnesses must have cosigned (default: none).
+        #[arg(long, default_value_t = 0)]
+        witnesses_required: usize,
+        /// Leaf hash, for tlog-proofs that carry no leaf bytes in `extra`.
+        #[arg(long)]
+        leaf_hash: Option<String>,
+    },
+    /// Submit an entry (or a batch) and print or save its receipt. Exit 1 if the server refuses.
+    Submit {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// A full submission ({"kind", "entry_id", "body"} or {"entries": [...]}) or, with
+        /// --kind, a bare body; - (the default) reads standard input.
+        #[arg(default_value = "-")]
+        input: PathBuf,
+        /// Entry kind when the input is a bare body (audit, lineage, approval_request, ...).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Idempotency key when the input is a bare body: a retry returns the same entry.
+        #[arg(long)]
+        entry_id: Option<String>,
+        /// Save the receipt to this file instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Ask for the C2SP tlog-proof text instead of the JSON receipt.
+        #[arg(long)]
+        text: bool,
+        /// Verify the JSON receipt against this log key before printing it.
+        #[arg(long)]
+        log_key: Option<String>,
+    },
+    /// Sign and submit a release approval request (requested_by = the key's name).
+    Request {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Your signer key file (govledger keygen).
+        #[arg(long)]
+        key: PathBuf,
+        /// metadata.json written by `govledger lineage`: model id, artifact digest, dataset
+        /// digests and lineage hash default from it.
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        #[arg(long, required_unless_present = "metadata")]
+        model_id: Option<String>,
+        /// The artifact file (hashed here) ...
+        #[arg(long)]
+        artifact: Option<PathBuf>,
+        /// ... or its digest, sha256:<hex>.
+        #[arg(long)]
+        artifact_sha256: Option<String>,
+        /// Dataset digests, sha256:<hex>; repeat per dataset.
+        #[arg(long = "dataset-sha256")]
+        dataset_sha256: Vec<String>,
+        /// Leaf hash (hex) of the lineage entry.
+        #[arg(long, required_unless_present = "metadata")]
+        lineage: Option<String>,
+        #[arg(long, default_value = "production")]
+        environment: String,
+        #[arg(long, default_value = "four-eyes-v1")]
+        policy: String,
+        /// GitHub pull request: OWNER/REPO, number and head commit.
+        #[arg(long, requires_all = ["github_pr", "github_head_sha"])]
+        github_repo: Option<String>,
+        #[arg(long)]
+        github_pr: Option<u64>,
+        #[arg(long)]
+        github_head_sha: Option<String>,
+        /// ServiceNow change request number.
+        #[arg(long)]
+        servicenow_change: Option<String>,
+        /// JSON file of performance metrics (recorded unsigned).
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// Save the receipt here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Sign and submit an approval or rejection of a request (approver = the key's name).
+    Approve {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        key: PathBuf,
+        /// Leaf hash (hex) of the approval request.
+        #[arg(long)]
+        request: String,
+        #[arg(long, value_parser = ["approve", "reject"])]
+        decision: String,
+        /// Your role (as registered on the server, e.g. risk).
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// The artifact digest you approve; default: the one the request names.
+        #[arg(long)]
+        artifact_sha256: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Record a deployment (SUCCESS, FAILURE or ROLLBACK) against its approval request.
+    DeployRecord {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        request: String,
+        #[arg(long)]
+        model_id: String,
+        #[arg(long, value_parser = ["SUCCESS", "FAILURE", "ROLLBACK"])]
+        status: String,
+        #[arg(long, default_value = "production")]
+        environment: String,
+        #[arg(long)]
+        executed_by: String,
+        /// JSON object with free-form details.
+        #[arg(long)]
+        details: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Record a model's lineage: hash its datasets and artifact, submit the lineage entry and
+    /// write metadata.json beside the artifact. `lineage verify` checks files against the log.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Lineage {
+        #[command(subcommand)]
+        verify: Option<LineageCommand>,
+        #[command(flatten)]
+        record: Box<LineageRecord>,
+    },
+    /// Follow a log: verify every checkpoint and entry, compare with anchors and witnesses,
+    /// raise governance alerts (JSON lines on stdout). With --once: exit 0 without alerts, 1
+    /// with alerts, 2 on errors.
+    Monitor {
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        url: String,
+        /// The log's note verifier key (pinned).
+        #[arg(long)]
+        log_key: String,
+        /// Directory of the monitor's state (monitor.json), so that a restart resumes.
+        #[arg(long)]
+        state: PathBuf,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 60.0)]
+        interval: f64,
+        /// Poll once and exit.
+        #[arg(long)]
+        once: bool,
+        /// Release policy: people, keys and quorum for the governance alerts.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// File of witness verifier keys (type 0x04), one per line.
+        #[arg(long)]
+        witness_keys: Option<PathBuf>,
+        /// Alert when the newest witness cosignature is older than this many seconds.
+        #[arg(long)]
+        max_witness_age: Option<u64>,
+        /// A local anchor directory to compare the served checkpoint with.
+        #[arg(long)]
+        anchor_dir: Option<PathBuf>,
+        /// POST every alert (JSON) to this URL.
+        #[arg(long)]
+        alert_webhook: Option<String>,
+    },
+    /// The regulator's audit: replay every entry through the tiles, recompute every root,
+    /// verify stored and anchored checkpoints, re-check approvals and deployments against the
+    /// policy, and write report.json and report.html. Exit 0 without anomalies, 1 with, 2 on
+    /// errors.
+    Audit {
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        url: String,
+        #[arg(long)]
+        log_key: String,
+        /// Report from this date (YYYY-MM-DD or RFC 3339), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Report until this date (YYYY-MM-DD or RFC 3339), exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        /// Release policy for re-checking approvals and deployments.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// A local anchor directory.
+        #[arg(long)]
+        anchor_dir: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteAnchors,
+        /// Sign report.json's SHA-256 as a note with this key (report.json.sig).
+        #[arg(long)]
+        auditor_key: Option<PathBuf>,
+        /// Output directory for report.json, report.html (and report.json.sig).
+        #[arg(long)]
+        out: PathBuf,
+        /// Parallel downloads.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
+    /// Anchored checkpoints: read them back from every backend and verify them.
+    #[command(subcommand)]
+    Anchors(AnchorsCommand),
+    /// GitHub pull-request reviews: have the log import them as approvals.
+    #[command(subcommand)]
+    Github(SyncCommand),
+    /// ServiceNow change approvals: have the log import them as approvals.
+    #[command(subcommand)]
+    Servicenow(SyncCommand),
+    /// A C2SP tlog-witness.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
+    /// Deploy gate: exit 0 only when the policy holds for the request; otherwise exit 1 with
+    /// every failed rule listed (2 on usage or I/O errors). Trusts only the policy file.
+    Gate {
+        /// The policy (config/policy.toml documents the format): log key, people, rules.
+        #[arg(long)]
+        policy: PathBuf,
+        /// An approval bundle saved from GET /v1/approvals/{request}/bundle (- for stdin) ...
+        #[arg(long, required_unless_present = "url")]
+        bundle: Option<PathBuf>,
+        /// ... or the server's URL: fetch the bundle (unless --bundle is given) and check with
+        /// the index that it omits no approval or rejection.
+        #[arg(long)]
+        url: Option<String>,
+        /// Leaf hash of the approval request (hex or base64).
+        #[arg(long)]
+        request: String,
+        /// The artifact about to be deployed: its SHA-256 must be the approved one.
+        #[arg(long)]
+        artifact: Option<PathBuf>,
+        /// Print the report as JSON ({"ok", "request", "policy", "checkpoint", "rules",
+        /// "failed", "approvers", "decisions", "github_status"}).
+        #[arg(long)]
+        json: bool,
+        /// Re-read every imported approval from GitHub or ServiceNow and refuse when the source
+        /// no longer agrees (GITHUB_TOKEN; SERVICENOW_TOKEN or SERVICENOW_USER/_PASSWORD).
+        #[arg(long)]
+        recheck_sources: bool,
+        /// Post the verdict as the commit status `govledger/four-eyes` on the request's head
+        /// commit (GITHUB_TOKEN).
+        #[arg(long)]
+        github_status: bool,
+        /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).
+        #[arg(long, default_value = "https://api.github.com")]
+        github_api: String,
+        /// ServiceNow instance URL, for --recheck-sources.
+        #[arg(long)]
+        servicenow_url: Option<String>,
+    },
+    /// Print the SHA-256 fingerprint of each dataset (a file, or a directory's manifest), as
+    /// recorded in lineage entries: `sha256:<hex>  PATH` per line.
+    HashDataset {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print JSON: [{"path", "sha256", "method"}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load generator: throughput, latency percentiles, errors, and every receipt verified.
+    Loadgen {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Entries per request (1 = single submissions; >1 = batch submissions).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Offered load in entries/s (open loop); without it each client sends back to back.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Log key to verify receipts with (default: the one /v1/log announces).
+        #[arg(long)]
+        log_key: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the server is and how to authenticate.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7800")]
+    pub url: String,
+    /// Bearer token (or the GOVLEDGER_TOKEN environment variable); never printed.
+    #[arg(long, env = "GOVLEDGER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct LineageRecord {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long, required = true)]
+    pub model_id: Option<String>,
+    #[arg(long, default_value = "1")]
+    pub model_version: String,
+    #[arg(long)]
+    pub model_name: Option<String>,
+    #[arg(long)]
+    pub model_type: Option<String>,
+    /// Who trained the model (default: $USER).
+    #[arg(long)]
+    pub created_by: Option<String>,
+    /// A dataset as TYPE:NAME=PATH (type training, validation or test; PATH a file or a
+    /// directory); repeat per dataset.
+    #[arg(long = "dataset", required = true)]
+    pub datasets: Vec<String>,
+    /// The trained model file.
+    #[arg(long, required = true)]
+    pub artifact: Option<PathBuf>,
+    /// JSON file: validation metrics (the policy's thresholds read these).
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// JSON file: training metrics.
+    #[arg(long)]
+    pub training_metrics: Option<PathBuf>,
+    /// JSON file: training configuration.
+    #[arg(long)]
+    pub training_config: Option<PathBuf>,
+    /// JSON file: hyperparameters.
+    #[arg(long)]
+    pub hyperparameters: Option<PathBuf>,
+    /// JSON file: dependencies, name to version.
+    #[arg(long)]
+    pub dependencies: Option<PathBuf>,
+    /// Code repository and commit.
+    #[arg(long, requires = "code_commit")]
+    pub code_repo: Option<String>,
+    #[arg(long)]
+    pub code_commit: Option<String>,
+    /// Leaf hash of the lineage entry this model derives from.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Idempotency key: a retry returns the same entry.
+    #[arg(long)]
+    pub entry_id: Option<String>,
+    /// Where to write metadata.json (default: beside the artifact).
+    #[arg(long)]
+    pub metadata: Option<PathBuf>,
+    /// Verify the receipt against this log key.
+    #[arg(long)]
+    pub log_key: Option<String>,
+}
+
+/// S3 and Kafka anchors to read back.
+#[derive(clap::Args)]
+pub struct RemoteAnchors {
+    /// S3 bucket (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    pub s3_bucket: Option<String>,
+    #[arg(long, default_value = "govledger")]
+    pub s3_prefix: String,
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    pub s3_region: String,
+    #[arg(long)]
+    pub s3_path_style: bool,
+    /// Every anchored version must be locked (COMPLIANCE) at least until this RFC 3339 time
+    /// (default: now).
+    #[arg(long)]
+    pub s3_retain_until: Option<String>,
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
+    #[arg(long, default_value = "govledger.checkpoints")]
+    pub kafka_topic: String,
+}
+
+impl RemoteAnchors {
+    pub fn sources(
+        self,
+    ) -> anyhow::Result<(
+        Option<govledger_client::anchors::S3Source>,
+        Option<govledger_client::anchors::KafkaSource>,
+    )> {
+        let retain_until = match &self.s3_retain_until {
+            Some(t) => {
+                (ledger_format::schema::rfc3339_to_ms(t)
+                    .ok_or_else(|| anyhow::anyhow!("--s3-retain-until: not an RFC 3339 time"))?
+                    / 1000) as i64
+            }
+            None => (govledger_client::time::now_ms() / 1000) as i64,
+        };
+        Ok((
+            self.s3_bucket
+                .map(|bucket| govledger_client::anchors::S3Source {
+                    bucket,
+                    prefix: self.s3_prefix,
+                    endpoint: self.s3_endpoint,
+                    region: self.s3_region,
+                    path_style: self.s3_path_style,
+                    retain_until,
+                }),
+            self.kafka_brokers
+                .map(|brokers| govledger_client::anchors::KafkaSource {
+                    brokers,
+                    topic: self.kafka_topic,
+                }),
+        ))
+    }
+}
+
+/// A date (YYYY-MM-DD, UTC midnight) or an RFC 3339 time, as Unix ms.
+pub fn parse_date(flag: &str, s: &str) -> anyhow::Result<u64> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    ledger_format::schema::rfc3339_to_ms(&full).ok_or_else(|| {
+        anyhow::anyhow!("--{flag}: {s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time")
+    })
+}
+
+#[derive(Subcommand)]
+pub enum AnchorsCommand {
+    /// Read every anchored checkpoint back from each backend given, verify its signature and
+    /// its consistency with the log's current tree, check S3 retention, and report gaps against
+    /// GET /v1/checkpoints. Exit 0 when all hold, 1 otherwise, 2 on usage or I/O errors.
+    Verify {
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        url: String,
+        /// The log's note verifier key.
+        #[arg(long)]
+        log_key: String,
+        /// The local anchor directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteAnchors,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SyncCommand {
+    /// Ask the server to read the request's source now and append every new approval or
+    /// rejection (each exactly once, however often sync runs); prints what it logged and skipped.
+    Sync {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Leaf hash of the approval request.
+        #[arg(long)]
+        request: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WitnessCommand {
+    /// Serve POST /add-checkpoint and GET /<hex sha256(origin)>/checkpoint; prints the address
+    /// and the witness's cosigner key (type 0x04) on start; SIGTERM or Ctrl-C stops it.
+    Serve {
+        /// The witness's signer key file (govledger keygen --name WITNESS-NAME).
+        #[arg(long)]
+        key: PathBuf,
+        /// A log's note verifier key (its name is the origin); repeat per log.
+        #[arg(long = "log", required = true)]
+        logs: Vec<String>,
+        /// Directory of the persisted state (one file per log).
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7900")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LineageCommand {
+    /// Recompute dataset and artifact fingerprints and compare them with the logged lineage
+    /// entry (found through the index, proven by its inclusion proof); exit 1 listing every
+    /// mismatch.
+    Verify {
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        url: String,
+        #[arg(long)]
+        model_id: String,
+        /// A particular lineage entry (leaf hash); default: the model's latest.
+        #[arg(long)]
+        lineage: Option<String>,
+        /// NAME=PATH (or TYPE:NAME=PATH); default: the datasets metadata.json lists.
+        #[arg(long = "dataset")]
+        datasets: Vec<String>,
+        #[arg(long)]
+        artifact: Option<PathBuf>,
+        /// metadata.json to take dataset paths from (default: beside --artifact).
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// The log key the receipt must verify with (default: the one the server announces).
+        #[arg(long)]
+        log_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ProofCommand {
+    /// Check that a leaf hash is at an index in a tree of a given size and root (RFC 9162 §2.1.3.2).
+    VerifyInclusion {
+        #[arg(long)]
+        leaf_hash: String,
+        #[arg(long)]
+        index: u64,
+        #[arg(long)]
+        size: u64,
+        #[arg(long)]
+        root: String,
+        /// One proof hash, leaf sibling first; repeat in proof order; absent for an empty proof.
+        #[arg(long = "proof")]
+        proof: Vec<String>,
+    },
+    /// Check that the old tree is a prefix of the new one (RFC 9162 §2.1.4.2). Old size 0 is invalid.
+    VerifyConsistency {
+        #[arg(long)]
+        old_size: u64,
+        #[arg(long)]
+        new_size: u64,
+        #[arg(long)]
+        old_root: String,
+        #[arg(long)]
+        new_root: String,
+        /// One proof hash; repeat in proof order; absent for an empty proof.
+        #[arg(long = "proof")]
+        proof: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NoteCommand {
+    /// Exit 0 if a signature by one of the keys verifies over the note (or checkpoint) in FILE.
+    Verify {
+        /// A note verifier key; repeat to accept several.
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        /// The signed note, or - for standard input.
+        file: PathBuf,
+    },
+}

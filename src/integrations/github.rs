@@ -55,6 +55,9 @@ impl GitHub {
     }
 
     fn client(&self) -> Result<octocrab::Octocrab, SourceError> {
+        // With several rustls providers compiled in (ring here, aws-lc-rs from the S3 SDK) none
+        // is the default; choose ring once for the process (an error means one is already set).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let token = std::env::var(&self.token_env)
             .ok()
             .filter(|t| !t.is_empty())

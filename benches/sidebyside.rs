@@ -1,0 +1,265 @@
+//! The side-by-side benchmark: the same stream of audit entries, in one run, at the same batch
+//! sizes and client concurrency, into
+//! (a) govledgerd (release build, durable receipts: each answer after two fsyncs and a signed
+//!     checkpoint), driven by the load generator, every receipt verified;
+//! (b) PostgreSQL (Debian's, started by `benches/sidebyside.sh`): an append-only table whose
+//!     rows carry a SHA-256 hash chain computed by the client (one chain per client
+//!     connection), `synchronous_commit = on`, one transaction per batch;
+//! (c) raw sled in this process: the same leaves, the same batches, one flush per batch.
+//! Reported: entries/s, p50/p99 latency per request (batch), bytes on disk per entry, ratios.
+//!
+//! Run it with `benches/sidebyside.sh` (env GOVLEDGER_BENCH_SECONDS per cell, default 10;
+//! GOVLEDGER_SIDE_BATCHES, default "1,16,256"; GOVLEDGER_SIDE_CONCURRENCY, default 8).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{env_u64, spawn, stop};
+
+struct Cell {
+    eps: f64,
+    p50: f64,
+    p99: f64,
+    bytes_per_entry: f64,
+}
+
+fn body(worker: usize, seq: u64) -> String {
+    serde_json::json!({
+        "event_type": "LOADGEN", "component": "loadgen", "action": "append",
+        "details": {"worker": worker, "seq": seq, "pad": "x".repeat(64), "run": 1u64},
+        "compliance_tags": ["MIFID_II"]
+    })
+    .to_string()
+}
+
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    if ms.is_empty() {
+        return (0.0, 0.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
+    (at(0.50), at(0.99))
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn govledgerd(batch: usize, concurrency: usize, seconds: f64) -> Cell {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url) = spawn(dir.path());
+    let r = govledger_client::loadgen::run(govledger_client::loadgen::LoadArgs {
+        url: url.clone(),
+        concurrency,
+        duration: Duration::from_secs_f64(seconds),
+        batch,
+        rate: None,
+        token: None,
+        log_key: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.receipts_invalid, 0);
+    stop(child);
+    let bytes = dir_bytes(&dir.path().join("db"));
+    Cell {
+        eps: r.entries_per_second,
+        p50: r.latency_ms["p50"],
+        p99: r.latency_ms["p99"],
+        bytes_per_entry: bytes as f64 / r.entries.max(1) as f64,
+    }
+}
+
+fn postgres(conn: &str, batch: usize, concurrency: usize, seconds: f64) -> Cell {
+    let mut admin = postgres::Client::connect(conn, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            "DROP TABLE IF EXISTS audit_log;
+             CREATE TABLE audit_log (seq bigserial PRIMARY KEY, writer int NOT NULL, body text NOT NULL,
+                                     prev_hash bytea NOT NULL, hash bytea NOT NULL,
+                                     logged_at timestamptz NOT NULL DEFAULT now());
+             REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC;
+             SET synchronous_commit = on;",
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let conn = conn.to_owned();
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+                c.batch_execute("SET synchronous_commit = on").unwrap();
+                let mut prev = [0u8; 32];
+                let (mut n, mut seq, mut lat) = (0u64, 0u64, Vec::new());
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let mut rows: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::with_capacity(batch);
+                    for _ in 0..batch {
+                        let b = body(w, seq);
+                        seq += 1;
+                        let hash = ledger_format::hash::sha256(&[&prev[..], b.as_bytes()].concat());
+                        rows.push((b, prev.to_vec(), hash.to_vec()));
+                        prev = hash;
+                    }
+                    let mut sql = String::from(
+                        "INSERT INTO audit_log (writer, body, prev_hash, hash) VALUES ",
+                    );
+                    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
+                    let writer = w as i32;
+                    for (i, (b, p, h)) in rows.iter().enumerate() {
+                        if i > 0 {
+                            sql.push(',');
+                        }
+                        sql.push_str(&format!(
+                            "(${}, ${}, ${}, ${})",
+                            4 * i + 1,
+                            4 * i + 2,
+                            4 * i + 3,
+                            4 * i + 4
+                        ));
+                        params.push(&writer);
+                        params.push(b);
+                        params.push(p);
+                        params.push(h);
+                    }
+                    let mut tx = c.transaction().unwrap();
+                    tx.execute(sql.as_str(), &params).unwrap();
+                    tx.commit().unwrap();
+                    n += batch as u64;
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                (n, lat)
+            })
+        })
+        .collect();
+    let (mut total, mut lat) = (0u64, Vec::new());
+    for h in handles {
+        let (n, l) = h.join().unwrap();
+        total += n;
+        lat.extend(l);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let bytes: i64 = admin
+        .query_one("SELECT pg_total_relation_size('audit_log')", &[])
+        .unwrap()
+        .get(0);
+    let (p50, p99) = percentiles(lat);
+    Cell {
+        eps: total as f64 / secs,
+        p50,
+        p99,
+        bytes_per_entry: bytes as f64 / total.max(1) as f64,
+    }
+}
+
+fn leaf(worker: usize, seq: u64) -> Vec<u8> {
+    ledger_format::leaf::Leaf {
+        kind: ledger_format::entry::EntryKind::Audit,
+        logged_at_ms: 1_764_000_000_000 + seq,
+        submitter: "anonymous".into(),
+        entry_id: String::new(),
+        body: body(worker, seq).into_bytes(),
+    }
+    .encode()
+    .unwrap()
+}
+
+fn sled(batch: usize, concurrency: usize, seconds: f64) -> Cell {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(64 << 20)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("log").unwrap();
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let lat = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..concurrency {
+            let (db, tree, next, lat) = (&db, &tree, &next, &lat);
+            s.spawn(move || {
+                let mut mine = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let first = next.fetch_add(batch as u64, std::sync::atomic::Ordering::Relaxed);
+                    let mut b = sled::Batch::default();
+                    for i in first..first + batch as u64 {
+                        b.insert(&i.to_be_bytes(), leaf(w, i));
+                    }
+                    tree.apply_batch(b).unwrap();
+                    db.flush().unwrap();
+                    mine.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                lat.lock().unwrap().extend(mine);
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let total = next.load(std::sync::atomic::Ordering::Relaxed);
+    drop(tree);
+    drop(db);
+    let (p50, p99) = percentiles(lat.into_inner().unwrap());
+    Cell {
+        eps: total as f64 / secs,
+        p50,
+        p99,
+        bytes_per_entry: dir_bytes(dir.path()) as f64 / total.max(1) as f64,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let conn = std::env::var("GOVLEDGER_PG")
+        .expect("GOVLEDGER_PG: run benches/sidebyside.sh, which starts PostgreSQL");
+    let secs = env_u64("GOVLEDGER_BENCH_SECONDS", 10) as f64;
+    let concurrency = env_u64("GOVLEDGER_SIDE_CONCURRENCY", 8) as usize;
+    let batches: Vec<usize> = std::env::var("GOVLEDGER_SIDE_BATCHES")
+        .unwrap_or_else(|_| "1,16,256".into())
+        .split(',')
+        .map(|b| b.trim().parse().unwrap())
+        .collect();
+    println!("| batch | system | entries/s | p50 ms | p99 ms | bytes/entry | govledgerd / PostgreSQL | govledgerd / sled |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for b in batches {
+        eprintln!("batch {b}: govledgerd ...");
+        let g = govledgerd(b, concurrency, secs).await;
+        eprintln!("batch {b}: PostgreSQL ...");
+        let (c2, conn2) = (concurrency, conn.clone());
+        let p = tokio::task::spawn_blocking(move || postgres(&conn2, b, c2, secs))
+            .await
+            .unwrap();
+        eprintln!("batch {b}: raw sled ...");
+        let s = tokio::task::spawn_blocking(move || sled(b, concurrency, secs))
+            .await
+            .unwrap();
+        for (name, c) in [
+            ("govledgerd (durable receipts)", &g),
+            ("PostgreSQL 15, hash chain, sync commit", &p),
+            ("raw sled, flush per batch", &s),
+        ] {
+            let ratios = if name.starts_with("govledgerd") {
+                format!("{:.2}x | {:.2}x of sled", g.eps / p.eps, g.eps / s.eps)
+            } else {
+                " | ".into()
+            };
+            println!(
+                "| {b} | {name} | {:.0} | {:.2} | {:.2} | {:.0} | {ratios} |",
+                c.eps, c.p50, c.p99, c.bytes_per_entry
+            );
+        }
+    }
+}

@@ -44,6 +44,7 @@ async fn poll(
         witness_keys: Vec::new(),
         max_witness_age: None,
         anchor_dir: None,
+        witness_urls: Vec::new(),
         webhook: None,
     };
     tokio::task::spawn_blocking(move || Monitor::new(args).unwrap().poll().unwrap())
@@ -231,7 +232,7 @@ async fn stale_witness_cosignatures_raise_an_alert_posted_to_the_webhook() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let state = tempfile::tempdir().unwrap();
-    let wkey = w.key.clone();
+    let (wkey, wurl) = (w.key.clone(), w.url.clone());
     let run = |max_age: u64| {
         let args = MonitorArgs {
             url: s.url.clone(),
@@ -241,6 +242,7 @@ async fn stale_witness_cosignatures_raise_an_alert_posted_to_the_webhook() {
             witness_keys: vec![wkey.clone()],
             max_witness_age: Some(max_age),
             anchor_dir: Some(s.dir.path().join("anchors")),
+            witness_urls: vec![wurl.clone()],
             webhook: Some(hook.clone()),
         };
         tokio::task::spawn_blocking(move || Monitor::new(args).unwrap().poll().unwrap())
@@ -253,4 +255,82 @@ async fn stale_witness_cosignatures_raise_an_alert_posted_to_the_webhook() {
     assert_eq!(received.lock().unwrap().len(), 1);
     assert_eq!(received.lock().unwrap()[0]["alert"], "stale_witness");
     s.stop().await;
+}
+
+/// A split view: the monitor follows a forked server, and the witness (asked directly) holds a
+/// checkpoint of the same size with another root.
+#[tokio::test]
+async fn a_split_view_is_caught_through_the_witness() {
+    use crate::anchoring::{log_key, TestWitness};
+    let keydir = tempfile::tempdir().unwrap();
+    let (log, key_file) = log_key(keydir.path());
+    let w = TestWitness::start("witness-one", 11, &log.verifier()).await;
+    let wcfg = vec![govledger::config::WitnessConfig {
+        url: w.url.clone(),
+        key: w.key.to_string(),
+    }];
+    let (k1, w1) = (key_file.clone(), wcfg.clone());
+    let a = start_with(move |c| {
+        c.key_file = Some(k1);
+        c.anchors.interval_ms = 100;
+        c.witnesses = w1;
+    })
+    .await;
+    for i in 0..5 {
+        a.submit(audit(i), None).await;
+    }
+    let dir = a.stop().await;
+    let fork_dir = copy_tmp(dir.path());
+    let (k2, w2) = (key_file.clone(), wcfg);
+    let a = start_in(dir, move |c| {
+        c.key_file = Some(k2);
+        c.anchors.interval_ms = 100;
+        c.witnesses = w2;
+    })
+    .await;
+    for i in 0..3 {
+        a.submit(audit(100 + i), None).await;
+    }
+    let id = ledger_format::anchor::origin_id("localhost/govledger");
+    for _ in 0..200 {
+        let t = reqwest::get(format!("{}/{id}/checkpoint", w.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if t.contains("\n8\n") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let k3 = key_file.clone();
+    let fork = start_in(fork_dir, move |c| c.key_file = Some(k3)).await;
+    for i in 0..3 {
+        fork.submit(audit(900 + i), None).await;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let args = MonitorArgs {
+        url: fork.url.clone(),
+        log_key: log.verifier(),
+        state: state.path().to_path_buf(),
+        policy: None,
+        witness_keys: vec![w.key.clone()],
+        max_witness_age: None,
+        anchor_dir: None,
+        witness_urls: vec![w.url.clone()],
+        webhook: None,
+    };
+    let alerts = tokio::task::spawn_blocking(move || Monitor::new(args).unwrap().poll().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(kinds(&alerts), ["split_view"], "{alerts:?}");
+    assert!(
+        alerts[0].message.contains("witness"),
+        "{}",
+        alerts[0].message
+    );
+    fork.stop().await;
+    a.stop().await;
+    w.stop().await;
 }

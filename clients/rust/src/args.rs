@@ -199,6 +199,10 @@ pub enum Command {
         /// A local anchor directory to compare the served checkpoint with.
         #[arg(long)]
         anchor_dir: Option<PathBuf>,
+        /// A witness's URL, asked directly for the checkpoint it last cosigned; repeat per
+        /// witness.
+        #[arg(long = "witness-url")]
+        witness_urls: Vec<String>,
         /// POST every alert (JSON) to this URL.
         #[arg(long)]
         alert_webhook: Option<String>,

@@ -155,6 +155,7 @@ fn main() -> ExitCode {
             witness_keys,
             max_witness_age,
             anchor_dir,
+            witness_urls,
             alert_webhook,
         } => (|| {
             let policy = policy
@@ -191,6 +192,7 @@ fn main() -> ExitCode {
                     witness_keys,
                     max_witness_age,
                     anchor_dir,
+                    witness_urls,
                     webhook: alert_webhook,
                 })?;
             if once {

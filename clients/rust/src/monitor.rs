@@ -44,6 +44,9 @@ pub struct MonitorArgs {
     pub max_witness_age: Option<u64>,
     /// A local anchor directory to compare with.
     pub anchor_dir: Option<PathBuf>,
+    /// Witnesses' monitoring URLs, asked directly for the latest checkpoint they cosigned
+    /// (`GET <url>/<hex sha256(origin)>/checkpoint`), so the log cannot hide a split view.
+    pub witness_urls: Vec<String>,
     pub webhook: Option<String>,
 }
 
@@ -315,6 +318,23 @@ impl Monitor {
                     "the log serves no witnessed checkpoint".into(),
                     json!({}),
                 );
+            }
+        }
+        for w in &self.a.witness_urls {
+            let url = format!(
+                "{}/{}/checkpoint",
+                w.trim_end_matches('/'),
+                ledger_format::anchor::origin_id(self.a.log_key.name())
+            );
+            match self.http.get(&url).send() {
+                Ok(r) if r.status().is_success() => {
+                    if let Ok(t) = r.text() {
+                        observed.push((format!("witness {w}"), t));
+                    }
+                }
+                Ok(r) if r.status().as_u16() == 404 => {}
+                Ok(r) => eprintln!("monitor: {url} answered {}", r.status()),
+                Err(e) => eprintln!("monitor: {url}: {e}"),
             }
         }
         if let Some(dir) = &self.a.anchor_dir {

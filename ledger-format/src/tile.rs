@@ -231,6 +231,11 @@ pub fn parse_index(s: &str) -> Result<(u64, u16), TileError> {
         if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
+        // One spelling per index: no leading zero group (`x000/130` is `130`). Found by the
+        // tile_path fuzz target.
+        if i == 0 && groups.len() > 1 && digits == "000" {
+            return Err(bad());
+        }
         let v: u64 = digits.parse().map_err(|_| bad())?;
         index = index
             .checked_mul(1000)

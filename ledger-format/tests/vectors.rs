@@ -906,3 +906,20 @@ fn witness_refuses_forks_rollbacks_and_malformed_requests() {
     assert_eq!(run("old x\n\nfoo".into()).unwrap_err().status(), 400);
     assert_eq!(run("old 5\n".into()).unwrap_err().status(), 400);
 }
+
+/// Regression (tile_path fuzz target, 2026-11-26): an index spelled with a leading zero group
+/// parsed, giving one tile two URLs. Only the canonical spelling parses.
+#[test]
+fn tile_indices_have_one_spelling() {
+    for bad in ["tile/1/x000/130", "tile/0/x000/x001/234", "tile/entries/x000/001", "tile/1/x000/130.p/5"] {
+        assert!(tile::parse_path(bad).is_err(), "{bad}");
+    }
+    for good in ["tile/1/130", "tile/0/x001/234", "tile/entries/001", "tile/1/x001/000.p/5", "tile/0/000"] {
+        let parsed = tile::parse_path(good).unwrap();
+        let back = match parsed {
+            TilePath::Tile(t) => t.path(),
+            TilePath::Entries(b) => b.path(),
+        };
+        assert_eq!(back, good);
+    }
+}

@@ -911,10 +911,21 @@ fn witness_refuses_forks_rollbacks_and_malformed_requests() {
 /// parsed, giving one tile two URLs. Only the canonical spelling parses.
 #[test]
 fn tile_indices_have_one_spelling() {
-    for bad in ["tile/1/x000/130", "tile/0/x000/x001/234", "tile/entries/x000/001", "tile/1/x000/130.p/5"] {
+    for bad in [
+        "tile/1/x000/130",
+        "tile/0/x000/x001/234",
+        "tile/entries/x000/001",
+        "tile/1/x000/130.p/5",
+    ] {
         assert!(tile::parse_path(bad).is_err(), "{bad}");
     }
-    for good in ["tile/1/130", "tile/0/x001/234", "tile/entries/001", "tile/1/x001/000.p/5", "tile/0/000"] {
+    for good in [
+        "tile/1/130",
+        "tile/0/x001/234",
+        "tile/entries/001",
+        "tile/1/x001/000.p/5",
+        "tile/0/000",
+    ] {
         let parsed = tile::parse_path(good).unwrap();
         let back = match parsed {
             TilePath::Tile(t) => t.path(),

@@ -188,7 +188,8 @@ enum Slot {
     New(Leaf),
 }
 
-fn now_ms() -> u64 {
+/// The wall clock in Unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -119,12 +119,7 @@ pub struct Anchorer {
     last_chosen: Mutex<u64>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::sequencer::now_ms;
 
 impl Anchorer {
     /// Loads the anchoring state from the store.

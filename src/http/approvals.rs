@@ -114,12 +114,7 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(internal)?
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::sequencer::now_ms;
 
 /// `GET /v1/approvals/{request}`: `{"request", "index", "tree_size", "model_id",
 /// "artifact_sha256", "requested_by", "environment", "status", "approved", "required",

@@ -287,11 +287,16 @@ fn indexed_decisions(url: &str, request: &str) -> Result<Vec<String>> {
     }
 }
 
+/// Reads and validates a policy file.
+pub fn read_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the policy {}", path.display()))?;
+    Policy::parse(&text).with_context(|| path.display().to_string())
+}
+
 /// Runs the gate. An error means the gate could not decide (usage or I/O, exit 2).
 pub fn run(a: &GateArgs) -> Result<Report> {
-    let text = std::fs::read_to_string(a.policy)
-        .with_context(|| format!("reading the policy {}", a.policy.display()))?;
-    let policy = Policy::parse(&text).with_context(|| a.policy.display().to_string())?;
+    let policy = read_policy(a.policy)?;
     let Some(log_key) = policy.log_key.clone() else {
         bail!(
             "{}: the policy has no [log] key, so no checkpoint can be trusted",

@@ -159,11 +159,7 @@ fn main() -> ExitCode {
             alert_webhook,
         } => (|| {
             let policy = policy
-                .map(|p| -> anyhow::Result<_> {
-                    let text = std::fs::read_to_string(&p)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                    Ok(ledger_format::policy::Policy::parse(&text)?)
-                })
+                .map(|p| govledger_client::gate::read_policy(&p))
                 .transpose()?;
             let witness_keys = match witness_keys {
                 Some(f) => std::fs::read_to_string(&f)
@@ -241,11 +237,7 @@ fn main() -> ExitCode {
         } => (|| {
             let (s3, kafka) = remote.sources()?;
             let policy = policy
-                .map(|p| -> anyhow::Result<_> {
-                    let text = std::fs::read_to_string(&p)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                    Ok(ledger_format::policy::Policy::parse(&text)?)
-                })
+                .map(|p| govledger_client::gate::read_policy(&p))
                 .transpose()?;
             govledger_client::audit::run(&govledger_client::audit::AuditArgs {
                 url,

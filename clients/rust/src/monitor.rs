@@ -79,9 +79,7 @@ struct State {
     datasets: BTreeSet<String>,
 }
 
-fn now_ms() -> u64 {
-    crate::time::now_ms()
-}
+use crate::time::now_ms;
 
 fn read_state(path: &Path) -> Result<Option<State>> {
     match std::fs::read(path) {

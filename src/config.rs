@@ -54,6 +54,92 @@ pub struct Config {
     pub github: Option<GithubConfig>,
     /// ServiceNow: change-request approvals as approvals.
     pub servicenow: Option<ServiceNowConfig>,
+    /// TLS (and mutual TLS): without it the server speaks plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Clients that authenticate with a TLS client certificate instead of a bearer token
+    /// (needs `tls.client_ca`).
+    pub certificates: Vec<CertificateClientConfig>,
+    /// Connection limits and timeouts: slow or idle clients cannot hold connections.
+    pub connections: ConnectionsConfig,
+}
+
+/// TLS with rustls. The PEM files are read at start and again on SIGHUP (a failed reload keeps
+/// the previous certificate and logs why).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM (the server's certificate first).
+    pub cert: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates (PEM) that sign client certificates: enables mutual TLS.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: `required` refuses connections without a valid client certificate;
+    /// `optional` (default) lets bearer-token and read-only clients connect without one.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Whether a client certificate is required in the TLS handshake.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    Optional,
+    Required,
+}
+
+/// A client known by its certificate subject.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateClientConfig {
+    /// The certificate's subject as `ATTRIBUTE=value` pairs, e.g. `CN=risk-agent,O=Desk`,
+    /// compared as a set: attribute order and spaces after commas do not matter.
+    pub subject: String,
+    /// The client name recorded as the submitter.
+    pub name: String,
+    /// Entry kinds this client may submit; empty means all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub rate_per_s: Option<f64>,
+    #[serde(default)]
+    pub burst: Option<f64>,
+}
+
+/// Connection limits (DESIGN.md §7).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Open connections at most; beyond it a new connection gets 503 and is closed.
+    pub max_connections: usize,
+    /// Open connections per client IP address at most.
+    pub max_per_ip: usize,
+    /// A connection with no request in flight and no bytes moving for this long is closed (ms).
+    pub idle_timeout_ms: u64,
+    /// Request headers (and the TLS handshake) must arrive within this (ms).
+    pub header_timeout_ms: u64,
+    /// A request, body included, must be answered within this (ms); 408 beyond.
+    pub request_timeout_ms: u64,
+    /// Largest request head (request line and headers), in bytes; 431 beyond.
+    pub max_header_bytes: usize,
+    /// Most request headers; 431 beyond.
+    pub max_headers: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> ConnectionsConfig {
+        ConnectionsConfig {
+            max_connections: 1024,
+            max_per_ip: 256,
+            idle_timeout_ms: 60_000,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_header_bytes: 64 << 10,
+            max_headers: 64,
+        }
+    }
 }
 
 /// The GitHub REST API. The token comes from `token_env` (default `GITHUB_TOKEN`); it is never
@@ -254,6 +340,9 @@ impl Default for Config {
             witnesses: Vec::new(),
             github: None,
             servicenow: None,
+            tls: None,
+            certificates: Vec::new(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -296,6 +385,36 @@ impl Config {
                 );
             }
         }
+        for c in &self.certificates {
+            ledger_format::leaf::check_ascii_field("certificate client name", &c.name, 1)?;
+            crate::tls::Subject::parse(&c.subject)
+                .with_context(|| format!("certificate client {}: subject", c.name))?;
+            for k in &c.kinds {
+                anyhow::ensure!(
+                    ledger_format::entry::EntryKind::from_name(k).is_some(),
+                    "certificate client {}: unknown kind {k:?}",
+                    c.name
+                );
+            }
+        }
+        anyhow::ensure!(
+            self.certificates.is_empty()
+                || self.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            "certificate clients are configured, but tls.client_ca is not: no client certificate could be verified"
+        );
+        let c = &self.connections;
+        anyhow::ensure!(
+            c.max_connections >= 1 && c.max_per_ip >= 1,
+            "connections.max_connections and max_per_ip must be at least 1"
+        );
+        anyhow::ensure!(
+            c.max_header_bytes >= 8192,
+            "connections.max_header_bytes must be at least 8192"
+        );
+        anyhow::ensure!(
+            c.idle_timeout_ms >= 1 && c.header_timeout_ms >= 1 && c.request_timeout_ms >= 1,
+            "connection timeouts must be at least 1 ms"
+        );
         self.policy()?;
         anyhow::ensure!(
             self.anchors.interval_ms >= 10,

@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod sequencer;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod tree_writer;

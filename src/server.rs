@@ -88,24 +88,45 @@ fn limit(rate: f64, burst: f64) -> Option<crate::http::limits::Limit> {
     (rate > 0.0).then_some(crate::http::limits::Limit { rate, burst })
 }
 
+fn client(
+    name: &str,
+    kinds: &[String],
+    rate: Option<f64>,
+    burst: Option<f64>,
+    cfg: &Config,
+) -> Client {
+    Client {
+        name: name.to_owned(),
+        kinds: kinds
+            .iter()
+            .filter_map(|k| EntryKind::from_name(k))
+            .collect(),
+        limit: limit(
+            rate.unwrap_or(cfg.rate_limit_per_s),
+            burst.unwrap_or(cfg.rate_burst),
+        ),
+    }
+}
+
+fn certificate_clients(cfg: &Config) -> Result<HashMap<crate::tls::Subject, Client>> {
+    cfg.certificates
+        .iter()
+        .map(|c| {
+            Ok((
+                crate::tls::Subject::parse(&c.subject)?,
+                client(&c.name, &c.kinds, c.rate_per_s, c.burst, cfg),
+            ))
+        })
+        .collect()
+}
+
 fn clients(cfg: &Config) -> HashMap<String, Client> {
     cfg.tokens
         .iter()
         .map(|t| {
             (
                 t.sha256.to_lowercase(),
-                Client {
-                    name: t.name.clone(),
-                    kinds: t
-                        .kinds
-                        .iter()
-                        .filter_map(|k| EntryKind::from_name(k))
-                        .collect(),
-                    limit: limit(
-                        t.rate_per_s.unwrap_or(cfg.rate_limit_per_s),
-                        t.burst.unwrap_or(cfg.rate_burst),
-                    ),
-                },
+                client(&t.name, &t.kinds, t.rate_per_s, t.burst, cfg),
             )
         })
         .collect()
@@ -171,15 +192,33 @@ pub async fn run(
         integrations: crate::integrations::Integrations::from_config(&cfg)?,
         limiter: Default::default(),
         anonymous_limit: limit(cfg.rate_limit_per_s, cfg.rate_burst),
+        certificates: certificate_clients(&cfg)?,
+        request_timeout: Duration::from_millis(cfg.connections.request_timeout_ms),
     });
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::TlsState::new)
+        .transpose()
+        .context("tls")?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     on_listen(listener.local_addr()?, &log.verifier.to_string());
-    if state.tokens.is_empty() {
+    if state.tokens.is_empty() && state.certificates.is_empty() {
         tracing::warn!("no tokens configured: only loopback clients may submit, as `anonymous`");
     }
-    crate::http::serve(listener, router(state), shutdown).await?;
+    if let Some(tls) = &tls {
+        tokio::spawn(reload_on_sighup(tls.clone()));
+    }
+    crate::http::conn::serve(
+        listener,
+        router(state),
+        tls,
+        cfg.connections.clone(),
+        shutdown,
+    )
+    .await?;
     // The router (and with it the last sequencer handle) is gone: the sequencer drains what is
     // queued, commits it and exits.
     tokio::task::spawn_blocking(move || thread.join())
@@ -189,6 +228,23 @@ pub async fn run(
     let _ = stop_anchoring.send(true);
     anchoring.await?;
     Ok(())
+}
+
+/// Re-reads the TLS certificate and key on every SIGHUP.
+async fn reload_on_sighup(tls: Arc<crate::tls::TlsState>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: TLS certificates will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+            Err(e) => tracing::error!(
+                "SIGHUP: TLS reload failed, keeping the previous certificate: {e:#}"
+            ),
+        }
+    }
 }
 
 /// Returns the configured anchor backends; a backend that cannot work (an S3 bucket without

@@ -55,11 +55,12 @@ fn find_request(s: &AppState, request: &str) -> Result<Logged, ApiError> {
 pub async fn sync(
     State(s): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<axum::Extension<crate::tls::PeerCertificate>>,
     headers: HeaderMap,
     Path(request): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let client = super::submit::authenticate(&s, &headers, peer)?;
+    let client = super::submit::authenticate(&s, &headers, peer, cert.as_deref())?;
     if !client.kinds.is_empty() && !client.kinds.contains(&EntryKind::Approval) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -3,6 +3,7 @@
 //! shutdown future resolves, so tests run the real app on port 0.
 
 mod approvals;
+pub mod conn;
 mod error;
 mod integrations;
 pub mod limits;
@@ -12,8 +13,6 @@ mod submit;
 pub use error::ApiError;
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +50,10 @@ pub struct AppState {
     pub integrations: crate::integrations::Integrations,
     /// Anchoring and witnessing state.
     pub anchorer: Arc<crate::anchor::Anchorer>,
+    /// Clients known by their TLS client certificate's subject.
+    pub certificates: HashMap<crate::tls::Subject, Client>,
+    /// A request must be answered within this (408 beyond).
+    pub request_timeout: Duration,
 }
 
 /// Every route as (method, OpenAPI path). `docs/openapi.json` lists exactly these, and each
@@ -83,6 +86,7 @@ pub fn read_openapi() -> &'static str {
 
 /// Returns the application with every route.
 pub fn router(state: Arc<AppState>) -> Router {
+    let timeout = state.request_timeout;
     Router::new()
         .route("/v1/entries", post(submit::submit).get(read::list))
         .route("/v1/entries/{index}", get(read::entry))
@@ -105,21 +109,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(read::method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+            timeout,
         ))
         .with_state(state)
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

@@ -364,6 +364,18 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
         m.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
     );
     metric(
+        "govledger_connections_open",
+        "gauge",
+        "Open client connections (this process).",
+        super::conn::OPEN.load(Ordering::Relaxed) as f64,
+    );
+    metric(
+        "govledger_connections_refused_total",
+        "counter",
+        "Connections refused over connections.max_connections or max_per_ip (this process).",
+        super::conn::REFUSED.load(Ordering::Relaxed) as f64,
+    );
+    metric(
         "govledger_queue_depth",
         "gauge",
         "Requests waiting for the sequencer.",

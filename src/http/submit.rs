@@ -20,15 +20,41 @@ use serde_json::json;
 use super::{ApiError, AppState, Client};
 use crate::log::{Log, Published};
 use crate::sequencer::{Pending, Placed};
+use crate::tls::PeerCertificate;
 
-/// Returns the client making the request: a token's client, or `anonymous` on loopback when no
-/// tokens are configured.
+/// Returns the client making the request: a bearer token's client, else a client
+/// certificate's, else `anonymous` on loopback when neither tokens nor certificate clients are
+/// configured.
 pub(super) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
+    cert: Option<&PeerCertificate>,
 ) -> Result<Client, ApiError> {
-    if state.tokens.is_empty() {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(token) = bearer.filter(|_| !state.tokens.is_empty()) {
+        let digest = hex::encode(ledger_format::hash::sha256(token.trim().as_bytes()));
+        return state.tokens.get(&digest).cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "unknown bearer token",
+            )
+        });
+    }
+    if let Some(PeerCertificate(subject)) = cert {
+        return state.certificates.get(subject).cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("the client certificate's subject {subject} is not a configured client (config [[certificates]])"),
+            )
+        });
+    }
+    if state.tokens.is_empty() && state.certificates.is_empty() {
         if !peer.ip().is_loopback() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -42,25 +68,17 @@ pub(super) fn authenticate(
             limit: state.anonymous_limit,
         });
     }
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing bearer token",
-            )
-        })?;
-    let digest = hex::encode(ledger_format::hash::sha256(token.trim().as_bytes()));
-    state.tokens.get(&digest).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "unknown bearer token",
-        )
-    })
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        if state.tokens.is_empty() {
+            "missing client certificate"
+        } else if state.certificates.is_empty() {
+            "missing bearer token"
+        } else {
+            "missing bearer token or client certificate"
+        },
+    ))
 }
 
 /// Returns the JSON receipt of `placed` against `published`.
@@ -107,10 +125,11 @@ pub fn receipt_response(headers: &HeaderMap, r: Receipt) -> Result<Response, Api
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<axum::Extension<crate::tls::PeerCertificate>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let client = authenticate(&state, &headers, peer)?;
+    let client = authenticate(&state, &headers, peer, cert.as_deref())?;
     let bytes = axum::body::to_bytes(body, state.max_body_bytes)
         .await
         .map_err(|_| {

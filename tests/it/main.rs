@@ -7,6 +7,7 @@ mod api;
 mod archive;
 mod audit;
 mod bad_input;
+mod connections;
 mod crash;
 mod faults;
 mod gate;
@@ -22,3 +23,4 @@ mod outage;
 #[cfg(feature = "s3")]
 mod s3;
 mod tiles;
+mod tls;

@@ -69,7 +69,9 @@ pub struct Report {
 }
 
 fn get_json(url: &str) -> Result<Value> {
-    reqwest::blocking::get(url)
+    crate::http::blocking()
+        .get(url)
+        .send()
         .with_context(|| format!("reaching {url}"))?
         .error_for_status()
         .with_context(|| format!("GET {url}"))?
@@ -180,7 +182,9 @@ pub fn read_dir(dir: &std::path::Path) -> Result<Vec<Anchored>> {
 pub fn verify(a: &VerifyArgs) -> Result<Outcome> {
     let url = a.url.trim_end_matches('/').to_owned();
     let key = VerifierKey::parse(&a.log_key).context("--log-key")?;
-    let cp = reqwest::blocking::get(format!("{url}/checkpoint"))
+    let cp = crate::http::blocking()
+        .get(format!("{url}/checkpoint"))
+        .send()
         .with_context(|| format!("reaching {url}"))?
         .text()?;
     let (latest, _) = SignedCheckpoint::open(cp.as_bytes(), &key, &[])

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub tls: govledger_client::http::TlsArgs,
 }
 
 #[derive(Subcommand)]

@@ -140,7 +140,7 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
     let started = Instant::now();
     let http = Http {
         base: a.url.trim_end_matches('/').to_owned(),
-        client: reqwest::blocking::Client::builder()
+        client: crate::http::blocking_builder()
             .timeout(std::time::Duration::from_secs(120))
             .build()?,
     };

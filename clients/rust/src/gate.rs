@@ -62,7 +62,7 @@ fn github_get(api: &str, path: &str) -> Result<reqwest::blocking::Response> {
     let token =
         env("GITHUB_TOKEN").ok_or_else(|| anyhow::anyhow!("set GITHUB_TOKEN to read GitHub"))?;
     let url = format!("{}{path}", api.trim_end_matches('/'));
-    reqwest::blocking::Client::new()
+    crate::http::blocking()
         .get(&url)
         .bearer_auth(token)
         .header("accept", "application/vnd.github+json")
@@ -115,7 +115,7 @@ fn recheck(src: &Sources, request: &Value, d: &Decision) -> Result<Option<String
                 base.trim_end_matches('/'),
                 ev["sys_id"].as_str().unwrap_or_default()
             );
-            let mut req = reqwest::blocking::Client::new()
+            let mut req = crate::http::blocking()
                 .get(&url)
                 .header("accept", "application/json");
             req = match (
@@ -178,7 +178,7 @@ fn post_status(
         body["target_url"] = t.into();
     }
     let url = format!("{}/repos/{repo}/statuses/{sha}", api.trim_end_matches('/'));
-    let r = reqwest::blocking::Client::new()
+    let r = crate::http::blocking()
         .post(&url)
         .bearer_auth(token)
         .header("accept", "application/vnd.github+json")
@@ -261,7 +261,9 @@ impl Report {
 }
 
 fn get(url: &str) -> Result<reqwest::blocking::Response> {
-    reqwest::blocking::get(url)
+    crate::http::blocking()
+        .get(url)
+        .send()
         .with_context(|| format!("reaching {url}"))?
         .error_for_status()
         .with_context(|| format!("GET {url}"))

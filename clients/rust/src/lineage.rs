@@ -188,7 +188,9 @@ pub struct VerifyArgs<'a> {
 }
 
 fn get_json(url: &str) -> Result<Value> {
-    reqwest::blocking::get(url)
+    crate::http::blocking()
+        .get(url)
+        .send()
         .with_context(|| format!("reaching {url}"))?
         .error_for_status()
         .with_context(|| format!("GET {url}"))?

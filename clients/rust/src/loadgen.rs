@@ -111,7 +111,7 @@ fn entry(worker: usize, seq: u64) -> Value {
 
 /// Runs the load and returns the report.
 pub async fn run(args: LoadArgs) -> Result<Report> {
-    let http = reqwest::Client::builder()
+    let http = crate::http::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let base = args.url.trim_end_matches('/').to_owned();

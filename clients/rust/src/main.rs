@@ -12,6 +12,10 @@ use args::*;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = govledger_client::http::configure(&cli.tls) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Keygen { name, out } => cli::keygen(&name, &out),
         Command::Proof(ProofCommand::VerifyInclusion {

@@ -109,7 +109,7 @@ impl Monitor {
             .with_context(|| format!("creating {}", a.state.display()))?;
         Ok(Monitor {
             a,
-            http: reqwest::blocking::Client::builder()
+            http: crate::http::blocking_builder()
                 .timeout(std::time::Duration::from_secs(60))
                 .build()?,
         })

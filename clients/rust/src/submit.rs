@@ -50,7 +50,7 @@ pub fn submit(a: &SubmitArgs) -> Result<Outcome> {
 
 /// Posts `body` to the server as `a` says (token, text, verification, output file).
 pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
-    let client = reqwest::blocking::Client::new();
+    let client = crate::http::blocking();
     let mut req = client
         .post(format!("{}/v1/entries", a.url.trim_end_matches('/')))
         .header("content-type", "application/json")
@@ -97,12 +97,13 @@ pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
 /// Returns the body of the entry with leaf hash `hash` from the server.
 pub fn fetch_body(url: &str, hash: &str) -> Result<Value> {
     use base64::Engine;
-    let r: Receipt =
-        reqwest::blocking::get(format!("{}/v1/receipts/{hash}", url.trim_end_matches('/')))
-            .with_context(|| format!("reaching {url}"))?
-            .error_for_status()
-            .with_context(|| format!("entry {hash}"))?
-            .json()?;
+    let r: Receipt = crate::http::blocking()
+        .get(format!("{}/v1/receipts/{hash}", url.trim_end_matches('/')))
+        .send()
+        .with_context(|| format!("reaching {url}"))?
+        .error_for_status()
+        .with_context(|| format!("entry {hash}"))?
+        .json()?;
     let leaf = base64::engine::general_purpose::STANDARD.decode(&r.leaf)?;
     let leaf = ledger_format::leaf::Leaf::parse(&leaf)?;
     Ok(serde_json::from_slice(&leaf.body)?)
@@ -111,7 +112,7 @@ pub fn fetch_body(url: &str, hash: &str) -> Result<Value> {
 /// `govledger github|servicenow sync`: asks the server to import the request's approvals from
 /// `source` now. Exit 0 with the summary, 1 when the server refuses (its error on stderr).
 pub fn sync(url: &str, token: Option<&str>, request: &str, source: &str) -> Result<Outcome> {
-    let mut req = reqwest::blocking::Client::new().post(format!(
+    let mut req = crate::http::blocking().post(format!(
         "{}/v1/approvals/{request}/sync?source={source}",
         url.trim_end_matches('/')
     ));

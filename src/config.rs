@@ -28,6 +28,9 @@ pub struct Config {
     pub max_batch: usize,
     /// Pending submissions the queue holds before answering 503 with Retry-After.
     pub queue_capacity: usize,
+    /// Free space (MiB) the data dir's file system must keep: below it, submissions get 503
+    /// `disk_full` and nothing is written or signed until space is freed (0: no reserve).
+    pub min_free_mb: u64,
     /// Largest request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
     /// Most entries in one batch submission.
@@ -329,6 +332,7 @@ impl Default for Config {
             batch_interval_ms: 2,
             max_batch: 1024,
             queue_capacity: 65_536,
+            min_free_mb: 64,
             max_body_bytes: 4 << 20,
             max_batch_entries: 1000,
             tokens: Vec::new(),

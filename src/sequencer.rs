@@ -63,6 +63,9 @@ pub enum SubmitError {
     QueueFull,
     #[error("the log is not accepting entries: {0}")]
     Unavailable(String),
+    /// The data dir's file system is (nearly) full: nothing was written.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 /// A request: the entries of one submission (a batch is all or nothing) and where to answer.
@@ -72,11 +75,23 @@ pub struct Request {
 }
 
 /// Group-commit settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub batch_interval: Duration,
     pub max_batch: usize,
     pub queue_capacity: usize,
+    /// Refuse groups while the data dir's file system has less free space than this.
+    pub disk: Option<DiskGuard>,
+}
+
+/// The free space a group commit needs: below `min_free` bytes on the file system of `dir`,
+/// the sequencer refuses (503 `disk_full`), writes and signs nothing, and takes entries again
+/// once space is back. The reserve keeps the store from ever failing a write for lack of
+/// space (which would stop the sequencer and restart the storage).
+#[derive(Clone, Debug)]
+pub struct DiskGuard {
+    pub dir: std::path::PathBuf,
+    pub min_free: u64,
 }
 
 /// Counters exported on /metrics.
@@ -112,6 +127,10 @@ pub struct Handle {
     tx: SyncSender<Request>,
     pub metrics: Arc<Metrics>,
     pub fatal: Arc<AtomicBool>,
+    /// Set while groups are refused for lack of disk space.
+    pub disk_full: Arc<AtomicBool>,
+    /// Changes to `Some(why)` when a storage error stopped the sequencer.
+    pub failed: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl Handle {
@@ -150,6 +169,8 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
     let metrics = Arc::new(Metrics::default());
     let fatal = Arc::new(AtomicBool::new(false));
+    let disk_full = Arc::new(AtomicBool::new(false));
+    let (failed_tx, failed) = tokio::sync::watch::channel(None);
     let writer = Some(TreeWriter::resume(compact));
     let mut seq = Sequencer {
         log,
@@ -158,12 +179,23 @@ pub fn start(
         settings,
         metrics: metrics.clone(),
         fatal: fatal.clone(),
+        disk_full: disk_full.clone(),
+        failed: failed_tx,
     };
     let thread = std::thread::Builder::new()
         .name("sequencer".into())
         .spawn(move || seq.run(rx))
         .expect("spawning the sequencer thread");
-    (Handle { tx, metrics, fatal }, thread)
+    (
+        Handle {
+            tx,
+            metrics,
+            fatal,
+            disk_full,
+            failed,
+        },
+        thread,
+    )
 }
 
 struct Sequencer {
@@ -174,6 +206,8 @@ struct Sequencer {
     settings: Settings,
     metrics: Arc<Metrics>,
     fatal: Arc<AtomicBool>,
+    disk_full: Arc<AtomicBool>,
+    failed: tokio::sync::watch::Sender<Option<String>>,
 }
 
 type Answer = (
@@ -223,8 +257,37 @@ impl Sequencer {
                 }
                 continue;
             }
+            if let Some(why) = self.short_of_space() {
+                for r in group {
+                    let _ = r.reply.send(Err(SubmitError::DiskFull(why.clone())));
+                }
+                continue;
+            }
             self.commit_group(group);
         }
+    }
+
+    /// Returns why the next group must wait when the data dir's file system is below its
+    /// reserve (one statvfs per group), logging each change of state once.
+    fn short_of_space(&self) -> Option<String> {
+        let guard = self.settings.disk.as_ref()?;
+        let free = fs2::available_space(&guard.dir).ok()?;
+        if free >= guard.min_free {
+            if self.disk_full.swap(false, Ordering::Relaxed) {
+                tracing::warn!("disk space is back ({free} bytes free): appending again");
+            }
+            return None;
+        }
+        let why = format!(
+            "disk full: {} MiB free on the file system of {}, below the reserve of {} MiB (min_free_mb); nothing was written or signed, retry when space is freed",
+            free >> 20,
+            guard.dir.display(),
+            guard.min_free >> 20
+        );
+        if !self.disk_full.swap(true, Ordering::Relaxed) {
+            tracing::error!("{why}");
+        }
+        Some(why)
     }
 
     /// Looks up an earlier entry with the same (submitter, entry_id): the same entry again is an
@@ -454,10 +517,16 @@ impl Sequencer {
     fn stop(&self, answers: Vec<Answer>, why: &str) {
         tracing::error!("storage failure, sequencer stopped: {why}");
         self.fatal.store(true, Ordering::SeqCst);
+        let _ = self.failed.send(Some(why.to_owned()));
+        let no_space = why.contains("No space left") || why.contains("StorageFull");
         for (reply, _) in answers {
-            let _ = reply.send(Err(SubmitError::Unavailable(format!(
-                "storage failure: {why}"
-            ))));
+            let _ = reply.send(Err(if no_space {
+                SubmitError::DiskFull(format!(
+                    "disk full: a write failed ({why}); nothing was acknowledged; the storage restarts when space is freed"
+                ))
+            } else {
+                SubmitError::Unavailable(format!("storage failure: {why}"))
+            }));
         }
     }
 }

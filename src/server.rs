@@ -134,14 +134,59 @@ fn clients(cfg: &Config) -> HashMap<String, Client> {
 
 /// Runs the server until `shutdown` resolves: stops accepting, drains the queue, commits and
 /// returns. `on_listen` is told the bound address and verifier key before serving.
+///
+/// A storage failure (a write the store could not make, e.g. for lack of space despite the
+/// `min_free_mb` reserve) stops the sequencer, which signs nothing more. The server then closes
+/// the log, answers every request with 503 on the same listener while it waits for the store to
+/// take a durable write again, and reopens the log from disk, exactly as a restart would.
 pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_listen: impl FnOnce(SocketAddr, &str),
 ) -> Result<()> {
     cfg.validate()?;
-    let store = open_store(&cfg)?;
-    let key = load_or_create_key(&cfg)?;
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut on_listen = Some(on_listen);
+    loop {
+        let listening = listener.try_clone()?;
+        let outcome = serve_log(&cfg, listening, stop.clone(), |addr, vkey| {
+            if let Some(f) = on_listen.take() {
+                f(addr, vkey)
+            }
+        })
+        .await?;
+        let Some(why) = outcome else {
+            return Ok(());
+        };
+        tracing::error!("storage failure ({why}): the log is closed; answering 503 until the store writes again");
+        if !wait_for_storage(&cfg, listener.try_clone()?, stop.clone(), &why).await? {
+            return Ok(());
+        }
+        tracing::warn!("the store writes again: reopening the log");
+    }
+}
+
+/// Resolves when `stop` turns true.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Serves the log until `stop` (returns `None`) or a storage failure (returns why).
+async fn serve_log(
+    cfg: &Config,
+    listener: std::net::TcpListener,
+    stop: tokio::sync::watch::Receiver<bool>,
+    on_listen: impl FnOnce(SocketAddr, &str),
+) -> Result<Option<String>> {
+    let store = open_store(cfg)?;
+    let key = load_or_create_key(cfg)?;
     let (log, compact, last_ms) = Log::open(store, key, &cfg.origin)?;
     let (handle, thread) = sequencer::start(
         log.clone(),
@@ -151,8 +196,14 @@ pub async fn run(
             batch_interval: Duration::from_millis(cfg.batch_interval_ms),
             max_batch: cfg.max_batch,
             queue_capacity: cfg.queue_capacity,
+            disk: (cfg.min_free_mb > 0).then(|| sequencer::DiskGuard {
+                dir: cfg.data_dir.clone(),
+                min_free: cfg.min_free_mb << 20,
+            }),
         },
     );
+    let mut failed = handle.failed.clone();
+    let failure = handle.failed.clone();
     let policy = cfg.policy()?;
     if let Some(k) = policy.log_key.as_ref().filter(|k| **k != log.verifier) {
         tracing::warn!(
@@ -162,7 +213,7 @@ pub async fn run(
     }
     let anchorer = crate::anchor::Anchorer::new(
         log.clone(),
-        anchor_backends(&cfg).await?,
+        anchor_backends(cfg).await?,
         cfg.witnesses
             .iter()
             .map(|w| {
@@ -184,15 +235,15 @@ pub async fn run(
     let state = Arc::new(AppState {
         log: log.clone(),
         sequencer: handle,
-        tokens: clients(&cfg),
+        tokens: clients(cfg),
         max_body_bytes: cfg.max_body_bytes,
         max_batch_entries: cfg.max_batch_entries,
         policy,
         anchorer,
-        integrations: crate::integrations::Integrations::from_config(&cfg)?,
+        integrations: crate::integrations::Integrations::from_config(cfg)?,
         limiter: Default::default(),
         anonymous_limit: limit(cfg.rate_limit_per_s, cfg.rate_burst),
-        certificates: certificate_clients(&cfg)?,
+        certificates: certificate_clients(cfg)?,
         request_timeout: Duration::from_millis(cfg.connections.request_timeout_ms),
     });
     let tls = cfg
@@ -201,9 +252,7 @@ pub async fn run(
         .map(crate::tls::TlsState::new)
         .transpose()
         .context("tls")?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     on_listen(listener.local_addr()?, &log.verifier.to_string());
     if state.tokens.is_empty() && state.certificates.is_empty() {
         tracing::warn!("no tokens configured: only loopback clients may submit, as `anonymous`");
@@ -216,7 +265,12 @@ pub async fn run(
         router(state),
         tls,
         cfg.connections.clone(),
-        shutdown,
+        async move {
+            tokio::select! {
+                _ = stopped(stop) => {}
+                _ = failed.wait_for(|f| f.is_some()) => {}
+            }
+        },
     )
     .await?;
     // The router (and with it the last sequencer handle) is gone: the sequencer drains what is
@@ -227,6 +281,94 @@ pub async fn run(
     // Everything is committed: one last anchoring round chooses the final checkpoint.
     let _ = stop_anchoring.send(true);
     anchoring.await?;
+    let why = failure.borrow().clone();
+    Ok(why)
+}
+
+/// After a storage failure: answers every request with 503 on `listener` until the store takes
+/// a durable write again (returns true) or `stop` (returns false).
+async fn wait_for_storage(
+    cfg: &Config,
+    listener: std::net::TcpListener,
+    stop: tokio::sync::watch::Receiver<bool>,
+    why: &str,
+) -> Result<bool> {
+    let message = format!(
+        "storage failure ({why}); the log is closed and reopens by itself once the store writes again"
+    );
+    let code = if why.contains("No space left") || why.contains("StorageFull") {
+        "disk_full"
+    } else {
+        "unavailable"
+    };
+    let closed = axum::Router::new().fallback(move || {
+        let message = message.clone();
+        async move {
+            crate::http::ApiError {
+                retry_after: Some(5),
+                ..crate::http::ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    message,
+                )
+            }
+        }
+    });
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::TlsState::new)
+        .transpose()
+        .context("tls")?;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let probe_cfg = cfg.clone();
+    let probing = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let c = probe_cfg.clone();
+            match tokio::task::spawn_blocking(move || storage_writes(&c)).await {
+                Ok(Ok(())) => {
+                    let _ = ready_tx.send(());
+                    return;
+                }
+                Ok(Err(e)) => tracing::debug!("the store does not write yet: {e:#}"),
+                Err(e) => tracing::error!("storage probe: {e}"),
+            }
+        }
+    });
+    let stopping = stop.clone();
+    crate::http::conn::serve(
+        tokio::net::TcpListener::from_std(listener)?,
+        closed,
+        tls,
+        cfg.connections.clone(),
+        async move {
+            tokio::select! {
+                _ = stopped(stopping) => {}
+                _ = ready_rx => {}
+            }
+        },
+    )
+    .await?;
+    probing.abort();
+    Ok(!*stop.borrow())
+}
+
+/// Returns Ok when the data dir has its reserve of free space and the store opens and makes a
+/// durable write (the last checkpoint, rewritten as it is).
+fn storage_writes(cfg: &Config) -> Result<()> {
+    if cfg.min_free_mb > 0 {
+        let free = fs2::available_space(&cfg.data_dir)?;
+        anyhow::ensure!(
+            free >= cfg.min_free_mb << 20,
+            "{} MiB free, below the reserve",
+            free >> 20
+        );
+    }
+    let store = open_store(cfg)?;
+    if let Some(cp) = store.head()?.and_then(|h| h.checkpoint) {
+        store.put_checkpoint(&cp)?;
+    }
     Ok(())
 }
 

@@ -323,6 +323,12 @@ pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
             "sequencer stopped after a storage error\n",
         )
             .into_response()
+    } else if s.sequencer.disk_full.load(Ordering::Relaxed) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disk full: appends are refused until space is freed (reads work)\n",
+        )
+            .into_response()
     } else {
         (StatusCode::OK, "ok\n").into_response()
     }
@@ -362,6 +368,16 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
         "counter",
         "Time spent in group commits, including both fsyncs.",
         m.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    metric(
+        "govledger_disk_full",
+        "gauge",
+        "1 while appends are refused because the data dir's file system is below min_free_mb.",
+        if s.sequencer.disk_full.load(Ordering::Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
     );
     metric(
         "govledger_connections_open",

@@ -157,6 +157,7 @@ fn pending(i: u64) -> Pending {
 }
 
 const SETTINGS: Settings = Settings {
+    disk: None,
     batch_interval: Duration::from_millis(1),
     max_batch: 64,
     queue_capacity: 64,

@@ -9,6 +9,7 @@ mod audit;
 mod bad_input;
 mod connections;
 mod crash;
+mod disk;
 mod faults;
 mod gate;
 mod governance;

@@ -294,11 +294,9 @@ async fn sighup_reloads_the_certificate_and_a_bad_one_is_not_taken() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    // Keep stdout open: the server prints a second line (its key), and more on shutdown.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
     let port = first.rsplit(':').next().unwrap().to_owned();
     let url = format!("https://localhost:{port}");
     let old = pki.client(None);
@@ -352,6 +350,7 @@ async fn sighup_reloads_the_certificate_and_a_bad_one_is_not_taken() {
     assert_eq!(post(&new, &url, 6).await.unwrap().0, 200);
     child.kill().unwrap();
     child.wait().unwrap();
+    drop(stdout);
 }
 
 fn hup(pid: u32) {

@@ -10,6 +10,7 @@ pub mod index;
 pub mod integrations;
 pub mod log;
 pub mod metrics;
+pub mod rotate;
 pub mod sequencer;
 pub mod server;
 pub mod store;

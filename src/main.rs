@@ -82,6 +82,19 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Hand the log over to a new signing key, on a stopped server: appends a key_event entry
+    /// signed by the old and the new key (ledger-format SPEC.md §3.6), signs the hand-over
+    /// checkpoint with both, then installs the new key file (the old one is kept as
+    /// `log.key.retired-<key id>`). Verifiers holding the old key follow the rotation from the
+    /// log (`govledger verify --url`, `govledger monitor`). Running it again after an
+    /// interruption finishes the same rotation.
+    RotateKey {
+        #[command(flatten)]
+        common: Common,
+        /// Why the key changes (recorded in the entry).
+        #[arg(long, default_value = "scheduled rotation")]
+        reason: String,
+    },
     /// Offline check of a data dir: recompute every hash from the entries and verify the last
     /// signed checkpoint. Exit 0 if consistent, 1 if not, 2 on errors.
     Check {
@@ -161,6 +174,20 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 format!("{}\n", key.verifier()),
             )?;
             println!("imported {n} entries into {}", cfg.data_dir.display());
+        }
+        Command::RotateKey { common, reason } => {
+            let cfg = common.load()?;
+            let r = govledger::rotate::rotate_key(&cfg, &reason)?;
+            println!("old key: {}", r.old_key);
+            println!("new key: {}", r.new_key);
+            println!(
+                "key_event at index {}; hand-over checkpoint at size {} signed by both keys",
+                r.index, r.size
+            );
+            eprintln!(
+                "the old key is kept as {}; give the new verifier key to witnesses and to policies that pin the log key (verifiers holding the old key follow the rotation from the log)",
+                r.retired.display()
+            );
         }
         Command::Check { common } => {
             let cfg = common.load()?;

@@ -20,6 +20,7 @@ pub mod cosig;
 pub mod entry;
 pub mod hash;
 pub mod jcs;
+pub mod key_event;
 pub mod leaf;
 pub mod note;
 pub mod policy;

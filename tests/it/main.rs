@@ -21,6 +21,7 @@ mod kafka;
 mod monitor;
 #[cfg(all(feature = "s3", feature = "kafka"))]
 mod outage;
+mod rotation;
 #[cfg(feature = "s3")]
 mod s3;
 mod tiles;

@@ -13,7 +13,6 @@ use ledger_format::note::VerifierKey;
 use ledger_format::proof::ConsistencyProof;
 use ledger_format::{Hash, TreeSize};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::cli::Outcome;
 
@@ -68,16 +67,7 @@ pub struct Report {
     pub backends: Vec<BackendReport>,
 }
 
-fn get_json(url: &str) -> Result<Value> {
-    crate::http::blocking()
-        .get(url)
-        .send()
-        .with_context(|| format!("reaching {url}"))?
-        .error_for_status()
-        .with_context(|| format!("GET {url}"))?
-        .json()
-        .with_context(|| format!("GET {url}: not JSON"))
-}
+use crate::http::get_json;
 
 /// An anchored checkpoint as read from a backend: where, the size its name claims (if any)
 /// and its note bytes.

@@ -49,6 +49,11 @@ pub enum Command {
         /// Leaf hash, for tlog-proofs that carry no leaf bytes in `extra`.
         #[arg(long)]
         leaf_hash: Option<String>,
+        /// Follow the log's key rotations from --log-key (key_event entries, each checked
+        /// against the receipt's tree) by asking this server; without it the receipt must be
+        /// signed by --log-key itself.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Submit an entry (or a batch) and print or save its receipt. Exit 1 if the server refuses.
     Submit {

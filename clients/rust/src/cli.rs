@@ -155,20 +155,34 @@ pub fn verify_receipt(
     witness_keys: &[String],
     witnesses_required: usize,
     leaf_hash: Option<&str>,
+    follow_url: Option<&str>,
 ) -> Result<Outcome> {
-    let log_key = parse_key("log-key", log_key)?;
+    let mut log_key = parse_key("log-key", log_key)?;
     let witnesses = witness_keys
         .iter()
         .map(|k| parse_key("witness-key", k).map(|k| ledger_format::cosig::as_cosigner(&k)))
         .collect::<Result<Vec<_>>>()?;
     let leaf_hash = leaf_hash.map(|h| parse_hash("leaf-hash", h)).transpose()?;
     let bytes = read_input(file)?;
+    let mut rotations = 0;
     let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let proof = if is_json {
         let receipt: Receipt = match serde_json::from_slice(&bytes) {
             Ok(r) => r,
             Err(e) => return Ok(Outcome::Invalid(format!("malformed JSON receipt: {e}"))),
         };
+        if let Some(url) = follow_url {
+            let Ok(root) = Hash::from_base64(&receipt.root) else {
+                return Ok(Outcome::Invalid("the receipt's root is not base64".into()));
+            };
+            match crate::keys::follow(url, &log_key, receipt.tree_size, &root) {
+                Ok((key, events)) => {
+                    rotations = events.len();
+                    log_key = key;
+                }
+                Err(e) => return Ok(Outcome::Invalid(format!("following key rotations: {e:#}"))),
+            }
+        }
         // The JSON form carries more claims (leaf_hash, tree_size, root): check them all.
         if let Err(e) = receipt.verify(&log_key) {
             return Ok(Outcome::Invalid(e.to_string()));
@@ -178,10 +192,24 @@ pub fn verify_receipt(
             Err(e) => return Ok(Outcome::Invalid(e.to_string())),
         }
     } else {
-        match TlogProof::parse(&bytes) {
+        let p = match TlogProof::parse(&bytes) {
             Ok(p) => p,
             Err(e) => return Ok(Outcome::Invalid(e.to_string())),
+        };
+        if let Some(url) = follow_url {
+            let cp = match p.checkpoint_body() {
+                Ok(cp) => cp,
+                Err(e) => return Ok(Outcome::Invalid(e.to_string())),
+            };
+            match crate::keys::follow(url, &log_key, cp.size.0, &cp.root) {
+                Ok((key, events)) => {
+                    rotations = events.len();
+                    log_key = key;
+                }
+                Err(e) => return Ok(Outcome::Invalid(format!("following key rotations: {e:#}"))),
+            }
         }
+        p
     };
     let (signed, verified): (SignedCheckpoint, _) =
         match proof.verify(leaf_hash, &log_key, &witnesses) {
@@ -203,7 +231,7 @@ pub fn verify_receipt(
         .map(|h| h.to_hex())
         .unwrap_or_default();
     Ok(Outcome::Valid(format!(
-        "valid receipt\nindex: {}\nleaf_hash: {leaf_hex}\nleaf: {leaf}\ntree_size: {}\nroot: {}\norigin: {}\nwitness cosignatures: {cosigned}",
+        "valid receipt\nindex: {}\nleaf_hash: {leaf_hex}\nleaf: {leaf}\ntree_size: {}\nroot: {}\norigin: {}\nwitness cosignatures: {cosigned}\nsigned by: {log_key}\nkey rotations followed: {rotations}",
         proof.index,
         signed.checkpoint.size,
         signed.checkpoint.root,

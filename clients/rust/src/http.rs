@@ -96,3 +96,15 @@ pub fn builder() -> reqwest::ClientBuilder {
     }
     b
 }
+
+/// GETs `url` and returns its JSON body; an error status is an error.
+pub fn get_json(url: &str) -> Result<serde_json::Value> {
+    blocking()
+        .get(url)
+        .send()
+        .with_context(|| format!("reaching {url}"))?
+        .error_for_status()
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .with_context(|| format!("GET {url}: not JSON"))
+}

@@ -8,6 +8,7 @@ pub mod dataset;
 pub mod gate;
 pub mod http;
 pub mod keyfile;
+pub mod keys;
 pub mod lineage;
 pub mod loadgen;
 pub mod monitor;

@@ -187,16 +187,7 @@ pub struct VerifyArgs<'a> {
     pub log_key: Option<&'a str>,
 }
 
-fn get_json(url: &str) -> Result<Value> {
-    crate::http::blocking()
-        .get(url)
-        .send()
-        .with_context(|| format!("reaching {url}"))?
-        .error_for_status()
-        .with_context(|| format!("GET {url}"))?
-        .json()
-        .with_context(|| format!("GET {url}: not JSON"))
-}
+use crate::http::get_json;
 
 /// Returns the receipt of the model's latest lineage entry (or of `hash`).
 fn find_lineage(url: &str, model_id: &str, hash: Option<&str>) -> Result<Receipt> {

@@ -39,12 +39,14 @@ fn main() -> ExitCode {
             witness_keys,
             witnesses_required,
             leaf_hash,
+            url,
         } => cli::verify_receipt(
             &receipt,
             &log_key,
             &witness_keys,
             witnesses_required,
             leaf_hash.as_deref(),
+            url.as_deref(),
         ),
         Command::Submit {
             server,
@@ -196,11 +198,13 @@ fn main() -> ExitCode {
                     webhook: alert_webhook,
                 })?;
             if once {
+                // Informational alerts (a followed key rotation) are printed, not failures.
                 let alerts = m.poll()?;
-                return Ok(if alerts.is_empty() {
+                let serious = alerts.iter().filter(|a| a.severity != "info").count();
+                return Ok(if serious == 0 {
                     Outcome::Valid(String::new())
                 } else {
-                    Outcome::Invalid(format!("{} alert(s)", alerts.len()))
+                    Outcome::Invalid(format!("{serious} alert(s)"))
                 });
             }
             loop {

@@ -21,8 +21,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ledger_format::approval::{evaluate, verify_statement, Logged};
+use ledger_format::checkpoint::Checkpoint;
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::EntryKind;
+use ledger_format::key_event::KeyEvent;
+use ledger_format::note::VerifiedSignature;
 use ledger_format::note::VerifierKey;
 use ledger_format::policy::Policy;
 use ledger_format::proof::ConsistencyProof;
@@ -77,6 +80,10 @@ struct State {
     decisions: BTreeMap<String, Vec<(u64, String)>>,
     /// Every dataset digest recorded by a lineage entry so far.
     datasets: BTreeSet<String>,
+    /// The log keys followed from `--log-key` through key_event entries, oldest first; the last
+    /// one signs the log's checkpoints now. Empty: only `--log-key`.
+    #[serde(default)]
+    keys: Vec<String>,
 }
 
 use crate::time::now_ms;
@@ -216,8 +223,40 @@ impl Monitor {
     pub fn poll(&self) -> Result<Vec<Alert>> {
         let mut alerts = Vec::new();
         let note = self.get("/checkpoint")?.error_for_status()?.text()?;
-        let latest = match SignedCheckpoint::open(note.as_bytes(), &self.a.log_key, &[]) {
-            Ok((s, _)) => s.checkpoint,
+        let mut state = read_state(&self.state_path())?.unwrap_or_default();
+        let mut keys = vec![self.a.log_key.clone()];
+        for k in state.keys.iter().skip(1) {
+            keys.push(VerifierKey::parse(k).map_err(|e| anyhow!("monitor state: key {k}: {e}"))?);
+        }
+        let current = keys.last().expect("at least --log-key").clone();
+        let opened = SignedCheckpoint::open(note.as_bytes(), &current, &[])
+            .map(|(s, _)| s.checkpoint)
+            .or_else(|e| match self.follow_rotation(&note, &current) {
+                // The key changed: the log records the hand-over, which checks out.
+                Ok(Some((key, events, cp))) => {
+                    for ev in events {
+                        self.alert(
+                            &mut alerts,
+                            cp.size.0,
+                            "key_rotation",
+                            "info",
+                            format!(
+                                "the log key rotated from {} to {} after size {} ({})",
+                                ev.old_key, ev.new_key, ev.after_size, ev.reason
+                            ),
+                            json!({"old_key": ev.old_key.to_string(), "new_key": ev.new_key.to_string(),
+                                   "index": ev.after_size}),
+                        );
+                        keys.push(ev.new_key);
+                    }
+                    debug_assert_eq!(keys.last(), Some(&key));
+                    Ok(cp)
+                }
+                Ok(None) => Err(e.to_string()),
+                Err(why) => Err(format!("{e}; {why:#}")),
+            });
+        let latest = match opened {
+            Ok(cp) => cp,
             Err(e) => {
                 self.alert(
                     &mut alerts,
@@ -231,11 +270,10 @@ impl Monitor {
             }
         };
         let (size, root) = (latest.size.0, latest.root);
-        let mut state = read_state(&self.state_path())?.unwrap_or_default();
         let (old_size, old_root) = if state.checkpoint.is_empty() {
             (0, Hash::EMPTY)
         } else {
-            let (s, _) = SignedCheckpoint::open(state.checkpoint.as_bytes(), &self.a.log_key, &[])
+            let (s, _) = open_with_any(&state.checkpoint, &keys, &[])
                 .map_err(|e| anyhow!("the saved checkpoint does not verify: {e}"))?;
             (s.checkpoint.size.0, s.checkpoint.root)
         };
@@ -290,7 +328,8 @@ impl Monitor {
             }
             state.compact = range.hashes().iter().map(Hash::to_base64).collect();
         }
-        self.split_view(&mut alerts, size, &root);
+        self.split_view(&mut alerts, size, &root, &keys);
+        state.keys = keys.iter().map(|k| k.to_string()).collect();
         state.version = 1;
         state.size = size;
         state.checkpoint = note;
@@ -299,8 +338,27 @@ impl Monitor {
         self.finish(alerts)
     }
 
+    /// When `note` does not verify with `current`: follows the log's key_event entries from
+    /// `current` to the key of `note`'s tree, and returns it with the rotations and the
+    /// checkpoint when `note` verifies with it. `Ok(None)`: no rotation explains the note.
+    fn follow_rotation(
+        &self,
+        note: &str,
+        current: &VerifierKey,
+    ) -> Result<Option<(VerifierKey, Vec<KeyEvent>, Checkpoint)>> {
+        let claimed = SignedCheckpoint::parse(note.as_bytes())?.checkpoint;
+        let (key, events) =
+            crate::keys::follow(&self.a.url, current, claimed.size.0, &claimed.root)?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        Ok(SignedCheckpoint::open(note.as_bytes(), &key, &[])
+            .ok()
+            .map(|(s, _)| (key, events, s.checkpoint)))
+    }
+
     /// Compares the served checkpoint with the witnessed one and the local anchors.
-    fn split_view(&self, alerts: &mut Vec<Alert>, size: u64, root: &Hash) {
+    fn split_view(&self, alerts: &mut Vec<Alert>, size: u64, root: &Hash, keys: &[VerifierKey]) {
         let mut observed: Vec<(String, String)> = Vec::new();
         if let Ok(r) = self.get("/v1/checkpoints/witnessed") {
             if r.status().is_success() {
@@ -351,11 +409,7 @@ impl Monitor {
             }
         }
         for (source, text) in observed {
-            let (signed, verified) = match SignedCheckpoint::open(
-                text.as_bytes(),
-                &self.a.log_key,
-                &self.a.witness_keys,
-            ) {
+            let (signed, verified) = match open_with_any(&text, keys, &self.a.witness_keys) {
                 Ok(x) => x,
                 Err(e) => {
                     self.alert(
@@ -552,4 +606,20 @@ impl Monitor {
         }
         Ok(alerts)
     }
+}
+
+/// Opens a checkpoint note signed by any of `keys` (tried newest first).
+fn open_with_any(
+    note: &str,
+    keys: &[VerifierKey],
+    witnesses: &[VerifierKey],
+) -> Result<(SignedCheckpoint, Vec<VerifiedSignature>), String> {
+    let mut last = String::new();
+    for k in keys.iter().rev() {
+        match SignedCheckpoint::open(note.as_bytes(), k, witnesses) {
+            Ok(x) => return Ok(x),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
 }

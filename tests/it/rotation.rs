@@ -1,0 +1,188 @@
+//! Key rotation: `govledgerd rotate-key` on a stopped server, then the CLI verifier, holding
+//! only the old key, follows the hand-over from the log; checkpoints the log did not hand over
+//! (the new key before the event, the retired key after it) are refused.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ledger_format::checkpoint::Checkpoint;
+use ledger_format::note::{Note, SignerKey};
+use ledger_format::receipt::Receipt;
+use ledger_format::{Hash, TreeSize};
+
+use crate::harness::{audit, start, start_in};
+use crate::tls::govledger_cli;
+
+fn govledger(args: &[&str]) -> Output {
+    Command::new(govledger_cli()).args(args).output().unwrap()
+}
+
+fn rotate(dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_govledgerd"))
+        .args(["rotate-key", "--reason", "test rotation", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+fn write_receipt(dir: &Path, name: &str, r: &Receipt) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_string(r).unwrap()).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+/// `r` re-signed: the same tree head claims, a checkpoint note signed by `key` alone.
+fn resigned(r: &Receipt, key: &SignerKey) -> Receipt {
+    let cp = Checkpoint {
+        origin: key.name().to_owned(),
+        size: TreeSize(r.tree_size),
+        root: Hash::from_base64(&r.root).unwrap(),
+        extensions: vec![],
+    };
+    Receipt {
+        checkpoint: Note::sign(&cp.to_text(), &[key]).unwrap().to_text(),
+        ..r.clone()
+    }
+}
+
+fn key_file(dir: &Path, name: &str) -> SignerKey {
+    SignerKey::parse(std::fs::read_to_string(dir.join(name)).unwrap().trim()).unwrap()
+}
+
+// Multi-threaded: the CLI runs as a blocking subprocess asking this process's server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
+    let s = start().await;
+    let old_vkey = s.vkey.to_string();
+    let mut before = Vec::new();
+    for i in 0..5 {
+        before.push(s.submit(audit(i), None).await);
+    }
+    let monitor_state = tempfile::tempdir().unwrap();
+    let poll = |url: String, key: ledger_format::note::VerifierKey, state: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            govledger_client::monitor::Monitor::new(govledger_client::monitor::MonitorArgs {
+                url,
+                log_key: key,
+                state,
+                policy: None,
+                witness_keys: Vec::new(),
+                max_witness_age: None,
+                anchor_dir: None,
+                witness_urls: Vec::new(),
+                webhook: None,
+            })
+            .unwrap()
+            .poll()
+            .unwrap()
+        })
+    };
+    let trusted = s.vkey.clone();
+    let alerts = poll(s.url.clone(), trusted.clone(), monitor_state.path().into())
+        .await
+        .unwrap();
+    assert!(alerts.is_empty(), "{alerts:?}");
+    // The store is locked while the server runs.
+    let o = rotate(s.dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("stop it first"));
+    let dir = s.stop().await;
+
+    let o = rotate(dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(stdout.contains(&format!("old key: {old_vkey}")), "{stdout}");
+    assert!(stdout.contains("key_event at index 5"), "{stdout}");
+    let retired_name = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with("log.key.retired-"))
+        .expect("the old key is kept");
+    let old_key = key_file(dir.path(), &retired_name);
+    let new_key = key_file(dir.path(), "log.key");
+    assert_eq!(old_key.verifier().to_string(), old_vkey);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("log.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The server starts with the new key and appends after the event.
+    let s = start_in(dir, |_| {}).await;
+    assert_eq!(s.vkey, new_key.verifier());
+    let (_, event) = s.get_json("/v1/entries?kind=key_event").await;
+    let event = &event["entries"][0];
+    assert_eq!(event["index"], 5);
+    let leaf = STANDARD.decode(event["leaf"].as_str().unwrap()).unwrap();
+    let leaf = ledger_format::leaf::Leaf::parse(&leaf).unwrap();
+    let parsed = ledger_format::key_event::KeyEvent::parse(&leaf.body).unwrap();
+    assert_eq!(parsed.old_key, old_key.verifier());
+    assert_eq!(parsed.after_size, 5);
+    assert_eq!(parsed.reason, "test rotation");
+    let after = s.submit(audit(100), None).await;
+    assert_eq!(after.index, 6);
+    // The monitor, configured with the old key, reports the rotation once and goes on.
+    let alerts = poll(s.url.clone(), trusted.clone(), monitor_state.path().into())
+        .await
+        .unwrap();
+    let kinds: Vec<_> = alerts.iter().map(|a| (a.alert, a.severity)).collect();
+    assert_eq!(kinds, [("key_rotation", "info")], "{alerts:?}");
+    s.submit(audit(101), None).await;
+    let alerts = poll(s.url.clone(), trusted.clone(), monitor_state.path().into())
+        .await
+        .unwrap();
+    assert!(alerts.is_empty(), "{alerts:?}");
+    let refreshed: Receipt = serde_json::from_value(s.get_json("/v1/entries/0").await.1).unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let old_receipt = write_receipt(t, "old.json", &before[0]);
+    let new_receipt = write_receipt(t, "new.json", &after);
+    let refreshed = write_receipt(t, "refreshed.json", &refreshed);
+    // Without following, the old key does not verify the new checkpoints.
+    let o = govledger(&["verify", &new_receipt, "--log-key", &old_vkey]);
+    assert_eq!(o.status.code(), Some(1));
+    // Following the log, it does; receipts from before the rotation still verify.
+    for (file, followed) in [(&new_receipt, 1), (&refreshed, 1), (&old_receipt, 0)] {
+        let o = govledger(&["verify", file, "--log-key", &old_vkey, "--url", &s.url]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{file}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.contains(&format!("key rotations followed: {followed}")),
+            "{out}"
+        );
+    }
+    // The new key signing a head before the hand-over, or the retired key signing one after it:
+    // neither is what the log handed over.
+    let early = write_receipt(t, "early.json", &resigned(&before[4], &new_key));
+    let stolen = write_receipt(t, "stolen.json", &resigned(&after, &old_key));
+    for file in [&early, &stolen] {
+        let o = govledger(&["verify", file, "--log-key", &old_vkey, "--url", &s.url]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{file}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    // key_event entries cannot be submitted.
+    let (status, v) = s
+        .post(&serde_json::json!({"kind": "key_event", "body": {}}).to_string())
+        .await;
+    assert_eq!((status, v["field"].as_str()), (400, Some("kind")));
+    let dir = s.stop().await;
+    let cfg = govledger::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    assert_eq!(govledger::server::check(&cfg).unwrap(), 8);
+}

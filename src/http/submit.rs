@@ -15,7 +15,6 @@ use ledger_format::leaf::encoded_len;
 use ledger_format::proof::InclusionProof;
 use ledger_format::receipt::Receipt;
 use ledger_format::tile::MAX_ENTRY_SIZE;
-use serde_json::json;
 
 use super::{ApiError, AppState, Client};
 use crate::log::{Log, Published};
@@ -227,27 +226,49 @@ pub async fn submit(
     // Proofs read a few tiles that the commit just wrote, so they are in sled's cache: cheaper
     // inline than a hop to the blocking pool (measured: the hop cost ~8% of CPU at 10k/s).
     let indices: Vec<u64> = committed.placed.iter().map(|p| p.index).collect();
-    let proofs = state.log.inclusions(&indices, committed.published.size)?;
-    let receipts: Vec<Receipt> = committed
-        .placed
-        .iter()
-        .zip(proofs)
-        .map(|(p, proof)| receipt_with(p, proof, &committed.published))
-        .collect();
-    let receipts = (receipts, committed.published);
-    let (mut receipts, published) = receipts;
+    let mut proofs = state.log.inclusions(&indices, committed.published.size)?;
     if !batch {
-        return receipt_response(&headers, receipts.remove(0));
+        let proof = proofs.remove(0);
+        let r = receipt_with(&committed.placed[0], proof, &committed.published);
+        return receipt_response(&headers, r);
     }
-    let items: Vec<_> = receipts
-        .into_iter()
-        .map(|r| json!({"index": r.index, "leaf_hash": r.leaf_hash, "leaf": r.leaf, "proof": r.proof}))
-        .collect();
-    Ok(axum::Json(json!({
-        "tree_size": published.size,
-        "root": published.root.to_base64(),
-        "checkpoint": published.checkpoint,
-        "receipts": items,
-    }))
-    .into_response())
+    let body = batch_answer(&committed.placed, &proofs, &committed.published);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Writes the answer to a batch: `{"checkpoint", "receipts": [{"index", "leaf", "leaf_hash",
+/// "proof"}], "root", "tree_size"}`, directly rather than through `serde_json::Value` (building
+/// and serialising the values cost ~15% of the server's CPU at batches of 256); only the
+/// checkpoint text needs JSON escaping, the rest is digits, hex and base64.
+fn batch_answer(placed: &[Placed], proofs: &[InclusionProof], published: &Published) -> String {
+    use std::fmt::Write;
+    let per_item = 96 + placed.first().map_or(0, |p| p.leaf.len() * 4 / 3 + 45 * 24);
+    let mut out = String::with_capacity(256 + placed.len() * per_item);
+    out.push_str(r#"{"checkpoint":"#);
+    out.push_str(&serde_json::to_string(&published.checkpoint).expect("a string serialises"));
+    out.push_str(r#","receipts":["#);
+    for (i, (p, proof)) in placed.iter().zip(proofs).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, r#"{{"index":{},"leaf":""#, p.index);
+        STANDARD.encode_string(&p.leaf, &mut out);
+        let _ = write!(out, r#"","leaf_hash":"{}","proof":["#, p.leaf_hash.to_hex());
+        for (k, h) in proof.path.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            STANDARD.encode_string(h.0, &mut out);
+            out.push('"');
+        }
+        out.push_str("]}");
+    }
+    let _ = write!(
+        out,
+        r#"],"root":"{}","tree_size":{}}}"#,
+        published.root.to_base64(),
+        published.size
+    );
+    out
 }

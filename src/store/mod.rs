@@ -224,7 +224,8 @@ pub type ChunkBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
 /// so a cached chunk answers every node that was complete when it was read.
 pub struct StoreHashes<'a> {
     store: &'a dyn Store,
-    cache: std::cell::RefCell<Vec<(ChunkId, ChunkBytes)>>,
+    /// The chunks this reader used (a proof batch reads the same upper chunks many times).
+    cache: std::cell::RefCell<std::collections::HashMap<ChunkId, ChunkBytes>>,
     shared: Option<&'a ChunkCache>,
 }
 
@@ -296,7 +297,7 @@ impl<'a> StoreHashes<'a> {
     }
 
     fn chunk(&self, id: ChunkId) -> Result<ChunkBytes, ReadError> {
-        if let Some((_, b)) = self.cache.borrow().iter().find(|(k, _)| *k == id) {
+        if let Some(b) = self.cache.borrow().get(&id) {
             return Ok(b.clone());
         }
         let b = match self.shared.and_then(|c| c.get(&id)) {
@@ -314,9 +315,9 @@ impl<'a> StoreHashes<'a> {
         };
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= 256 {
-            cache.remove(0);
+            cache.clear();
         }
-        cache.push((id, b.clone()));
+        cache.insert(id, b.clone());
         Ok(b)
     }
 }

@@ -618,3 +618,37 @@ async fn the_openapi_document_matches_the_routes() {
     }
     s.stop().await;
 }
+
+/// The load generator verifies every receipt it gets (single and batch answers), and a wrong
+/// log key makes every one of them invalid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_verifies_every_receipt() {
+    use govledger_client::loadgen::{run, LoadArgs};
+    let s = start().await;
+    let args = |batch: usize, log_key: Option<String>| LoadArgs {
+        url: s.url.clone(),
+        concurrency: 4,
+        duration: std::time::Duration::from_millis(700),
+        batch,
+        rate: None,
+        token: None,
+        log_key,
+    };
+    for batch in [1, 16] {
+        let r = run(args(batch, None)).await.unwrap();
+        assert!(r.entries > 0);
+        assert_eq!(
+            (r.receipts_verified, r.receipts_invalid),
+            (r.entries, 0),
+            "batch {batch}"
+        );
+    }
+    let other = ledger_format::note::SignerKey::from_seed("localhost/govledger", [9; 32])
+        .unwrap()
+        .verifier()
+        .to_string();
+    let r = run(args(16, Some(other))).await.unwrap();
+    assert!(r.entries > 0);
+    assert_eq!((r.receipts_verified, r.receipts_invalid), (0, r.entries));
+    s.stop().await;
+}

@@ -41,6 +41,8 @@ pub struct Config {
     pub rate_limit_per_s: f64,
     /// Default burst, in entries (at least the batch limit is sensible).
     pub rate_burst: f64,
+    /// Default per-client quota in entries per UTC day (0: none; 429 `quota_exceeded` beyond).
+    pub quota_per_day: u64,
     /// People who sign approval requests and approvals: name, roles and note verifier key.
     /// One key, one name.
     pub people: Vec<PersonConfig>,
@@ -109,6 +111,8 @@ pub struct CertificateClientConfig {
     pub rate_per_s: Option<f64>,
     #[serde(default)]
     pub burst: Option<f64>,
+    #[serde(default)]
+    pub quota_per_day: Option<u64>,
 }
 
 /// Connection limits (DESIGN.md §7).
@@ -319,6 +323,9 @@ pub struct TokenConfig {
     /// Entries it may submit at once (default: `rate_burst`).
     #[serde(default)]
     pub burst: Option<f64>,
+    /// Entries it may submit per UTC day (default: `quota_per_day`).
+    #[serde(default)]
+    pub quota_per_day: Option<u64>,
 }
 
 impl Default for Config {
@@ -338,6 +345,7 @@ impl Default for Config {
             tokens: Vec::new(),
             rate_limit_per_s: 0.0,
             rate_burst: 2000.0,
+            quota_per_day: 0,
             people: Vec::new(),
             policy: None,
             anchors: AnchorsConfig::default(),

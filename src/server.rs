@@ -84,15 +84,19 @@ pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-fn limit(rate: f64, burst: f64) -> Option<crate::http::limits::Limit> {
-    (rate > 0.0).then_some(crate::http::limits::Limit { rate, burst })
+fn limit(rate: f64, burst: f64, per_day: u64) -> Option<crate::http::limits::Limit> {
+    (rate > 0.0 || per_day > 0).then_some(crate::http::limits::Limit {
+        rate,
+        burst,
+        per_day,
+    })
 }
 
+/// Returns a configured client; `(rate, burst, quota)` override the config's defaults.
 fn client(
     name: &str,
     kinds: &[String],
-    rate: Option<f64>,
-    burst: Option<f64>,
+    (rate, burst, quota): (Option<f64>, Option<f64>, Option<u64>),
     cfg: &Config,
 ) -> Client {
     Client {
@@ -104,6 +108,7 @@ fn client(
         limit: limit(
             rate.unwrap_or(cfg.rate_limit_per_s),
             burst.unwrap_or(cfg.rate_burst),
+            quota.unwrap_or(cfg.quota_per_day),
         ),
     }
 }
@@ -114,7 +119,12 @@ fn certificate_clients(cfg: &Config) -> Result<HashMap<crate::tls::Subject, Clie
         .map(|c| {
             Ok((
                 crate::tls::Subject::parse(&c.subject)?,
-                client(&c.name, &c.kinds, c.rate_per_s, c.burst, cfg),
+                client(
+                    &c.name,
+                    &c.kinds,
+                    (c.rate_per_s, c.burst, c.quota_per_day),
+                    cfg,
+                ),
             ))
         })
         .collect()
@@ -126,7 +136,12 @@ fn clients(cfg: &Config) -> HashMap<String, Client> {
         .map(|t| {
             (
                 t.sha256.to_lowercase(),
-                client(&t.name, &t.kinds, t.rate_per_s, t.burst, cfg),
+                client(
+                    &t.name,
+                    &t.kinds,
+                    (t.rate_per_s, t.burst, t.quota_per_day),
+                    cfg,
+                ),
             )
         })
         .collect()
@@ -242,7 +257,7 @@ async fn serve_log(
         anchorer,
         integrations: crate::integrations::Integrations::from_config(cfg)?,
         limiter: Default::default(),
-        anonymous_limit: limit(cfg.rate_limit_per_s, cfg.rate_burst),
+        anonymous_limit: limit(cfg.rate_limit_per_s, cfg.rate_burst, cfg.quota_per_day),
         certificates: certificate_clients(cfg)?,
         request_timeout: Duration::from_millis(cfg.connections.request_timeout_ms),
     });

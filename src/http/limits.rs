@@ -1,7 +1,10 @@
-//! Per-client rate limits: a token bucket per client name, refilled at `rate` entries per
-//! second up to `burst`. A submission takes one token per entry; when the bucket lacks them the
-//! answer is 429 `rate_limited` with `Retry-After` (seconds until enough tokens), and nothing
-//! is taken, so a client that waits recovers.
+//! Per-client rate limits and quotas: a token bucket per client name, refilled at `rate`
+//! entries per second up to `burst`, and a daily quota of entries per UTC day. A submission
+//! takes one token (and one unit of quota) per entry; when the bucket lacks them the answer is
+//! 429 `rate_limited` with `Retry-After` (seconds until enough tokens), beyond the quota 429
+//! `quota_exceeded` with `Retry-After` (seconds until the next UTC midnight); nothing is taken,
+//! so a client that waits recovers. Entries count when presented (after parsing), whether or not
+//! they are then appended; the counts live in memory (a restart resets them).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,16 +14,21 @@ use axum::http::StatusCode;
 
 use super::ApiError;
 
-/// A client's limit: entries per second and the burst it may spend at once.
+/// A client's limit: entries per second and the burst it may spend at once (rate 0: no rate
+/// limit), and entries per UTC day (0: no quota).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limit {
     pub rate: f64,
     pub burst: f64,
+    pub per_day: u64,
 }
 
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// UTC day number (Unix seconds / 86,400) and the entries taken on it.
+    day: u64,
+    today: u64,
 }
 
 /// The buckets of every client.
@@ -30,20 +38,55 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    /// Takes `n` tokens from `client`'s bucket, or answers 429.
+    /// Takes `n` entries from `client`'s bucket and quota, or answers 429.
     pub fn take(&self, client: &str, limit: Option<Limit>, n: usize) -> Result<(), ApiError> {
-        let Some(l) = limit.filter(|l| l.rate > 0.0) else {
+        let unix_s = crate::sequencer::now_ms() / 1000;
+        self.take_at(client, limit, n, Instant::now(), unix_s)
+    }
+
+    fn take_at(
+        &self,
+        client: &str,
+        limit: Option<Limit>,
+        n: usize,
+        now: Instant,
+        unix_s: u64,
+    ) -> Result<(), ApiError> {
+        let Some(l) = limit.filter(|l| l.rate > 0.0 || l.per_day > 0) else {
             return Ok(());
         };
-        let n = n as f64;
-        let now = Instant::now();
+        let day = unix_s / 86_400;
         let mut buckets = self.buckets.lock().expect("lock poisoned");
         let b = buckets.entry(client.to_owned()).or_insert(Bucket {
             tokens: l.burst,
             at: now,
+            day,
+            today: 0,
         });
+        if b.day != day {
+            b.day = day;
+            b.today = 0;
+        }
+        if l.per_day > 0 && b.today + n as u64 > l.per_day {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                format!(
+                    "client {client} may submit {} entries per UTC day and has submitted {} today; {n} more would exceed it",
+                    l.per_day, b.today
+                ),
+            );
+            e.retry_after = Some(((day + 1) * 86_400 - unix_s).max(1) as u32);
+            return Err(e);
+        }
+        if l.rate <= 0.0 {
+            b.today += n as u64;
+            return Ok(());
+        }
+        let n_f = n as f64;
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * l.rate).min(l.burst);
         b.at = now;
+        let n = n_f;
         if n > l.burst {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -68,6 +111,52 @@ impl Limiter {
             return Err(e);
         }
         b.tokens -= n;
+        b.today += n as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daily_quota_refuses_until_the_next_utc_day() {
+        let l = Some(Limit {
+            rate: 0.0,
+            burst: 0.0,
+            per_day: 10,
+        });
+        let limiter = Limiter::default();
+        let now = Instant::now();
+        let noon = 20_000 * 86_400 + 43_200;
+        limiter.take_at("a", l, 6, now, noon).unwrap();
+        limiter.take_at("a", l, 4, now, noon + 1).unwrap();
+        let e = limiter.take_at("a", l, 1, now, noon + 2).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (429, "quota_exceeded"));
+        assert_eq!(e.retry_after, Some(43_198));
+        // Another client has its own quota; the next day starts afresh.
+        limiter.take_at("b", l, 10, now, noon).unwrap();
+        limiter.take_at("a", l, 10, now, noon + 43_200).unwrap();
+    }
+
+    #[test]
+    fn rate_and_quota_together() {
+        let l = Some(Limit {
+            rate: 100.0,
+            burst: 5.0,
+            per_day: 7,
+        });
+        let limiter = Limiter::default();
+        let t0 = Instant::now();
+        limiter.take_at("a", l, 5, t0, 0).unwrap();
+        let e = limiter.take_at("a", l, 1, t0, 0).unwrap_err();
+        assert_eq!(e.code, "rate_limited");
+        let later = t0 + std::time::Duration::from_secs(1);
+        limiter.take_at("a", l, 2, later, 1).unwrap();
+        assert_eq!(
+            limiter.take_at("a", l, 1, later, 1).unwrap_err().code,
+            "quota_exceeded"
+        );
     }
 }

@@ -575,6 +575,47 @@ async fn rate_limits_answer_429_and_recover() {
     s.stop().await;
 }
 
+#[tokio::test]
+async fn a_daily_quota_answers_429_until_the_next_utc_day() {
+    let s = start_with(|c| {
+        c.tokens = vec![TokenConfig {
+            name: "batchy".into(),
+            sha256: hex::encode(ledger_format::hash::sha256(b"q")),
+            quota_per_day: Some(3),
+            ..Default::default()
+        }];
+    })
+    .await;
+    let post = |body: Value| {
+        s.http
+            .post(format!("{}/v1/entries", s.url))
+            .bearer_auth("q")
+            .body(body.to_string())
+            .send()
+    };
+    let two: Vec<_> = (0..2)
+        .map(|i| json!({"kind": "audit", "body": audit(i)}))
+        .collect();
+    assert_eq!(post(json!({"entries": two})).await.unwrap().status(), 200);
+    let r = post(json!({"entries": two.clone()})).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&wait), "{wait}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "quota_exceeded");
+    assert_eq!(s.tree_size().await, 2);
+    // The last unit of the quota can still be spent.
+    let r = post(json!({"kind": "audit", "body": audit(7)}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
+
 /// docs/openapi.json lists exactly the server's routes, the server serves it, and every route
 /// answers from its handler (not the unknown-endpoint fallback, not 405).
 #[tokio::test]

@@ -131,3 +131,27 @@ async fn oversized_request_heads_get_431() {
     assert_eq!(s.get("/v1/log").await.status(), 200);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_body_gets_408_and_holds_nothing() {
+    let s = harness::start_with(|c| {
+        c.connections.request_timeout_ms = 500;
+    })
+    .await;
+    let mut slow = TcpStream::connect(addr(&s.url)).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(
+        b"POST /v1/entries HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"kind\":",
+    )
+    .await
+    .unwrap();
+    // The body never completes; meanwhile others append.
+    assert_eq!(s.submit(audit(1), None).await.index, 0);
+    let answer = read_to_close(&mut slow, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(s.tree_size().await, 1);
+    s.stop().await;
+}

@@ -171,14 +171,20 @@ pub async fn run(
     let mut on_listen = Some(on_listen);
     loop {
         let listening = listener.try_clone()?;
+        let first = on_listen.is_some();
         let outcome = serve_log(&cfg, listening, stop.clone(), |addr, vkey| {
             if let Some(f) = on_listen.take() {
                 f(addr, vkey)
             }
         })
-        .await?;
-        let Some(why) = outcome else {
-            return Ok(());
+        .await;
+        let why = match outcome {
+            Ok(None) => return Ok(()),
+            Ok(Some(why)) => why,
+            // A startup error is the operator's to fix; after a storage failure, reopening the
+            // log may fail the same way (the store still refuses writes): wait again.
+            Err(e) if first => return Err(e),
+            Err(e) => format!("{e:#}"),
         };
         tracing::error!("storage failure ({why}): the log is closed; answering 503 until the store writes again");
         if !wait_for_storage(&cfg, listener.try_clone()?, stop.clone(), &why).await? {

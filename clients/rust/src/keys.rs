@@ -9,10 +9,11 @@
 use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use ledger_format::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_format::entry::EntryKind;
 use ledger_format::key_event::KeyEvent;
 use ledger_format::leaf::Leaf;
-use ledger_format::note::VerifierKey;
+use ledger_format::note::{VerifiedSignature, VerifierKey};
 use ledger_format::proof::{ConsistencyProof, InclusionProof};
 use ledger_format::{Hash, LeafIndex, TreeSize};
 use serde_json::Value;
@@ -117,4 +118,39 @@ pub fn follow(
             None => return Ok((current, followed)),
         }
     }
+}
+
+/// When `note` (a checkpoint) does not verify with `current`: follows the log's key_event
+/// entries from `current` to the key of `note`'s tree and returns it with the rotations and the
+/// checkpoint, when `note` verifies with it. `Ok(None)`: no rotation explains the note.
+pub fn follow_note(
+    url: &str,
+    note: &str,
+    current: &VerifierKey,
+) -> Result<Option<(VerifierKey, Vec<KeyEvent>, Checkpoint)>> {
+    let claimed = SignedCheckpoint::parse(note.as_bytes())?.checkpoint;
+    let (key, events) = follow(url, current, claimed.size.0, &claimed.root)?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    Ok(SignedCheckpoint::open(note.as_bytes(), &key, &[])
+        .ok()
+        .map(|(s, _)| (key, events, s.checkpoint)))
+}
+
+/// Opens a checkpoint note signed by any of `keys` (tried newest first), with the witnesses'
+/// cosignatures it carries.
+pub fn open_with_any(
+    note: &str,
+    keys: &[VerifierKey],
+    witnesses: &[VerifierKey],
+) -> Result<(SignedCheckpoint, Vec<VerifiedSignature>), String> {
+    let mut last = String::new();
+    for k in keys.iter().rev() {
+        match SignedCheckpoint::open(note.as_bytes(), k, witnesses) {
+            Ok(x) => return Ok(x),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
 }

@@ -21,11 +21,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ledger_format::approval::{evaluate, verify_statement, Logged};
-use ledger_format::checkpoint::Checkpoint;
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::EntryKind;
-use ledger_format::key_event::KeyEvent;
-use ledger_format::note::VerifiedSignature;
 use ledger_format::note::VerifierKey;
 use ledger_format::policy::Policy;
 use ledger_format::proof::ConsistencyProof;
@@ -231,7 +228,7 @@ impl Monitor {
         let current = keys.last().expect("at least --log-key").clone();
         let opened = SignedCheckpoint::open(note.as_bytes(), &current, &[])
             .map(|(s, _)| s.checkpoint)
-            .or_else(|e| match self.follow_rotation(&note, &current) {
+            .or_else(|e| match crate::keys::follow_note(&self.a.url, &note, &current) {
                 // The key changed: the log records the hand-over, which checks out.
                 Ok(Some((key, events, cp))) => {
                     for ev in events {
@@ -273,7 +270,7 @@ impl Monitor {
         let (old_size, old_root) = if state.checkpoint.is_empty() {
             (0, Hash::EMPTY)
         } else {
-            let (s, _) = open_with_any(&state.checkpoint, &keys, &[])
+            let (s, _) = crate::keys::open_with_any(&state.checkpoint, &keys, &[])
                 .map_err(|e| anyhow!("the saved checkpoint does not verify: {e}"))?;
             (s.checkpoint.size.0, s.checkpoint.root)
         };
@@ -338,25 +335,6 @@ impl Monitor {
         self.finish(alerts)
     }
 
-    /// When `note` does not verify with `current`: follows the log's key_event entries from
-    /// `current` to the key of `note`'s tree, and returns it with the rotations and the
-    /// checkpoint when `note` verifies with it. `Ok(None)`: no rotation explains the note.
-    fn follow_rotation(
-        &self,
-        note: &str,
-        current: &VerifierKey,
-    ) -> Result<Option<(VerifierKey, Vec<KeyEvent>, Checkpoint)>> {
-        let claimed = SignedCheckpoint::parse(note.as_bytes())?.checkpoint;
-        let (key, events) =
-            crate::keys::follow(&self.a.url, current, claimed.size.0, &claimed.root)?;
-        if events.is_empty() {
-            return Ok(None);
-        }
-        Ok(SignedCheckpoint::open(note.as_bytes(), &key, &[])
-            .ok()
-            .map(|(s, _)| (key, events, s.checkpoint)))
-    }
-
     /// Compares the served checkpoint with the witnessed one and the local anchors.
     fn split_view(&self, alerts: &mut Vec<Alert>, size: u64, root: &Hash, keys: &[VerifierKey]) {
         let mut observed: Vec<(String, String)> = Vec::new();
@@ -409,22 +387,23 @@ impl Monitor {
             }
         }
         for (source, text) in observed {
-            let (signed, verified) = match open_with_any(&text, keys, &self.a.witness_keys) {
-                Ok(x) => x,
-                Err(e) => {
-                    self.alert(
-                        alerts,
-                        size,
-                        "split_view",
-                        "critical",
-                        format!(
-                            "{source}: a checkpoint that does not verify with the log key: {e}"
-                        ),
-                        json!({"checkpoint": text}),
-                    );
-                    continue;
-                }
-            };
+            let (signed, verified) =
+                match crate::keys::open_with_any(&text, keys, &self.a.witness_keys) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        self.alert(
+                            alerts,
+                            size,
+                            "split_view",
+                            "critical",
+                            format!(
+                                "{source}: a checkpoint that does not verify with the log key: {e}"
+                            ),
+                            json!({"checkpoint": text}),
+                        );
+                        continue;
+                    }
+                };
             let (s, r) = (signed.checkpoint.size.0, signed.checkpoint.root);
             let check = if s <= size {
                 self.prove(s, &r, size, root)
@@ -606,20 +585,4 @@ impl Monitor {
         }
         Ok(alerts)
     }
-}
-
-/// Opens a checkpoint note signed by any of `keys` (tried newest first).
-fn open_with_any(
-    note: &str,
-    keys: &[VerifierKey],
-    witnesses: &[VerifierKey],
-) -> Result<(SignedCheckpoint, Vec<VerifiedSignature>), String> {
-    let mut last = String::new();
-    for k in keys.iter().rev() {
-        match SignedCheckpoint::open(note.as_bytes(), k, witnesses) {
-            Ok(x) => return Ok(x),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(last)
 }

@@ -5,7 +5,8 @@
 //!
 //! A store error is fatal (Sunlight's `errFatal`): the group may or may not be on disk, so the
 //! sequencer answers everyone with an error and stops; it never signs over state it is unsure
-//! of. Restarting the server reopens the log, which reads the truth from disk.
+//! of. It reports the failure on [`Handle::failed`]; the server then closes the log and reopens
+//! it from disk once the store writes again (`server::run`), as a restart would.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,7 +1,8 @@
 //! The sequencer: the log's single writer. It takes pending submissions from a bounded queue,
-//! groups them (by `batch_interval` and `max_batch`), assigns indices and timestamps, computes
-//! the new tree nodes, signs the checkpoint for the new size and commits everything in one
-//! atomic store batch with one fsync, then publishes the checkpoint and answers every waiter.
+//! groups them (see [`Sequencer::run`]), assigns indices and timestamps, computes the new tree
+//! nodes, makes the entries and tiles durable (one atomic store batch, fsynced), signs the
+//! checkpoint for the new size, makes it durable (a second fsync), then publishes it and
+//! answers every waiter (ARCHITECTURE.md, write path).
 //!
 //! A store error is fatal (Sunlight's `errFatal`): the group may or may not be on disk, so the
 //! sequencer answers everyone with an error and stops; it never signs over state it is unsure

@@ -1,5 +1,5 @@
 //! The sequencer: the log's single writer. It takes pending submissions from a bounded queue,
-//! groups them (see [`Sequencer::run`]), assigns indices and timestamps, computes the new tree
+//! groups them (see `Sequencer::run`), assigns indices and timestamps, computes the new tree
 //! nodes, makes the entries and tiles durable (one atomic store batch, fsynced), signs the
 //! checkpoint for the new size, makes it durable (a second fsync), then publishes it and
 //! answers every waiter (ARCHITECTURE.md, write path).

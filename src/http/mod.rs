@@ -1,5 +1,5 @@
 //! The HTTP API (DESIGN.md §5): submissions, receipts, proofs, C2SP tlog-tiles, health and
-//! metrics. [`router`] builds the app from its state; [`serve`] runs it on a listener until the
+//! metrics. [`router`] builds the app from its state; [`conn::serve`] runs it on a listener until the
 //! shutdown future resolves, so tests run the real app on port 0.
 
 mod approvals;

@@ -184,16 +184,62 @@ async fn the_governance_story_and_every_refusal_of_the_gate() {
         dir: work.path().to_path_buf(),
     };
     let before = s.tree_size().await;
-    tokio::task::spawn_blocking(move || {
+    let gate_policy = story.policy.clone();
+    let (request, good) = tokio::task::spawn_blocking(move || {
         run_story(&story, &log_key_file, [alice, bob, carol, dave])
     })
     .await
     .unwrap();
     assert!(s.tree_size().await > before);
+
+    // The log's key rotates; the gate's policy still pins the old key.
+    let dir = s.stop().await;
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_govledgerd"))
+        .args(["rotate-key", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = crate::harness::start_in(dir, move |c| c.policy = Some(server_policy)).await;
+    // (Until the next append the head is the hand-over checkpoint, signed by both keys.)
+    s.submit(crate::harness::audit(1), None).await;
+    let story = Story {
+        url: s.url.clone(),
+        policy: gate_policy,
+        dir: work.path().to_path_buf(),
+    };
+    tokio::task::spawn_blocking(move || {
+        // Online, the gate follows the rotation from the pinned key through the log.
+        let r = story.gate(None, true, &request, None);
+        assert!(r.ok, "{}", r.to_text());
+        assert!(
+            detail(&r, "key_rotation").contains("followed 1 key rotation"),
+            "{}",
+            r.to_text()
+        );
+        // Offline, a bundle saved before the rotation still passes; one signed by the new key
+        // cannot be checked against the pinned key alone.
+        assert!(story.gate(Some(&good), false, &request, None).ok);
+        let fresh = story.save_bundle(&request, "fresh.json");
+        let r = story.gate(Some(&fresh), false, &request, None);
+        assert!(
+            failed(&r).contains(&"checkpoint_signature"),
+            "{}",
+            r.to_text()
+        );
+    })
+    .await
+    .unwrap();
     s.stop().await;
 }
 
-fn run_story(story: &Story, log_key_file: &Path, [alice, bob, carol, dave]: [SignerKey; 4]) {
+/// Runs the story; returns the request that ends approved and deployed, and its bundle saved
+/// offline.
+fn run_story(
+    story: &Story,
+    log_key_file: &Path,
+    [alice, bob, carol, dave]: [SignerKey; 4],
+) -> (String, PathBuf) {
     let url = story.url.as_str();
     let d = &story.dir;
     // Train: two datasets (a file and a directory), an artifact, validation metrics.
@@ -477,6 +523,7 @@ fn run_story(story: &Story, log_key_file: &Path, [alice, bob, carol, dave]: [Sig
     assert_eq!(failed(&r), ["approvals", "approval_age"], "{}", r.to_text());
     assert!(detail(&r, "approval_age").contains("bob"));
     let _ = (dave, carol);
+    (request, good)
 }
 
 fn story_origin(bundle: &Path) -> String {

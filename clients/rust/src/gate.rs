@@ -16,6 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ledger_format::approval::{evaluate, Bundle, Decision};
+use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::policy::{Check, Policy};
 use ledger_format::Hash;
 use serde::Serialize;
@@ -347,8 +348,48 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             })
         }
     };
+    // Online, a checkpoint the policy's key did not sign may come after a key rotation: the
+    // log's key_event entries, checked from the policy's key, name the key that signs it.
+    let (log_key, rotation) = match url {
+        Some(u) if SignedCheckpoint::open(bundle.checkpoint.as_bytes(), &log_key, &[]).is_err() => {
+            match Hash::from_base64(&bundle.root)
+                .map_err(anyhow::Error::from)
+                .and_then(|root| crate::keys::follow(u, &log_key, bundle.tree_size, &root))
+            {
+                Ok((key, events)) if !events.is_empty() => {
+                    let detail = format!(
+                        "followed {} key rotation(s) recorded in the log from the policy's key to {key}",
+                        events.len()
+                    );
+                    (
+                        key,
+                        Some(Check {
+                            rule: "key_rotation".into(),
+                            ok: true,
+                            detail,
+                        }),
+                    )
+                }
+                Ok(_) => (log_key, None),
+                Err(e) => {
+                    let detail =
+                        format!("following the log's key rotations from the policy's key: {e:#}");
+                    (
+                        log_key,
+                        Some(Check {
+                            rule: "key_rotation".into(),
+                            ok: false,
+                            detail,
+                        }),
+                    )
+                }
+            }
+        }
+        _ => (log_key, None),
+    };
     let opened = bundle.open(&log_key, &policy.witness_keys);
     let mut rules = opened.checks.clone();
+    rules.extend(rotation);
     if policy.witnesses_required > 0 {
         let n = opened.cosigners.len();
         rules.push(Check {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use ledger_format::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_format::note::{Note, SignerKey, VerifierKey};
-use ledger_format::proof::{prove_consistency, prove_inclusion, ConsistencyProof, InclusionProof};
+use ledger_format::proof::{prove_consistency, prove_inclusions, ConsistencyProof, InclusionProof};
 use ledger_format::tree::CompactRange;
 use ledger_format::{Hash, LeafIndex, TreeSize};
 
@@ -183,31 +183,20 @@ impl Log {
 
     /// Returns the inclusion proofs of `indices` at `size`, reading each tile once.
     pub fn inclusions(&self, indices: &[u64], size: u64) -> Result<Vec<InclusionProof>, LogError> {
-        let reader = StoreHashes::with_cache(self.store.as_ref(), &self.chunks);
-        indices
-            .iter()
-            .map(|&i| self.inclusion_with(&reader, i, size))
-            .collect()
-    }
-
-    fn inclusion_with(
-        &self,
-        reader: &StoreHashes,
-        index: u64,
-        size: u64,
-    ) -> Result<InclusionProof, LogError> {
         let published = self.published().size;
         if size > published {
             return Err(LogError::NotFound(format!(
                 "tree size {size} is beyond the latest checkpoint ({published})"
             )));
         }
-        if index >= size {
+        if let Some(&index) = indices.iter().find(|&&i| i >= size) {
             return Err(LogError::NotFound(format!(
                 "index {index} is not in the tree of size {size}"
             )));
         }
-        prove_inclusion(LeafIndex(index), TreeSize(size), reader)
+        let reader = StoreHashes::with_cache(self.store.as_ref(), &self.chunks);
+        let indices: Vec<LeafIndex> = indices.iter().map(|&i| LeafIndex(i)).collect();
+        prove_inclusions(&indices, TreeSize(size), &reader)
             .map_err(|e| LogError::Inconsistent(e.to_string()))
     }
 

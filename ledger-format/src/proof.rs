@@ -147,6 +147,45 @@ pub fn prove_inclusion(
     })
 }
 
+/// Returns the inclusion proofs of `indices` in the tree of `size` leaves, equal to
+/// [`prove_inclusion`] for each, resolving every subtree range once for the whole batch: the
+/// proofs of a group's consecutive entries share nearly all of their upper ranges (measured in
+/// the server: one reader call per range instead of ~12 per proof).
+pub fn prove_inclusions(
+    indices: &[LeafIndex],
+    size: TreeSize,
+    reader: &dyn HashReader,
+) -> Result<Vec<InclusionProof>, ProofError> {
+    let mut known: std::collections::HashMap<(u64, u64), Hash> = std::collections::HashMap::new();
+    let mut ranges = Vec::new();
+    let mut out = Vec::with_capacity(indices.len());
+    for &index in indices {
+        if index.0 >= size.0 {
+            return Err(ProofError::IndexOutOfRange {
+                index: index.0,
+                size: size.0,
+            });
+        }
+        ranges.clear();
+        inclusion_ranges(index.0, 0, size.0, &mut ranges);
+        let missing: Vec<(u64, u64)> = ranges
+            .iter()
+            .filter(|r| !known.contains_key(r))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            let hashes = resolve(&missing, reader)?;
+            known.extend(missing.into_iter().zip(hashes));
+        }
+        out.push(InclusionProof {
+            index,
+            size,
+            path: ranges.iter().map(|r| known[r]).collect(),
+        });
+    }
+    Ok(out)
+}
+
 /// Returns the consistency proof from `old` to `new` leaves (empty when they are equal), reading
 /// O(log n) stored hashes. `old` must be in `1..=new`.
 pub fn prove_consistency(

@@ -2,7 +2,9 @@
 //! straight from the definitions (MTH, PATH, PROOF/SUBPROOF) and rs_merkle's root with RFC 6962
 //! domain separation.
 
-use ledger_format::proof::{prove_consistency, prove_inclusion, ConsistencyProof, InclusionProof};
+use ledger_format::proof::{
+    prove_consistency, prove_inclusion, prove_inclusions, ConsistencyProof, InclusionProof,
+};
 use ledger_format::tree::{CompactRange, MemoryTree};
 use ledger_format::{leaf_hash, node_hash, Hash, LeafIndex, TreeSize};
 use proptest::prelude::*;
@@ -135,6 +137,27 @@ proptest! {
         let c = prove_consistency(TreeSize(old as u64), TreeSize(n as u64), &t).unwrap();
         prop_assert_eq!(&c.path, &if old == n { vec![] } else { subproof(old, &l, true) });
         c.verify(&mth(&l[..old]), &t.root()).unwrap();
+    }
+
+    #[test]
+    fn batch_proofs_equal_single_proofs(n in 1usize..=3000, start_frac in 0.0f64..1.0, len in 1usize..300, salt in any::<u64>(), scattered in any::<bool>()) {
+        let l = leaves(n, salt);
+        let mut t = MemoryTree::new();
+        l.iter().for_each(|h| t.push(*h));
+        let start = ((n as f64) * start_frac) as usize;
+        // A group's consecutive entries, or indices spread over the whole tree.
+        let indices: Vec<LeafIndex> = if scattered {
+            (0..len).map(|k| LeafIndex(((start + k * 7919) % n) as u64)).collect()
+        } else {
+            (start..(start + len).min(n)).map(|i| LeafIndex(i as u64)).collect()
+        };
+        let batch = prove_inclusions(&indices, TreeSize(n as u64), &t).unwrap();
+        prop_assert_eq!(batch.len(), indices.len());
+        for (i, p) in indices.iter().zip(&batch) {
+            prop_assert_eq!(p, &prove_inclusion(*i, TreeSize(n as u64), &t).unwrap());
+            prop_assert_eq!(&p.path, &path(i.0 as usize, &l));
+        }
+        prop_assert!(prove_inclusions(&[LeafIndex(n as u64)], TreeSize(n as u64), &t).is_err());
     }
 }
 

@@ -6,13 +6,14 @@ offline against a pinned log key; fingerprint datasets exactly as the Rust CLI d
 
 from .client import Client, ServerError, canonical_json, sign_statement
 from .dataset import DatasetError, fingerprint_dataframe, fingerprint_dataset
+from .keys import KeyEvent, KeyEventError, parse_key_event
 from .merkle import ProofError, leaf_hash, node_hash, verify_consistency, verify_inclusion
 from .note import Checkpoint, NoteError, SignerKey, VerifierKey, open_checkpoint
 from .receipt import Leaf, ReceiptError, VerifiedReceipt, verify_receipt
 
 __all__ = [
-    "Checkpoint", "Client", "DatasetError", "Leaf", "NoteError", "ProofError", "ReceiptError", "ServerError",
+    "Checkpoint", "Client", "DatasetError", "KeyEvent", "KeyEventError", "Leaf", "NoteError", "ProofError", "ReceiptError", "ServerError",
     "SignerKey", "VerifiedReceipt", "VerifierKey", "canonical_json", "fingerprint_dataframe",
-    "fingerprint_dataset", "leaf_hash", "node_hash", "open_checkpoint", "sign_statement",
+    "fingerprint_dataset", "leaf_hash", "node_hash", "open_checkpoint", "parse_key_event", "sign_statement",
     "verify_consistency", "verify_inclusion", "verify_receipt",
 ]

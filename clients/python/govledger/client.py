@@ -10,9 +10,10 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import requests
 
+from .keys import KeyEvent, KeyEventError, follow
 from .merkle import verify_consistency
 from .note import SignerKey, VerifierKey, open_checkpoint
-from .receipt import VerifiedReceipt, verify_receipt
+from .receipt import ReceiptError, VerifiedReceipt, verify_receipt
 
 
 class ServerError(RuntimeError):
@@ -59,7 +60,9 @@ def now_rfc3339() -> str:
 
 class Client:
     """A govledger server at `url`. With `log_key` (the log's note verifier key, pinned out of
-    band), every receipt is verified before it is returned."""
+    band), every receipt is verified before it is returned; after the log's key rotates
+    (`govledgerd rotate-key`), the client follows the rotation from the pinned key through the
+    log's key_event entries (`rotations` lists them) and verifies with the key in use."""
 
     def __init__(self, url: str = "http://127.0.0.1:7800", token: Optional[str] = None,
                  log_key: Optional[Union[str, VerifierKey]] = None, timeout: float = 30.0):
@@ -69,6 +72,25 @@ class Client:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.log_key = VerifierKey.parse(log_key) if isinstance(log_key, str) else log_key
         self.timeout = timeout
+        self._key_in_use = self.log_key
+        self.rotations: List[KeyEvent] = []
+
+    def _verify(self, receipt: Dict[str, Any]) -> VerifiedReceipt:
+        """Verifies a JSON receipt with the key in use, following key rotations when the
+        pinned key does not sign its checkpoint."""
+        try:
+            return verify_receipt(receipt, self._key_in_use)
+        except ReceiptError as first:
+            try:
+                key, events = follow(lambda path, **q: self._get(path, **q).json(), self.log_key,
+                                     int(receipt["tree_size"]), base64.b64decode(receipt["root"]))
+            except (KeyEventError, ReceiptError, KeyError, ValueError) as e:
+                raise ReceiptError(f"{first}; following the log's key rotations: {e}") from None
+            if key == self._key_in_use:
+                raise
+            verified = verify_receipt(receipt, key)
+            self._key_in_use, self.rotations = key, events
+            return verified
 
     # -- HTTP -----------------------------------------------------------------------------
     def _get(self, path: str, **params: Any) -> requests.Response:
@@ -87,7 +109,7 @@ class Client:
             raise ServerError(r.status_code, _json_or_text(r))
         receipt = r.json()
         if self.log_key is not None:
-            verify_receipt(receipt, self.log_key)
+            self._verify(receipt)
         return receipt
 
     def submit_batch(self, entries: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
@@ -98,8 +120,8 @@ class Client:
         out = r.json()
         if self.log_key is not None:
             for rec in out["receipts"]:
-                verify_receipt({**rec, "checkpoint": out["checkpoint"], "tree_size": out["tree_size"],
-                                "root": out["root"]}, self.log_key)
+                self._verify({**rec, "checkpoint": out["checkpoint"], "tree_size": out["tree_size"],
+                              "root": out["root"]})
         return out
 
     # -- entry kinds ----------------------------------------------------------------------

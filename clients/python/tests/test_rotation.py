@@ -1,0 +1,62 @@
+"""A key rotation (`govledgerd rotate-key` on a stopped server): a client pinned to the old key
+follows it through the log's key_event entries; a client pinned to another key does not."""
+
+import os
+import subprocess
+
+import pytest
+
+from govledger import Client, ReceiptError, SignerKey, parse_key_event, verify_receipt
+
+from .conftest import binary
+
+AUDIT = {"event_type": "MODEL_RELEASE", "component": "py", "action": "rotate", "details": {},
+         "compliance_tags": ["SOX"]}
+
+
+def start(data):
+    proc = subprocess.Popen(
+        [binary("govledgerd"), "serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    addr = proc.stdout.readline().strip().removeprefix("listening on ")
+    vkey = proc.stdout.readline().strip().removeprefix("verifier key: ")
+    return proc, f"http://{addr}", vkey
+
+
+def stop(proc):
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0
+
+
+def test_a_pinned_client_follows_a_key_rotation(tmp_path):
+    data = str(tmp_path / "data")
+    proc, url, old = start(data)
+    Client(url, log_key=old).submit_audit(**AUDIT, entry_id="before")
+    stop(proc)
+    out = subprocess.run([binary("govledgerd"), "rotate-key", "--reason", "py test", "--data-dir", data],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    proc, url, new = start(data)
+    try:
+        assert new != old
+        c = Client(url, log_key=old)
+        r = c.submit_audit(**AUDIT, entry_id="after")
+        assert [str(e.new_key) for e in c.rotations] == [new]
+        assert c.rotations[0].reason == "py test"
+        with pytest.raises(ReceiptError):
+            verify_receipt(r, old)
+        verify_receipt(r, new)
+        # A batch after the rotation verifies too, and the event itself parses and checks out.
+        c.submit_batch([{"kind": "audit", "body": AUDIT, "entry_id": "batch"}])
+        (event,) = c.entries(kind="key_event")
+        from govledger.receipt import Leaf
+        import base64
+        ev = parse_key_event(Leaf.parse(base64.b64decode(event["leaf"])).body)
+        assert str(ev.old_key) == old and str(ev.new_key) == new
+        # A client pinned to an unrelated key does not follow the log's rotation.
+        other = SignerKey("localhost/govledger", bytes([9]) * 32).verifier()
+        with pytest.raises(ReceiptError):
+            Client(url, log_key=other).submit_audit(**AUDIT, entry_id="other")
+    finally:
+        stop(proc)

@@ -12,7 +12,7 @@ import requests
 
 from .keys import KeyEvent, KeyEventError, follow
 from .merkle import verify_consistency
-from .note import SignerKey, VerifierKey, open_checkpoint
+from .note import Checkpoint, Note, NoteError, SignerKey, VerifierKey, open_checkpoint
 from .receipt import ReceiptError, VerifiedReceipt, verify_receipt
 
 
@@ -192,14 +192,35 @@ class Client:
     def approval_status(self, request: str) -> Dict[str, Any]:
         return self._get(f"/v1/approvals/{request}").json()
 
+    def _open(self, note: str) -> Checkpoint:
+        """Opens a signed checkpoint with the pinned key or a key the log rotated to from it
+        (following the rotations when neither known key signs it)."""
+        keys = [self.log_key] + [e.new_key for e in self.rotations]
+        for k in reversed(keys):
+            try:
+                return open_checkpoint(note.encode(), k)[0]
+            except NoteError as e:
+                last = e
+        claimed = Checkpoint.parse(Note.parse(note.encode()).text)
+        try:
+            key, events = follow(lambda path, **q: self._get(path, **q).json(), self.log_key,
+                                 claimed.size, claimed.root)
+        except KeyEventError as e:
+            raise NoteError(f"{last}; following the log's key rotations: {e}") from None
+        cp = open_checkpoint(note.encode(), key)[0]
+        if len(events) > len(self.rotations):
+            self._key_in_use, self.rotations = key, events
+        return cp
+
     def verify_consistency(self, old_checkpoint: str, new_checkpoint: Optional[str] = None) -> None:
-        """Verifies both signed checkpoints against the pinned log key and proves the newer one
-        (default: the server's latest) consistent with the older. Raises on any failure."""
+        """Verifies both signed checkpoints against the pinned log key (or the keys the log rotated
+        to from it) and proves the newer one (default: the server's latest) consistent with the
+        older. Raises on any failure."""
         if self.log_key is None:
             raise ValueError("pin the log key (Client(log_key=...)) to verify checkpoints")
         new_checkpoint = new_checkpoint or self.checkpoint()
-        old, _ = open_checkpoint(old_checkpoint.encode(), self.log_key)
-        new, _ = open_checkpoint(new_checkpoint.encode(), self.log_key)
+        new = self._open(new_checkpoint)
+        old = self._open(old_checkpoint)
         if old.size == 0:
             return
         if old.size == new.size:

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from govledger import Client, ReceiptError, SignerKey, parse_key_event, verify_receipt
+from govledger import Client, NoteError, ReceiptError, SignerKey, parse_key_event, verify_receipt
 
 from .conftest import binary
 
@@ -33,6 +33,7 @@ def test_a_pinned_client_follows_a_key_rotation(tmp_path):
     data = str(tmp_path / "data")
     proc, url, old = start(data)
     Client(url, log_key=old).submit_audit(**AUDIT, entry_id="before")
+    before = Client(url).checkpoint()
     stop(proc)
     out = subprocess.run([binary("govledgerd"), "rotate-key", "--reason", "py test", "--data-dir", data],
                          capture_output=True, text=True)
@@ -54,9 +55,14 @@ def test_a_pinned_client_follows_a_key_rotation(tmp_path):
         import base64
         ev = parse_key_event(Leaf.parse(base64.b64decode(event["leaf"])).body)
         assert str(ev.old_key) == old and str(ev.new_key) == new
+        # The head after the rotation is consistent with the one before it.
+        Client(url, log_key=old).verify_consistency(before)
+        c.verify_consistency(before)
         # A client pinned to an unrelated key does not follow the log's rotation.
         other = SignerKey("localhost/govledger", bytes([9]) * 32).verifier()
         with pytest.raises(ReceiptError):
             Client(url, log_key=other).submit_audit(**AUDIT, entry_id="other")
+        with pytest.raises(NoteError):
+            Client(url, log_key=other).verify_consistency(before)
     finally:
         stop(proc)

@@ -186,3 +186,22 @@ async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
     };
     assert_eq!(govledger::server::check(&cfg).unwrap(), 8);
 }
+
+/// An interrupted rotation that left its new key beside the old one (`log.key.next`) is finished
+/// with that key, not a third one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rotation_is_finished_with_its_new_key() {
+    let s = start().await;
+    s.submit(audit(1), None).await;
+    let dir = s.stop().await;
+    let next = SignerKey::from_seed("localhost/govledger", [42; 32]).unwrap();
+    govledger::server::write_private(&dir.path().join("log.key.next"), &next.to_secret_string())
+        .unwrap();
+    let o = rotate(dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.path().join("log.key.next").exists());
+    let s = start_in(dir, |_| {}).await;
+    assert_eq!(s.vkey, next.verifier());
+    assert_eq!(s.submit(audit(2), None).await.index, 2);
+    s.stop().await;
+}

@@ -128,23 +128,41 @@ impl Default for Metrics {
 pub struct Handle {
     tx: SyncSender<Request>,
     pub metrics: Arc<Metrics>,
-    pub fatal: Arc<AtomicBool>,
     /// Set while groups are refused for lack of disk space.
     pub disk_full: Arc<AtomicBool>,
     /// Changes to `Some(why)` when a storage error stopped the sequencer.
     pub failed: tokio::sync::watch::Receiver<Option<String>>,
 }
 
+/// Returns true when a storage failure reads as the file system being full.
+pub fn out_of_space(why: &str) -> bool {
+    why.contains("No space left") || why.contains("StorageFull")
+}
+
+/// The answer to every submission once a storage failure stopped the sequencer.
+fn refusal(why: &str) -> SubmitError {
+    if out_of_space(why) {
+        SubmitError::DiskFull(format!(
+            "disk full: a write failed ({why}); nothing was acknowledged; the storage restarts when space is freed"
+        ))
+    } else {
+        SubmitError::Unavailable(format!("storage failure: {why}"))
+    }
+}
+
 impl Handle {
+    /// Returns true once a storage error stopped the sequencer.
+    pub fn is_fatal(&self) -> bool {
+        self.failed.borrow().is_some()
+    }
+
     /// Enqueues a request, or refuses it at once when the queue is full.
     pub fn submit(
         &self,
         entries: Vec<Pending>,
     ) -> Result<oneshot::Receiver<Result<Committed, SubmitError>>, SubmitError> {
-        if self.fatal.load(Ordering::Relaxed) {
-            return Err(SubmitError::Unavailable(
-                "a storage error stopped the sequencer".into(),
-            ));
+        if let Some(why) = self.failed.borrow().as_deref() {
+            return Err(refusal(why));
         }
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Request { entries, reply }) {
@@ -170,7 +188,6 @@ pub fn start(
 ) -> (Handle, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
     let metrics = Arc::new(Metrics::default());
-    let fatal = Arc::new(AtomicBool::new(false));
     let disk_full = Arc::new(AtomicBool::new(false));
     let (failed_tx, failed) = tokio::sync::watch::channel(None);
     let writer = Some(TreeWriter::resume(compact));
@@ -180,7 +197,6 @@ pub fn start(
         last_ms,
         settings,
         metrics: metrics.clone(),
-        fatal: fatal.clone(),
         disk_full: disk_full.clone(),
         failed: failed_tx,
     };
@@ -192,7 +208,6 @@ pub fn start(
         Handle {
             tx,
             metrics,
-            fatal,
             disk_full,
             failed,
         },
@@ -202,12 +217,11 @@ pub fn start(
 
 struct Sequencer {
     log: Arc<Log>,
-    /// `None` only when resuming failed; the sequencer is then stopped (`fatal`).
+    /// `None` only when resuming failed; the sequencer is then stopped (`failed`).
     writer: Option<TreeWriter>,
     last_ms: u64,
     settings: Settings,
     metrics: Arc<Metrics>,
-    fatal: Arc<AtomicBool>,
     disk_full: Arc<AtomicBool>,
     failed: tokio::sync::watch::Sender<Option<String>>,
 }
@@ -259,11 +273,10 @@ impl Sequencer {
             self.metrics
                 .queue_depth
                 .fetch_sub(group.len() as u64, Ordering::Relaxed);
-            if self.fatal.load(Ordering::Relaxed) {
+            let failed = self.failed.borrow().clone();
+            if let Some(why) = failed {
                 for r in group {
-                    let _ = r.reply.send(Err(SubmitError::Unavailable(
-                        "a storage error stopped the sequencer".into(),
-                    )));
+                    let _ = r.reply.send(Err(refusal(&why)));
                 }
                 continue;
             }
@@ -523,20 +536,12 @@ impl Sequencer {
     }
 
     /// A fatal error: answer everyone, stop signing. In-memory state may be ahead of the disk,
-    /// so only a restart (which reopens the log from disk) resumes appends.
+    /// so only reopening the log from disk resumes appends.
     fn stop(&self, answers: Vec<Answer>, why: &str) {
         tracing::error!("storage failure, sequencer stopped: {why}");
-        self.fatal.store(true, Ordering::SeqCst);
-        let _ = self.failed.send(Some(why.to_owned()));
-        let no_space = why.contains("No space left") || why.contains("StorageFull");
+        self.failed.send_replace(Some(why.to_owned()));
         for (reply, _) in answers {
-            let _ = reply.send(Err(if no_space {
-                SubmitError::DiskFull(format!(
-                    "disk full: a write failed ({why}); nothing was acknowledged; the storage restarts when space is freed"
-                ))
-            } else {
-                SubmitError::Unavailable(format!("storage failure: {why}"))
-            }));
+            let _ = reply.send(Err(refusal(why)));
         }
     }
 }

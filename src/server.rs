@@ -317,7 +317,7 @@ async fn wait_for_storage(
     let message = format!(
         "storage failure ({why}); the log is closed and reopens by itself once the store writes again"
     );
-    let code = if why.contains("No space left") || why.contains("StorageFull") {
+    let code = if sequencer::out_of_space(why) {
         "disk_full"
     } else {
         "unavailable"

@@ -317,7 +317,7 @@ pub async fn consistency(
 }
 
 pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
-    if s.sequencer.fatal.load(Ordering::Relaxed) {
+    if s.sequencer.is_fatal() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "sequencer stopped after a storage error\n",

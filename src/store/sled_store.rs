@@ -94,11 +94,25 @@ impl SledStore {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_mb` MiB, refusing a
     /// newer format version.
     pub fn open(dir: &Path, cache_mb: u64) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_mb << 20)
-            .segment_size(SEGMENT_SIZE)
-            .open()?;
+            .segment_size(SEGMENT_SIZE);
+        // sled's lock on the directory outlives a closed store while its background threads
+        // finish their last writes: a store closed in this process (a restart after a storage
+        // failure, or a test) may still hold it for a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                r => break r?,
+            }
+        };
         let tree = db.open_tree("log")?;
         let fkey = key(b'm', b"format");
         match tree.get(&fkey)? {

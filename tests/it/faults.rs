@@ -200,7 +200,7 @@ async fn run_fault(fault: Fault) {
         assert_eq!(after.size, before.size, "{fault:?}");
         assert_eq!(after.checkpoint, before.checkpoint, "{fault:?}");
         // The sequencer stopped: it refuses new work rather than sign over uncertain state.
-        assert!(handle.fatal.load(Ordering::SeqCst));
+        assert!(handle.is_fatal());
         assert!(matches!(
             handle.submit(vec![pending(7)]),
             Err(SubmitError::Unavailable(_))

@@ -52,7 +52,10 @@ pub async fn start_in(dir: tempfile::TempDir, edit: impl FnOnce(&mut Config)) ->
         )
         .await
     });
-    let (addr, vkey) = rx.await.expect("server failed to start");
+    let (addr, vkey) = match rx.await {
+        Ok(x) => x,
+        Err(_) => panic!("server failed to start: {:?}", task.await),
+    };
     TestServer {
         url: format!("http://{addr}"),
         vkey: VerifierKey::parse(&vkey).unwrap(),

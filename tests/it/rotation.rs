@@ -137,6 +137,36 @@ async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
         .await
         .unwrap();
     assert!(alerts.is_empty(), "{alerts:?}");
+    // The auditor, holding the old key, replays the whole log across the rotation: every stored
+    // and anchored checkpoint verifies with the key in force at its size.
+    let report_dir = tempfile::tempdir().unwrap();
+    let args = govledger_client::audit::AuditArgs {
+        url: s.url.clone(),
+        log_key: trusted.clone(),
+        from_ms: None,
+        to_ms: None,
+        policy: None,
+        anchor_dir: Some(s.dir.path().join("anchors")),
+        s3: None,
+        kafka: None,
+        auditor_key: None,
+        out: report_dir.path().to_path_buf(),
+        jobs: 2,
+    };
+    tokio::task::spawn_blocking(move || govledger_client::audit::run(&args).unwrap())
+        .await
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report_dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["anomalies"], serde_json::json!([]), "{report}");
+    assert_eq!(report["key_rotations"][0]["index"], 5);
+    assert!(
+        report["anchors"]["verified_by_backend"]["dir"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     let refreshed: Receipt = serde_json::from_value(s.get_json("/v1/entries/0").await.1).unwrap();
 
     let tmp = tempfile::tempdir().unwrap();

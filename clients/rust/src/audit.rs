@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ledger_format::approval::{evaluate, Logged, Status};
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::EntryKind;
@@ -145,8 +145,39 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
             .build()?,
     };
     let note = String::from_utf8(http.bytes("checkpoint")?)?;
-    let (latest, _) = SignedCheckpoint::open(note.as_bytes(), &a.log_key, &[])
-        .map_err(|e| anyhow!("the log's checkpoint does not verify with the log key: {e}"))?;
+    // The log's key rotations, followed from the given key: each checkpoint must be signed by
+    // the key in force at its size (the hand-over checkpoint by both).
+    let rotations = match SignedCheckpoint::open(note.as_bytes(), &a.log_key, &[]) {
+        Ok(_) => Vec::new(),
+        Err(e) => match crate::keys::follow_note(&http.base, &note, &a.log_key) {
+            Ok(Some((_, events, _))) => events,
+            Ok(None) => bail!("the log's checkpoint does not verify with the log key: {e}"),
+            Err(f) => bail!(
+                "the log's checkpoint does not verify with the log key ({e}) and no key rotation explains it: {f:#}"
+            ),
+        },
+    };
+    let key_at = |size: u64| -> &VerifierKey {
+        rotations
+            .iter()
+            .take_while(|ev| ev.after_size < size)
+            .last()
+            .map_or(&a.log_key, |ev| &ev.new_key)
+    };
+    let open = |text: &[u8]| -> Result<SignedCheckpoint, String> {
+        let claimed = SignedCheckpoint::parse(text).map_err(|e| e.to_string())?;
+        SignedCheckpoint::open(text, key_at(claimed.checkpoint.size.0), &[])
+            .map(|(s, _)| s)
+            .map_err(|e| {
+                format!(
+                    "{e} (the key in force at size {} is {})",
+                    claimed.checkpoint.size,
+                    key_at(claimed.checkpoint.size.0)
+                )
+            })
+    };
+    let latest =
+        open(note.as_bytes()).map_err(|e| anyhow!("the log's checkpoint does not verify: {e}"))?;
     let (size, root) = (latest.checkpoint.size.0, latest.checkpoint.root);
     let origin = latest.checkpoint.origin.clone();
     let mut f = Facts::default();
@@ -163,8 +194,8 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
         let page = http.json(&format!("v1/checkpoints?from={from}&limit=1000"))?;
         for c in page["checkpoints"].as_array().into_iter().flatten() {
             let text = c["checkpoint"].as_str().unwrap_or_default();
-            match SignedCheckpoint::open(text.as_bytes(), &a.log_key, &[]) {
-                Ok((s, _)) => {
+            match open(text.as_bytes()) {
+                Ok(s) => {
                     stored += 1;
                     expected
                         .entry(s.checkpoint.size.0)
@@ -202,8 +233,8 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
                     .push(json!({"kind": "anchor", "message": format!("{}: {p}", x.place)}));
                 continue;
             }
-            match SignedCheckpoint::open(&x.note, &a.log_key, &[]) {
-                Ok((s, _)) => {
+            match open(&x.note) {
+                Ok(s) => {
                     ok += 1;
                     let n = s.checkpoint.size.0;
                     newest_anchored = newest_anchored.max(Some(n));
@@ -419,6 +450,8 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
                     "newest_anchored_age_seconds": f.anchored_until_ms.map(|t| now_s.saturating_sub(t / 1000)),
                     "stored_checkpoints_anchored": stored_anchored, "stored_checkpoints": stored},
         "anomalies": f.anomalies,
+        "key_rotations": rotations.iter().map(|ev| json!({"index": ev.after_size,
+            "old_key": ev.old_key.to_string(), "new_key": ev.new_key.to_string(), "reason": ev.reason})).collect::<Vec<_>>(),
     });
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let json_bytes = serde_json::to_vec_pretty(&report)?;

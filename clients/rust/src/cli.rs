@@ -166,51 +166,40 @@ pub fn verify_receipt(
     let bytes = read_input(file)?;
     let mut rotations = 0;
     let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let proof = if is_json {
+    // The JSON form carries more claims (leaf_hash, tree_size, root): they are checked below.
+    let (proof, receipt) = if is_json {
         let receipt: Receipt = match serde_json::from_slice(&bytes) {
             Ok(r) => r,
             Err(e) => return Ok(Outcome::Invalid(format!("malformed JSON receipt: {e}"))),
         };
-        if let Some(url) = follow_url {
-            let Ok(root) = Hash::from_base64(&receipt.root) else {
-                return Ok(Outcome::Invalid("the receipt's root is not base64".into()));
-            };
-            match crate::keys::follow(url, &log_key, receipt.tree_size, &root) {
-                Ok((key, events)) => {
-                    rotations = events.len();
-                    log_key = key;
-                }
-                Err(e) => return Ok(Outcome::Invalid(format!("following key rotations: {e:#}"))),
-            }
-        }
-        // The JSON form carries more claims (leaf_hash, tree_size, root): check them all.
-        if let Err(e) = receipt.verify(&log_key) {
-            return Ok(Outcome::Invalid(e.to_string()));
-        }
         match receipt.to_tlog_proof() {
-            Ok(p) => p,
+            Ok(p) => (p, Some(receipt)),
             Err(e) => return Ok(Outcome::Invalid(e.to_string())),
         }
     } else {
-        let p = match TlogProof::parse(&bytes) {
-            Ok(p) => p,
+        match TlogProof::parse(&bytes) {
+            Ok(p) => (p, None),
+            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
+        }
+    };
+    if let Some(url) = follow_url {
+        let cp = match proof.checkpoint_body() {
+            Ok(cp) => cp,
             Err(e) => return Ok(Outcome::Invalid(e.to_string())),
         };
-        if let Some(url) = follow_url {
-            let cp = match p.checkpoint_body() {
-                Ok(cp) => cp,
-                Err(e) => return Ok(Outcome::Invalid(e.to_string())),
-            };
-            match crate::keys::follow(url, &log_key, cp.size.0, &cp.root) {
-                Ok((key, events)) => {
-                    rotations = events.len();
-                    log_key = key;
-                }
-                Err(e) => return Ok(Outcome::Invalid(format!("following key rotations: {e:#}"))),
+        match crate::keys::follow(url, &log_key, cp.size.0, &cp.root) {
+            Ok((key, events)) => {
+                rotations = events.len();
+                log_key = key;
             }
+            Err(e) => return Ok(Outcome::Invalid(format!("following key rotations: {e:#}"))),
         }
-        p
-    };
+    }
+    if let Some(r) = &receipt {
+        if let Err(e) = r.verify(&log_key) {
+            return Ok(Outcome::Invalid(e.to_string()));
+        }
+    }
     let (signed, verified): (SignedCheckpoint, _) =
         match proof.verify(leaf_hash, &log_key, &witnesses) {
             Ok(v) => v,

@@ -352,11 +352,8 @@ pub fn run(a: &GateArgs) -> Result<Report> {
     // log's key_event entries, checked from the policy's key, name the key that signs it.
     let (log_key, rotation) = match url {
         Some(u) if SignedCheckpoint::open(bundle.checkpoint.as_bytes(), &log_key, &[]).is_err() => {
-            match Hash::from_base64(&bundle.root)
-                .map_err(anyhow::Error::from)
-                .and_then(|root| crate::keys::follow(u, &log_key, bundle.tree_size, &root))
-            {
-                Ok((key, events)) if !events.is_empty() => {
+            match crate::keys::follow_note(u, &bundle.checkpoint, &log_key) {
+                Ok(Some((key, events, _))) => {
                     let detail = format!(
                         "followed {} key rotation(s) recorded in the log from the policy's key to {key}",
                         events.len()
@@ -370,7 +367,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                         }),
                     )
                 }
-                Ok(_) => (log_key, None),
+                Ok(None) => (log_key, None),
                 Err(e) => {
                     let detail =
                         format!("following the log's key rotations from the policy's key: {e:#}");

@@ -149,7 +149,8 @@ impl Default for ConnectionsConfig {
     }
 }
 
-/// The GitHub REST API. The token comes from `token_env` (default `GITHUB_TOKEN`); it is never
+/// The GitHub REST API, authenticated with a token from `token_env` (default `GITHUB_TOKEN`)
+/// or, when `app_id` and `app_key` are set, as a GitHub App installation. Secrets are never
 /// printed.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +161,27 @@ pub struct GithubConfig {
     /// Environment variable holding the token.
     #[serde(default = "default_github_env")]
     pub token_env: String,
+    /// The GitHub App's id: authenticate as the App (with `app_key`) instead of the token.
+    #[serde(default)]
+    pub app_id: Option<u64>,
+    /// The App's private key, the PEM file GitHub hands out (readable by the owner only).
+    #[serde(default)]
+    pub app_key: Option<PathBuf>,
+    /// The App's installation to act as; by default the one on each request's repository.
+    #[serde(default)]
+    pub installation_id: Option<u64>,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        GithubConfig {
+            api_url: default_github_api(),
+            token_env: default_github_env(),
+            app_id: None,
+            app_key: None,
+            installation_id: None,
+        }
+    }
 }
 
 fn default_github_api() -> String {
@@ -441,6 +463,12 @@ impl Config {
             self.anchors.s3.is_none(),
             "anchors.s3 is configured, but this govledgerd was built without the `s3` feature"
         );
+        if let Some(g) = &self.github {
+            anyhow::ensure!(
+                g.app_id.is_some() == g.app_key.is_some(),
+                "github: app_id and app_key go together (GitHub App authentication needs both)"
+            );
+        }
         #[cfg(not(feature = "github"))]
         anyhow::ensure!(
             self.github.is_none(),

@@ -2,6 +2,10 @@
 //! request names, by a login mapped to a registered person, is an approval; CHANGES_REQUESTED
 //! is a rejection; DISMISSED, COMMENTED, PENDING and reviews on other commits (stale) are
 //! skipped.
+//!
+//! Authentication: a token from the environment, or a GitHub App (`app_id`, `app_key`): a JWT
+//! signed with the App's key finds the installation on the repository (or takes the
+//! configured one) and octocrab exchanges it for an installation token.
 
 use serde_json::{json, Value};
 
@@ -15,6 +19,14 @@ const PAGE: usize = 100;
 pub struct GitHub {
     api: String,
     token_env: String,
+    app: Option<App>,
+}
+
+/// A GitHub App's credentials.
+struct App {
+    id: octocrab::models::AppId,
+    key: jsonwebtoken::EncodingKey,
+    installation: Option<octocrab::models::InstallationId>,
 }
 
 fn classify(e: octocrab::Error) -> (bool, SourceError) {
@@ -47,28 +59,89 @@ fn classify(e: octocrab::Error) -> (bool, SourceError) {
 }
 
 impl GitHub {
-    pub fn new(cfg: &GithubConfig) -> GitHub {
-        GitHub {
+    /// Reads the App's key, if one is configured: a key that is not an RSA PEM stops the
+    /// start.
+    pub fn new(cfg: &GithubConfig) -> anyhow::Result<GitHub> {
+        let app = match (cfg.app_id, &cfg.app_key) {
+            (Some(id), Some(path)) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!("github: reading the App key {}: {e}", path.display())
+                })?;
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).map_err(|e| {
+                    anyhow::anyhow!(
+                        "github: the App key {} is not an RSA private key in PEM ({e})",
+                        path.display()
+                    )
+                })?;
+                Some(App {
+                    id: octocrab::models::AppId(id),
+                    key,
+                    installation: cfg.installation_id.map(octocrab::models::InstallationId),
+                })
+            }
+            _ => None,
+        };
+        Ok(GitHub {
             api: cfg.api_url.trim_end_matches('/').to_owned(),
             token_env: cfg.token_env.clone(),
-        }
+            app,
+        })
     }
 
-    fn client(&self) -> Result<octocrab::Octocrab, SourceError> {
+    /// A client for calls on `repo` (OWNER/NAME): with the token, or as the App's installation
+    /// on the repository.
+    async fn client(&self, repo: &str) -> Result<octocrab::Octocrab, SourceError> {
         // With several rustls providers compiled in (ring here, aws-lc-rs from the S3 SDK) none
         // is the default; choose ring once for the process (an error means one is already set).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let token = std::env::var(&self.token_env)
-            .ok()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                SourceError::new(502, format!("github: set {} to a token", self.token_env))
-            })?;
-        octocrab::Octocrab::builder()
+        let builder = octocrab::Octocrab::builder()
             .base_uri(self.api.as_str())
-            .map_err(|e| SourceError::new(500, format!("github: api_url {}: {e}", self.api)))?
-            .personal_token(token)
+            .map_err(|e| SourceError::new(500, format!("github: api_url {}: {e}", self.api)))?;
+        let Some(app) = &self.app else {
+            let token = std::env::var(&self.token_env)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    SourceError::new(
+                        502,
+                        format!(
+                            "github: set {} to a token, or configure app_id and app_key",
+                            self.token_env
+                        ),
+                    )
+                })?;
+            return builder
+                .personal_token(token)
+                .build()
+                .map_err(|e| SourceError::new(500, format!("github: {e}")));
+        };
+        let as_app = builder
+            .app(app.id, app.key.clone())
             .build()
+            .map_err(|e| SourceError::new(500, format!("github: {e}")))?;
+        let installation = match app.installation {
+            Some(id) => id,
+            None => {
+                let (owner, name) = repo.split_once('/').unwrap_or((repo, ""));
+                with_retries(|| async {
+                    as_app
+                        .apps()
+                        .get_repository_installation(owner, name)
+                        .await
+                        .map_err(classify)
+                })
+                .await
+                .map_err(|e| {
+                    SourceError::new(
+                        e.status,
+                        format!("{} (finding the App's installation on {repo})", e.message),
+                    )
+                })?
+                .id
+            }
+        };
+        as_app
+            .installation(installation)
             .map_err(|e| SourceError::new(500, format!("github: {e}")))
     }
 
@@ -80,7 +153,7 @@ impl GitHub {
         head_sha: &str,
         who: &Mapping,
     ) -> Result<(Vec<Imported>, Vec<Skipped>), SourceError> {
-        let oc = self.client()?;
+        let oc = self.client(repo).await?;
         let mut reviews: Vec<Value> = Vec::new();
         for page in 1.. {
             let route = format!("/repos/{repo}/pulls/{pr}/reviews?per_page={PAGE}&page={page}");

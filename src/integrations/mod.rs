@@ -92,7 +92,7 @@ impl Integrations {
         Ok(Integrations {
             mapping: Mapping::from_config(cfg),
             #[cfg(feature = "github")]
-            github: cfg.github.as_ref().map(github::GitHub::new),
+            github: cfg.github.as_ref().map(github::GitHub::new).transpose()?,
             servicenow: cfg
                 .servicenow
                 .as_ref()

@@ -2,7 +2,9 @@
 //! servers that emulate the GitHub REST API and the ServiceNow Table API with their documented
 //! JSON shapes (pagination, errors): exactly once across syncs, stale and dismissed reviews
 //! ignored, changes requested blocks, the commit status posted, bad credentials reported
-//! clearly, and the gate passing with one GitHub and one ServiceNow approval.
+//! clearly, and the gate passing with one GitHub and one ServiceNow approval. A GitHub App
+//! (JWT RS256 with a test key in tests/fixtures, installation tokens) reads reviews and
+//! publishes the verdict as a check run.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,16 +34,130 @@ struct Emulated {
     reviews: Vec<Value>,
     statuses: Vec<(String, Value)>,
     approvals: Vec<Value>,
+    /// Installation tokens issued to the emulated App.
+    app_tokens: Vec<String>,
+    /// Installation lookups by repository.
+    installation_lookups: usize,
+    check_runs: Vec<Value>,
+}
+
+/// The emulated GitHub App.
+const APP_ID: u64 = 31337;
+const INSTALLATION: u64 = 4242;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Returns the 401 answer unless the request carries a JWT of the App, signed RS256 with its
+/// key, issued by its id and valid for at most 10 minutes (GitHub's rules).
+fn app_auth(h: &HeaderMap) -> Option<Response> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        iat: u64,
+        exp: u64,
+        /// The App id, as a number or a string (GitHub takes both).
+        iss: Value,
+    }
+    let bad = |why: &str| {
+        Some((StatusCode::UNAUTHORIZED, Json(json!({"message": why, "documentation_url": "https://docs.github.com/rest", "status": "401"}))).into_response())
+    };
+    let Some(jwt) = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return bad("A JSON web token could not be decoded");
+    };
+    let pem = std::fs::read(fixture("github-app.pub.pem")).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&pem).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_required_spec_claims(&["exp", "iat"]);
+    match jsonwebtoken::decode::<Claims>(jwt, &key, &v) {
+        Ok(t) if t.claims.iss.to_string().trim_matches('"') != APP_ID.to_string() => {
+            bad("'Issuer' claim ('iss') must be an Integer")
+        }
+        Ok(t) if t.claims.exp.saturating_sub(t.claims.iat) <= 600 => None,
+        Ok(_) => bad("'Expiration time' claim ('exp') is too far in the future"),
+        Err(_) => bad("A JSON web token could not be decoded"),
+    }
+}
+
+async fn repo_installation(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((o, r)): Path<(String, String)>,
+) -> Response {
+    if let Some(e) = app_auth(&h) {
+        return e;
+    }
+    s.lock().unwrap().installation_lookups += 1;
+    let u = |p: &str| format!("https://api.github.com/users/{o}{p}");
+    Json(json!({"id": INSTALLATION, "client_id": "Iv1.8a61f9b3a7aba766", "app_id": APP_ID, "app_slug": "govledger",
+        "account": {"login": o, "id": 1, "node_id": "MDQ6VXNlcjE=", "avatar_url": "https://github.com/images/error/octocat_happy.gif",
+            "gravatar_id": "", "url": u(""), "html_url": format!("https://github.com/{o}"), "followers_url": u("/followers"),
+            "following_url": u("/following{/other_user}"), "gists_url": u("/gists{/gist_id}"), "starred_url": u("/starred{/owner}{/repo}"),
+            "subscriptions_url": u("/subscriptions"), "organizations_url": u("/orgs"), "repos_url": u("/repos"), "events_url": u("/events{/privacy}"),
+            "received_events_url": u("/received_events"), "type": "Organization", "site_admin": false},
+        "repository_selection": "selected", "access_tokens_url": format!("https://api.github.com/app/installations/{INSTALLATION}/access_tokens"),
+        "repositories_url": format!("https://api.github.com/repos/{o}/{r}"), "html_url": format!("https://github.com/organizations/{o}/settings/installations/{INSTALLATION}"),
+        "target_id": 1, "target_type": "Organization", "permissions": {"checks": "write", "pull_requests": "read", "statuses": "write"},
+        "events": ["pull_request"], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "single_file_name": null}))
+    .into_response()
+}
+
+async fn access_token(State(s): State<Shared>, h: HeaderMap, Path(id): Path<u64>) -> Response {
+    if let Some(e) = app_auth(&h) {
+        return e;
+    }
+    if id != INSTALLATION {
+        return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response();
+    }
+    let mut st = s.lock().unwrap();
+    let token = format!("ghs_installation{}", st.app_tokens.len());
+    st.app_tokens.push(token.clone());
+    (StatusCode::CREATED, Json(json!({"token": token, "expires_at": "2099-01-01T00:00:00Z",
+        "permissions": {"checks": "write", "pull_requests": "read"}, "repository_selection": "selected"}))).into_response()
+}
+
+async fn post_check_run(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let token = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let mut st = s.lock().unwrap();
+    if !st.app_tokens.contains(&token) {
+        // Only GitHub Apps may create check runs.
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "You must authenticate via a GitHub App."})),
+        )
+            .into_response();
+    }
+    st.check_runs.push(body.clone());
+    let id = 7000 + st.check_runs.len() as u64;
+    (StatusCode::CREATED, Json(json!({"id": id, "head_sha": body["head_sha"], "name": body["name"],
+        "status": body["status"], "conclusion": body["conclusion"], "details_url": body["details_url"]}))).into_response()
 }
 
 type Shared = Arc<Mutex<Emulated>>;
 
-/// Returns the 401 answer unless the request carries the token.
-fn gh_auth(h: &HeaderMap) -> Option<Response> {
+/// Returns the 401 answer unless the request carries the token or an installation token.
+fn gh_auth(s: &Shared, h: &HeaderMap) -> Option<Response> {
+    let issued = s.lock().unwrap().app_tokens.clone();
     let ok = h
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {GH_TOKEN}") || v == format!("token {GH_TOKEN}"));
+        .and_then(|v| v.strip_prefix("Bearer ").or(v.strip_prefix("token ")))
+        .is_some_and(|t| t == GH_TOKEN || issued.iter().any(|i| i == t));
     (!ok).then(|| (StatusCode::UNAUTHORIZED, Json(json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"}))).into_response())
 }
 
@@ -51,7 +167,7 @@ async fn list_reviews(
     Path((o, r, n)): Path<(String, String, u64)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(e) = gh_auth(&h) {
+    if let Some(e) = gh_auth(&s, &h) {
         return e;
     }
     {
@@ -101,7 +217,7 @@ async fn one_review(
     h: HeaderMap,
     Path((_, _, _, id)): Path<(String, String, u64, u64)>,
 ) -> Response {
-    if let Some(e) = gh_auth(&h) {
+    if let Some(e) = gh_auth(&s, &h) {
         return e;
     }
     match s.lock().unwrap().reviews.iter().find(|r| r["id"] == id) {
@@ -116,7 +232,7 @@ async fn post_status(
     Path((_, _, sha)): Path<(String, String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Some(e) = gh_auth(&h) {
+    if let Some(e) = gh_auth(&s, &h) {
         return e;
     }
     s.lock().unwrap().statuses.push((sha, body.clone()));
@@ -206,6 +322,15 @@ async fn emulators(state: Shared) -> String {
         .route(
             "/repos/{o}/{r}/statuses/{sha}",
             axum::routing::post(post_status),
+        )
+        .route("/repos/{o}/{r}/installation", get(repo_installation))
+        .route(
+            "/app/installations/{id}/access_tokens",
+            axum::routing::post(access_token),
+        )
+        .route(
+            "/repos/{o}/{r}/check-runs",
+            axum::routing::post(post_check_run),
         )
         .route("/api/now/table/change_request", get(changes))
         .route("/api/now/table/sysapproval_approver", get(approvals))
@@ -323,6 +448,7 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         c.github = Some(GithubConfig {
             api_url: emu2.clone(),
             token_env: "GOVLEDGER_TEST_GH_TOKEN".into(),
+            ..Default::default()
         });
         c.servicenow = Some(ServiceNowConfig {
             instance_url: emu2,
@@ -434,6 +560,7 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
                 recheck,
                 sources: govledger_client::gate::Sources {
                     github_api: emu.clone(),
+                    github_app: None,
                     servicenow_url: Some(emu),
                 },
                 github_status: true,
@@ -546,4 +673,223 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         "{v}"
     );
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run() {
+    let state: Shared = Arc::new(Mutex::new(Emulated::default()));
+    state.lock().unwrap().reviews.push(review(
+        2001,
+        "bob-gh",
+        "APPROVED",
+        HEAD,
+        "2026-11-26T09:00:00Z",
+    ));
+    let emu = emulators(state.clone()).await;
+    let keys: Vec<SignerKey> = ["alice", "bob", "carol"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| SignerKey::from_seed(n, [i as u8 + 11; 32]).unwrap())
+        .collect();
+    let roles = ["quant", "engineering", "risk"];
+    let mut policy = String::from("[approvals]\nmin_approvers = 2\naccept_imported = [\"github\"]\n[[approvals.require]]\nrole = \"engineering\"\nsource = \"github\"\n[[approvals.require]]\nrole = \"risk\"\nsource = \"signed\"\n");
+    let mut people = Vec::new();
+    for (k, r) in keys.iter().zip(roles) {
+        policy.push_str(&format!(
+            "[[people]]\nname = \"{}\"\nroles = [\"{r}\"]\nkey = \"{}\"\n",
+            k.name(),
+            k.verifier()
+        ));
+        people.push(PersonConfig {
+            name: k.name().into(),
+            roles: vec![r.into()],
+            key: k.verifier().to_string(),
+            github: (r == "engineering").then(|| "bob-gh".into()),
+            ..Default::default()
+        });
+    }
+    let app = |key: &str, installation: Option<u64>| GithubConfig {
+        api_url: emu.clone(),
+        token_env: "GOVLEDGER_TEST_GH_TOKEN_UNSET".into(),
+        app_id: Some(APP_ID),
+        app_key: Some(fixture(key)),
+        installation_id: installation,
+    };
+    let cfg = app("github-app.pem", None);
+    let s = start_with(move |c| {
+        c.people = people;
+        c.github = Some(cfg);
+    })
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let policy_path = work.path().join("policy.toml");
+    std::fs::write(
+        &policy_path,
+        format!("{policy}[log]\nkey = \"{}\"\n", s.vkey),
+    )
+    .unwrap();
+    let art = format!("sha256:{}", "ab".repeat(32));
+    let ds = format!("sha256:{}", "cd".repeat(32));
+    let (_, lineage) = s
+        .post(&json!({"kind": "lineage", "body": {"model_id": "ppo", "model_version": "1", "created_by": "t",
+            "datasets": [{"name": "d", "type": "training", "sha256": ds, "size_bytes": 1}],
+            "artifact": {"path": "p.pt", "sha256": art, "size_bytes": 1}}}).to_string())
+        .await;
+    let st = json!({"model_id": "ppo", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage["leaf_hash"],
+                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": "2026-11-26T07:00:00Z",
+                    "github": {"repo": "quant/ppo", "pr": 7, "head_sha": HEAD}});
+    let (code, req) = s
+        .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&keys[0], &st)}}).to_string())
+        .await;
+    assert_eq!(code, 200, "{req}");
+    let request = req["leaf_hash"].as_str().unwrap().to_owned();
+
+    // The server finds the installation on quant/ppo with the App's JWT, takes an
+    // installation token and reads the reviews with it.
+    let http = reqwest::Client::new();
+    let sync_url = format!("{}/v1/approvals/{request}/sync?source=github", s.url);
+    let r = http.post(&sync_url).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["appended"], 1, "{v:#}");
+    {
+        let st = state.lock().unwrap();
+        assert_eq!((st.installation_lookups, st.app_tokens.len()), (1, 1));
+    }
+    let rst = json!({"request": request, "artifact_sha256": art, "decision": "approve", "approver": "carol",
+                     "role": "risk", "signed_at": "2026-11-26T09:30:00Z"});
+    let (code, v) = s
+        .post(&json!({"kind": "approval", "body": {"statement": rst, "signature": sign(&keys[2], &rst)}}).to_string())
+        .await;
+    assert_eq!(code, 200, "{v}");
+
+    // The gate, as the same App, re-reads the review and publishes a check run.
+    let gate = |key: &'static str, installation: Option<u64>| {
+        let (policy, url, request, emu) = (
+            policy_path.clone(),
+            s.url.clone(),
+            request.clone(),
+            emu.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            govledger_client::gate::run(&govledger_client::gate::GateArgs {
+                policy: &policy,
+                bundle: None,
+                url: Some(&url),
+                request: &request,
+                artifact: None,
+                now_ms: govledger_client::time::now_ms(),
+                recheck: true,
+                sources: govledger_client::gate::Sources {
+                    github_api: emu,
+                    github_app: Some(govledger_client::github::App {
+                        id: APP_ID,
+                        key: fixture(key),
+                        installation,
+                    }),
+                    servicenow_url: None,
+                },
+                github_status: true,
+            })
+        })
+    };
+    let r = gate("github-app.pem", None).await.unwrap().unwrap();
+    assert!(r.ok, "{}", r.to_text());
+    assert_eq!(r.github_status.as_deref(), Some("success"));
+    assert_eq!(r.github_check_run, Some(7001));
+    assert!(
+        r.to_text()
+            .contains("check run govledger/four-eyes (7001): success"),
+        "{}",
+        r.to_text()
+    );
+    {
+        let st = state.lock().unwrap();
+        let run = st.check_runs.last().unwrap();
+        assert_eq!(
+            (
+                run["name"].as_str(),
+                run["head_sha"].as_str(),
+                run["status"].as_str(),
+                run["conclusion"].as_str()
+            ),
+            (
+                Some("govledger/four-eyes"),
+                Some(HEAD),
+                Some("completed"),
+                Some("success")
+            )
+        );
+        assert!(run["details_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/approvals/{request}/bundle")));
+        assert!(st.statuses.is_empty(), "an App publishes a check run");
+        // One installation token for the whole gate run (re-read and check run).
+        assert_eq!((st.installation_lookups, st.app_tokens.len()), (2, 2));
+    }
+
+    // The review is dismissed: the recheck refuses and the check run says failure; with the
+    // installation given, no lookup is made.
+    state.lock().unwrap().reviews[0]["state"] = json!("DISMISSED");
+    let r = gate("github-app.pem", Some(INSTALLATION))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.failed, ["sources_recheck"], "{}", r.to_text());
+    {
+        let st = state.lock().unwrap();
+        assert_eq!(st.check_runs.last().unwrap()["conclusion"], "failure");
+        assert_eq!(st.installation_lookups, 2);
+    }
+
+    // A key GitHub does not know: clear errors, from the gate and from the server, and no key
+    // material in them.
+    let e = gate("github-app-other.pem", None)
+        .await
+        .unwrap()
+        .unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("GitHub rejected the credentials (401"),
+        "{msg}"
+    );
+    assert!(!msg.contains("PRIVATE KEY"), "{msg}");
+    s.stop().await;
+    let gh = govledger::integrations::github::GitHub::new(&app(
+        "github-app-other.pem",
+        Some(INSTALLATION),
+    ))
+    .unwrap();
+    let e = match gh
+        .decisions(
+            "quant/ppo",
+            7,
+            HEAD,
+            &govledger::integrations::Mapping::default(),
+        )
+        .await
+    {
+        Err(e) => e,
+        Ok(_) => panic!("an unknown App key was accepted"),
+    };
+    assert_eq!(e.status, 502, "{}", e.message);
+    assert!(
+        e.message.contains("rejected the credentials"),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains("PRIVATE KEY"), "{}", e.message);
+    // A key file that is not an RSA key stops the start.
+    let bad = work.path().join("not-a-key.pem");
+    std::fs::write(
+        &bad,
+        "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let mut cfg = app("github-app.pem", None);
+    cfg.app_key = Some(bad);
+    let e = govledger::integrations::github::GitHub::new(&cfg)
+        .err()
+        .expect("a broken App key is refused");
+    assert!(e.to_string().contains("is not an RSA private key"), "{e}");
 }

@@ -279,17 +279,28 @@ pub enum Command {
         #[arg(long)]
         artifact: Option<PathBuf>,
         /// Print the report as JSON ({"ok", "request", "policy", "checkpoint", "rules",
-        /// "failed", "approvers", "decisions", "github_status"}).
+        /// "failed", "approvers", "decisions", "github_status", "github_check_run"}).
         #[arg(long)]
         json: bool,
         /// Re-read every imported approval from GitHub or ServiceNow and refuse when the source
-        /// no longer agrees (GITHUB_TOKEN; SERVICENOW_TOKEN or SERVICENOW_USER/_PASSWORD).
+        /// no longer agrees (GITHUB_TOKEN or the GitHub App; SERVICENOW_TOKEN or
+        /// SERVICENOW_USER/_PASSWORD).
         #[arg(long)]
         recheck_sources: bool,
-        /// Post the verdict as the commit status `govledger/four-eyes` on the request's head
-        /// commit (GITHUB_TOKEN).
+        /// Publish the verdict as `govledger/four-eyes` on the request's head commit: a commit
+        /// status with GITHUB_TOKEN, a check run with GitHub App authentication.
         #[arg(long)]
         github_status: bool,
+        /// Authenticate to GitHub as this App (its id) instead of with GITHUB_TOKEN; needs
+        /// --github-app-key.
+        #[arg(long, env = "GITHUB_APP_ID", requires = "github_app_key")]
+        github_app_id: Option<u64>,
+        /// The GitHub App's private key (the PEM file GitHub hands out).
+        #[arg(long, env = "GITHUB_APP_KEY", requires = "github_app_id")]
+        github_app_key: Option<PathBuf>,
+        /// The App's installation to act as (default: the one on the request's repository).
+        #[arg(long, env = "GITHUB_APP_INSTALLATION_ID")]
+        github_app_installation: Option<u64>,
         /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).
         #[arg(long, default_value = "https://api.github.com")]
         github_api: String,

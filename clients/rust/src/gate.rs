@@ -11,6 +11,7 @@
 //! (`request_signature`, `approvals`, `required_roles`, `not_requester`, `no_later_rejection`,
 //! `approval_age`), `artifact` and, with a URL, `bundle_complete`.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -21,6 +22,8 @@ use ledger_format::policy::{Check, Policy};
 use ledger_format::Hash;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::github::GitHub;
 
 /// What to decide.
 pub struct GateArgs<'a> {
@@ -46,59 +49,59 @@ pub struct GateArgs<'a> {
     pub github_status: bool,
 }
 
-/// Where imported approvals are re-read and statuses posted. Secrets come from the
-/// environment (`GITHUB_TOKEN`; `SERVICENOW_TOKEN`, or `SERVICENOW_USER` and
-/// `SERVICENOW_PASSWORD`) and are never printed.
+/// Where imported approvals are re-read and the verdict published. Secrets come from the
+/// environment (`GITHUB_TOKEN`, or the App's key file; `SERVICENOW_TOKEN`, or
+/// `SERVICENOW_USER` and `SERVICENOW_PASSWORD`) and are never printed.
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
     pub github_api: String,
+    /// Authenticate to GitHub as this App (else with `GITHUB_TOKEN`).
+    pub github_app: Option<crate::github::App>,
     pub servicenow_url: Option<String>,
+}
+
+impl Sources {
+    /// The GitHub client, made on first use and kept in `cell` (an App's installation token
+    /// then serves the whole run).
+    fn github<'c>(&self, cell: &'c OnceCell<GitHub>) -> Result<&'c GitHub> {
+        if cell.get().is_none() {
+            let gh = GitHub::new(
+                &self.github_api,
+                crate::github::Auth::resolve(self.github_app.as_ref())?,
+            );
+            let _ = cell.set(gh);
+        }
+        Ok(cell.get().expect("set above"))
+    }
 }
 
 fn env(n: &str) -> Option<String> {
     std::env::var(n).ok().filter(|v| !v.is_empty())
 }
 
-fn github_get(api: &str, path: &str) -> Result<reqwest::blocking::Response> {
-    let token =
-        env("GITHUB_TOKEN").ok_or_else(|| anyhow::anyhow!("set GITHUB_TOKEN to read GitHub"))?;
-    let url = format!("{}{path}", api.trim_end_matches('/'));
-    crate::http::blocking()
-        .get(&url)
-        .bearer_auth(token)
-        .header("accept", "application/vnd.github+json")
-        .header("user-agent", "govledger")
-        .send()
-        .with_context(|| format!("reaching {url}"))
-}
-
 /// Re-reads one imported decision; returns why the source no longer agrees, if it does not.
-fn recheck(src: &Sources, request: &Value, d: &Decision) -> Result<Option<String>> {
+fn recheck(
+    src: &Sources,
+    github: &OnceCell<GitHub>,
+    request: &Value,
+    d: &Decision,
+) -> Result<Option<String>> {
     let Some(ev) = &d.evidence else {
         return Ok(None);
     };
     match d.source.as_str() {
         "github" => {
             let g = &request["statement"]["github"];
-            let path = format!(
-                "/repos/{}/pulls/{}/reviews/{}",
-                g["repo"].as_str().unwrap_or_default(),
-                g["pr"],
-                ev["review_id"]
-            );
-            let r = github_get(&src.github_api, &path)?;
-            match r.status().as_u16() {
-                200 => {}
-                401 => bail!("GitHub rejected the credentials (401)"),
-                404 => {
-                    return Ok(Some(format!(
-                        "GitHub review {} no longer exists",
-                        ev["review_id"]
-                    )))
-                }
-                s => bail!("GitHub answered {s} for {path}"),
-            }
-            let now: Value = r.json()?;
+            let repo = g["repo"].as_str().unwrap_or_default();
+            let Some(now) = src
+                .github(github)?
+                .review(repo, &g["pr"], &ev["review_id"])?
+            else {
+                return Ok(Some(format!(
+                    "GitHub review {} no longer exists",
+                    ev["review_id"]
+                )));
+            };
             if now["state"] != ev["state"] || now["commit_id"] != ev["commit_sha"] {
                 return Ok(Some(format!(
                     "GitHub review {} by {} is now {} on {}",
@@ -153,47 +156,6 @@ fn recheck(src: &Sources, request: &Value, d: &Decision) -> Result<Option<String
     }
 }
 
-/// Posts the verdict as the commit status `govledger/four-eyes`.
-fn post_status(
-    api: &str,
-    request: &Value,
-    ok: bool,
-    target: Option<String>,
-    failed: &[String],
-) -> Result<String> {
-    let g = &request["statement"]["github"];
-    let (Some(repo), Some(sha)) = (g["repo"].as_str(), g["head_sha"].as_str()) else {
-        bail!("--github-status: the request names no GitHub pull request");
-    };
-    let token = env("GITHUB_TOKEN")
-        .ok_or_else(|| anyhow::anyhow!("set GITHUB_TOKEN to post the status"))?;
-    let state = if ok { "success" } else { "failure" };
-    let description = if ok {
-        "four-eyes approval proven by the log".to_owned()
-    } else {
-        let d = format!("refused: {}", failed.join(", "));
-        d.chars().take(140).collect()
-    };
-    let mut body = serde_json::json!({"state": state, "context": "govledger/four-eyes", "description": description});
-    if let Some(t) = target {
-        body["target_url"] = t.into();
-    }
-    let url = format!("{}/repos/{repo}/statuses/{sha}", api.trim_end_matches('/'));
-    let r = crate::http::blocking()
-        .post(&url)
-        .bearer_auth(token)
-        .header("accept", "application/vnd.github+json")
-        .header("user-agent", "govledger")
-        .json(&body)
-        .send()
-        .with_context(|| format!("reaching {url}"))?;
-    match r.status().as_u16() {
-        200 | 201 => Ok(state.to_owned()),
-        401 => bail!("GitHub rejected the credentials (401) posting the status"),
-        s => bail!("GitHub answered {s} posting the status to {repo}@{sha}"),
-    }
-}
-
 /// The proven checkpoint.
 #[derive(Debug, Serialize)]
 pub struct CheckpointInfo {
@@ -216,9 +178,13 @@ pub struct Report {
     /// Distinct approvers that counted.
     pub approvers: Vec<String>,
     pub decisions: Vec<Decision>,
-    /// The commit status posted (`success` or `failure`), with --github-status.
+    /// The verdict published with --github-status (`success` or `failure`): a commit status,
+    /// or a check run with App authentication.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github_status: Option<String>,
+    /// The check run carrying the verdict, when it was published with App authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_check_run: Option<u64>,
 }
 
 impl Report {
@@ -241,8 +207,14 @@ impl Report {
                     .unwrap_or_default()
             ));
         }
-        if let Some(s) = &self.github_status {
-            out.push_str(&format!("     commit status govledger/four-eyes: {s}\n"));
+        match (&self.github_status, self.github_check_run) {
+            (Some(s), Some(id)) => {
+                out.push_str(&format!("     check run govledger/four-eyes ({id}): {s}\n"))
+            }
+            (Some(s), None) => {
+                out.push_str(&format!("     commit status govledger/four-eyes: {s}\n"))
+            }
+            _ => {}
         }
         if self.ok {
             out.push_str(&format!(
@@ -300,6 +272,8 @@ pub fn read_policy(path: &Path) -> Result<Policy> {
 /// Runs the gate. An error means the gate could not decide (usage or I/O, exit 2).
 pub fn run(a: &GateArgs) -> Result<Report> {
     let policy = read_policy(a.policy)?;
+    // GitHub, reached at most once per run for re-reads and the verdict.
+    let github = OnceCell::new();
     let Some(log_key) = policy.log_key.clone() else {
         bail!(
             "{}: the policy has no [log] key, so no checkpoint can be trusted",
@@ -345,6 +319,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                 approvers: Vec::new(),
                 decisions: Vec::new(),
                 github_status: None,
+                github_check_run: None,
             })
         }
     };
@@ -433,7 +408,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                     .filter(|d| d.counted && d.source != "signed")
                 {
                     rechecked += 1;
-                    if let Some(why) = recheck(src, &r.body, d)? {
+                    if let Some(why) = recheck(src, &github, &r.body, d)? {
                         disagree.push(why);
                     }
                 }
@@ -513,17 +488,26 @@ pub fn run(a: &GateArgs) -> Result<Report> {
         .filter(|c| !c.ok)
         .map(|c| c.rule.clone())
         .collect();
-    let mut github_status = None;
+    let (mut github_status, mut github_check_run) = (None, None);
     if a.github_status {
         let body = request_body.ok_or_else(|| {
             anyhow::anyhow!("--github-status: the bundle's request is not proven")
         })?;
-        let api = a.sources.github_api.as_str();
+        let g = &body["statement"]["github"];
+        let (Some(repo), Some(sha)) = (g["repo"].as_str(), g["head_sha"].as_str()) else {
+            bail!("--github-status: the request names no GitHub pull request");
+        };
         let target = url.map(|u| format!("{u}/v1/approvals/{request}/bundle"));
-        github_status = Some(post_status(api, &body, failed.is_empty(), target, &failed)?);
+        let published =
+            a.sources
+                .github(&github)?
+                .publish(repo, sha, failed.is_empty(), target, &failed)?;
+        github_status = Some(published.state);
+        github_check_run = published.check_run;
     }
     Ok(Report {
         github_status,
+        github_check_run,
         ok: failed.is_empty(),
         request,
         policy: policy.name.clone(),

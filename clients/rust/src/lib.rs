@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cli;
 pub mod dataset;
 pub mod gate;
+pub mod github;
 pub mod http;
 pub mod keyfile;
 pub mod keys;

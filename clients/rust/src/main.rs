@@ -322,6 +322,9 @@ fn main() -> ExitCode {
             json,
             recheck_sources,
             github_status,
+            github_app_id,
+            github_app_key,
+            github_app_installation,
             github_api,
             servicenow_url,
         } => gate(
@@ -335,6 +338,13 @@ fn main() -> ExitCode {
                 recheck: recheck_sources,
                 sources: govledger_client::gate::Sources {
                     github_api,
+                    github_app: github_app_id.zip(github_app_key).map(|(id, key)| {
+                        govledger_client::github::App {
+                            id,
+                            key,
+                            installation: github_app_installation,
+                        }
+                    }),
                     servicenow_url,
                 },
                 github_status,

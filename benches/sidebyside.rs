@@ -1,7 +1,7 @@
 //! The side-by-side benchmark: the same stream of audit entries, in one run, at the same batch
 //! sizes and client concurrency, into
-//! (a) govledgerd (release build, durable receipts: each answer after two fsyncs and a signed
-//!     checkpoint), driven by the load generator, every receipt verified;
+//! (a) govledgerd (release build, durable receipts: each answer after the fsync of its entries
+//!     and a checkpoint signed over them), driven by the load generator, every receipt verified;
 //! (b) PostgreSQL (Debian's, started by `benches/sidebyside.sh`): an append-only table whose
 //!     rows carry a SHA-256 hash chain computed by the client (one chain per client
 //!     connection), `synchronous_commit = on`, one transaction per batch;
@@ -10,12 +10,14 @@
 //!
 //! Run it with `benches/sidebyside.sh` (env GOVLEDGER_BENCH_SECONDS per cell, default 10;
 //! GOVLEDGER_SIDE_BATCHES, default "1,16,256"; GOVLEDGER_SIDE_CONCURRENCY, default 8).
+//! GOVLEDGER_BENCH_BASELINE_BIN names another govledgerd binary (an earlier build) to run as
+//! an extra row in the same run: an A/B comparison of a change.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{env_u64, spawn, stop};
+use common::{env_u64, spawn_bin, stop};
 
 struct Cell {
     eps: f64,
@@ -56,9 +58,9 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-async fn govledgerd(batch: usize, concurrency: usize, seconds: f64) -> Cell {
+async fn govledgerd(bin: &std::path::Path, batch: usize, concurrency: usize, seconds: f64) -> Cell {
     let dir = tempfile::tempdir().unwrap();
-    let (child, url) = spawn(dir.path());
+    let (child, url) = spawn_bin(bin, dir.path());
     let r = govledger_client::loadgen::run(govledger_client::loadgen::LoadArgs {
         url: url.clone(),
         concurrency,
@@ -234,9 +236,18 @@ async fn main() {
         .collect();
     println!("| batch | system | entries/s | p50 ms | p99 ms | bytes/entry | govledgerd / PostgreSQL | govledgerd / sled |");
     println!("|---|---|---|---|---|---|---|---|");
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_govledgerd"));
+    let baseline = std::env::var_os("GOVLEDGER_BENCH_BASELINE_BIN").map(std::path::PathBuf::from);
     for b in batches {
+        let base = match &baseline {
+            Some(path) => {
+                eprintln!("batch {b}: baseline govledgerd {} ...", path.display());
+                Some(govledgerd(path, b, concurrency, secs).await)
+            }
+            None => None,
+        };
         eprintln!("batch {b}: govledgerd ...");
-        let g = govledgerd(b, concurrency, secs).await;
+        let g = govledgerd(&bin, b, concurrency, secs).await;
         eprintln!("batch {b}: PostgreSQL ...");
         let (c2, conn2) = (concurrency, conn.clone());
         let p = tokio::task::spawn_blocking(move || postgres(&conn2, b, c2, secs))
@@ -246,13 +257,17 @@ async fn main() {
         let s = tokio::task::spawn_blocking(move || sled(b, concurrency, secs))
             .await
             .unwrap();
-        for (name, c) in [
+        let mut rows = vec![
             ("govledgerd (durable receipts)", &g),
             ("PostgreSQL 15, hash chain, sync commit", &p),
             ("raw sled, flush per batch", &s),
-        ] {
+        ];
+        if let Some(base) = &base {
+            rows.insert(1, ("govledgerd, baseline binary", base));
+        }
+        for (name, c) in rows {
             let ratios = if name.starts_with("govledgerd") {
-                format!("{:.2}x | {:.2}x of sled", g.eps / p.eps, g.eps / s.eps)
+                format!("{:.2}x | {:.2}x of sled", c.eps / p.eps, c.eps / s.eps)
             } else {
                 " | ".into()
             };

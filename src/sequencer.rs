@@ -1,8 +1,9 @@
 //! The sequencer: the log's single writer. It takes pending submissions from a bounded queue,
 //! groups them (see `Sequencer::run`), assigns indices and timestamps, computes the new tree
 //! nodes, makes the entries and tiles durable (one atomic store batch, fsynced), signs the
-//! checkpoint for the new size, makes it durable (a second fsync), then publishes it and
-//! answers every waiter (ARCHITECTURE.md, write path).
+//! checkpoint for the new size, stores it (made durable by the next group's fsync: it is a
+//! deterministic function of durable data, see `Store::stage_checkpoint`), then publishes it
+//! and answers every waiter (ARCHITECTURE.md, write path).
 //!
 //! A store error is fatal (Sunlight's `errFatal`): the group may or may not be on disk, so the
 //! sequencer answers everyone with an error and stops; it never signs over state it is unsure
@@ -105,7 +106,8 @@ pub struct Metrics {
     pub deduplicated: AtomicU64,
     /// Entries appended per group commit.
     pub group_entries: Histogram,
-    /// Seconds per durable write (entries, then checkpoint), each including its fsync.
+    /// Seconds per durable write of a group (entries, tiles and the previous group's
+    /// checkpoint), including its fsync.
     pub durable_write_seconds: Histogram,
 }
 
@@ -494,10 +496,11 @@ impl Sequencer {
             }
             // Only durable data is ever signed.
             let checkpoint = sign_checkpoint(&self.log.signer, &self.log.origin, size, root);
-            // Durability point 2: the signed checkpoint is fsynced before anyone sees it. A
-            // crash after it loses nothing; the waiters were not answered, so clients retry
-            // and their entry_id finds the same entries.
-            if let Err(e) = self.timed(|store| store.put_checkpoint(&checkpoint)) {
+            // Stored, not fsynced: the next group's fsync makes it durable. A crash before
+            // that loses only bytes the log signs again identically on reopen (same key,
+            // origin, size and root; no timestamp; deterministic Ed25519), so every client
+            // that saw this checkpoint sees the same one after the crash.
+            if let Err(e) = self.log.store.stage_checkpoint(&checkpoint) {
                 self.stop(answers, &e.to_string());
                 return;
             }

@@ -13,7 +13,12 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 pub fn spawn(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_govledgerd"))
+    spawn_bin(Path::new(env!("CARGO_BIN_EXE_govledgerd")), dir)
+}
+
+/// Starts the govledgerd binary at `bin` (e.g. an earlier build, for an A/B run).
+pub fn spawn_bin(bin: &Path, dir: &Path) -> (Child, String) {
+    let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("RUST_LOG", "error")

@@ -165,7 +165,9 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 ///
 /// Contract: [`Store::append`] applies a whole group atomically and returns only once it is
 /// durable (fsynced); after a crash a group is either entirely present or entirely absent.
-/// [`Store::put_checkpoint`] likewise returns only once the checkpoint is durable. An error
+/// [`Store::put_checkpoint`] likewise returns only once the checkpoint is durable;
+/// [`Store::stage_checkpoint`] writes it to be made durable by the next append (a checkpoint
+/// is a deterministic function of the durable entries, see there). An error
 /// from either means the write's fate is unknown (it may or may not be persisted): the caller
 /// must not sign or acknowledge anything more and must recover by reopening, which reads the
 /// truth from disk. Reads reflect every completed write.
@@ -176,6 +178,13 @@ pub trait Store: Send + Sync {
     fn append(&self, group: &Group) -> Result<(), StoreError>;
     /// Durably replaces the latest signed checkpoint.
     fn put_checkpoint(&self, note: &str) -> Result<(), StoreError>;
+    /// Replaces the latest signed checkpoint without waiting for the disk: the next
+    /// [`Store::append`] (or flush at close) makes it durable. Safe only for a checkpoint over
+    /// entries that are durable already, signed without a timestamp: if a crash loses it,
+    /// reopening signs the same size and root with the same key, which gives the same bytes
+    /// (Ed25519 signatures are deterministic), so no client ever saw a checkpoint that the
+    /// log cannot sign again.
+    fn stage_checkpoint(&self, note: &str) -> Result<(), StoreError>;
     /// Returns the stored tile (all its chunks), if any.
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError>;
     /// Returns one stored chunk's bytes (its hashes concatenated), shared without copying.

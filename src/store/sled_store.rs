@@ -172,6 +172,14 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn stage_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        // Not flushed: the next append's flush (sled persists writes in order) or the flush
+        // at close makes it durable; until then a crash re-signs it byte for byte on reopen.
+        self.tree
+            .insert(key(b'm', b"checkpoint"), note.as_bytes())?;
+        Ok(())
+    }
+
     fn append(&self, group: &Group) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         // Leaves go in chunks of 16: one insert per 16 entries, plus rewriting the partial

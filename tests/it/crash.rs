@@ -68,6 +68,9 @@ async fn kill_9_under_load_loses_nothing() {
     let http = reqwest::Client::new();
     let mut acked: Vec<Receipt> = Vec::new();
     let mut checkpoints: Vec<Checkpoint> = Vec::new();
+    // Every checkpoint text handed out, by size: the log answers before a checkpoint is
+    // fsynced, so after a crash it must sign the same bytes again.
+    let mut handed: std::collections::HashMap<u64, String> = Default::default();
     let mut key: Option<VerifierKey> = None;
     let mut seq = 0u64;
     let (mut recent_from, mut recent_cp_from) = (0usize, 0usize);
@@ -98,6 +101,12 @@ async fn kill_9_under_load_loses_nothing() {
             .unwrap();
         let (cp, _) = SignedCheckpoint::open(cp_text.as_bytes(), &vkey, &[]).unwrap();
         assert_eq!(cp.checkpoint.size.0, size);
+        if let Some(text) = handed.get(&size) {
+            assert_eq!(
+                &cp_text, text,
+                "cycle {cycle}: the checkpoint at size {size} differs from the one handed out"
+            );
+        }
         // The entries acknowledged just before the kill, and a sample of older ones (all of
         // them are checked after the last cycle).
         let mut rng = rand::thread_rng();
@@ -181,6 +190,7 @@ async fn kill_9_under_load_loses_nothing() {
             if checkpoints.last().map(|c| c.size) != Some(s.checkpoint.size) {
                 checkpoints.push(s.checkpoint);
             }
+            handed.insert(r.tree_size, r.checkpoint.clone());
             acked.push(r);
         }
         seq += 100_000_000;

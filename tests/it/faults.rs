@@ -20,6 +20,8 @@ enum Fault {
     AppendAfter = 2,
     CheckpointBefore = 3,
     CheckpointAfter = 4,
+    /// The staged checkpoint never reaches the disk (a crash before the next fsync), silently.
+    CheckpointLost = 5,
 }
 
 /// Wraps a real store; the armed fault fires once.
@@ -60,10 +62,16 @@ impl Store for FaultyStore {
         Ok(())
     }
     fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        self.inner.put_checkpoint(note)
+    }
+    fn stage_checkpoint(&self, note: &str) -> Result<(), StoreError> {
         if self.fire(Fault::CheckpointBefore) {
             return Err(injected());
         }
-        self.inner.put_checkpoint(note)?;
+        if self.fire(Fault::CheckpointLost) {
+            return Ok(());
+        }
+        self.inner.stage_checkpoint(note)?;
         if self.fire(Fault::CheckpointAfter) {
             return Err(injected());
         }
@@ -260,6 +268,59 @@ async fn fail_before_persisting_the_checkpoint() {
 #[tokio::test]
 async fn fail_after_persisting_the_checkpoint() {
     run_fault(Fault::CheckpointAfter).await;
+}
+
+/// The sequencer answers before its checkpoint is fsynced (the next group's fsync carries
+/// it). If it never reaches the disk, reopening signs the same checkpoint again, byte for
+/// byte: what clients were shown stays what the log says.
+#[tokio::test]
+async fn a_checkpoint_lost_before_the_next_fsync_is_signed_again_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SignerKey::from_seed("localhost/govledger", [5; 32]).unwrap();
+    let answered = {
+        let store = Arc::new(FaultyStore {
+            inner: SledStore::open(dir.path(), 16).unwrap(),
+            armed: AtomicU8::new(0),
+        });
+        let (log, compact, last_ms) =
+            Log::open(store.clone(), key.clone(), "localhost/govledger").unwrap();
+        let (handle, thread) = sequencer::start(log.clone(), compact, last_ms, SETTINGS);
+        for i in 0..5 {
+            handle
+                .submit(vec![pending(i)])
+                .unwrap()
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        store
+            .armed
+            .store(Fault::CheckpointLost as u8, Ordering::SeqCst);
+        let r = handle
+            .submit(vec![pending(5), pending(6)])
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.published.size, 7);
+        drop(handle);
+        thread.join().unwrap();
+        let stored = store.head().unwrap().unwrap();
+        assert_eq!(stored.size, 7, "the entries are durable");
+        assert_ne!(
+            stored.checkpoint.as_deref(),
+            Some(r.published.checkpoint.as_str()),
+            "the answered checkpoint was lost"
+        );
+        r.published
+    };
+    let store = Arc::new(reopen(dir.path()));
+    let (log, _, _) = Log::open(store.clone(), key, "localhost/govledger").unwrap();
+    assert_eq!(log.published().checkpoint, answered.checkpoint);
+    assert_eq!(
+        store.head().unwrap().unwrap().checkpoint.as_deref(),
+        Some(answered.checkpoint.as_str())
+    );
 }
 
 #[tokio::test]

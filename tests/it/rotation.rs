@@ -235,3 +235,77 @@ async fn an_interrupted_rotation_is_finished_with_its_new_key() {
     assert_eq!(s.submit(audit(2), None).await.index, 2);
     s.stop().await;
 }
+
+/// A rotation interrupted after its key_event entry was appended and covered by a checkpoint
+/// of the old key, before the hand-over checkpoint and the key files: running it again
+/// appends nothing, signs the hand-over with both keys and installs the same new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_interrupted_after_its_entry_finishes_without_a_second_entry() {
+    let s = start().await;
+    s.submit(audit(1), None).await;
+    let dir = s.stop().await;
+    let o = rotate(dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let old = {
+        let retired: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("log.key.retired-")
+            })
+            .collect();
+        assert_eq!(retired.len(), 1);
+        let name = retired[0].file_name().to_string_lossy().into_owned();
+        key_file(dir.path(), &name)
+    };
+    let new = key_file(dir.path(), "log.key");
+    // Put the disk back as it was between steps 2 and 3: the old key in place, the new one
+    // beside it, the last checkpoint (over the key_event) signed by the old key alone.
+    let cfg = govledger::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let (size, entries_before) = {
+        let store = govledger::server::open_store(&cfg).unwrap();
+        let head = store.head().unwrap().unwrap();
+        let note = Note::parse(head.checkpoint.as_deref().unwrap().as_bytes()).unwrap();
+        let cp = Checkpoint::parse(&note.text).unwrap();
+        assert_eq!(
+            note.signatures.len(),
+            2,
+            "the hand-over is signed by both keys"
+        );
+        store
+            .put_checkpoint(&Note::sign(&note.text, &[&old]).unwrap().to_text())
+            .unwrap();
+        (cp.size.0, head.size)
+    };
+    for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with("log.key.retired-")
+        {
+            std::fs::rename(dir.path().join("log.key"), dir.path().join("log.key.next")).unwrap();
+            std::fs::rename(e.path(), dir.path().join("log.key")).unwrap();
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = rotate(dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.path().join("log.key.next").exists());
+    assert_eq!(key_file(dir.path(), "log.key").verifier(), new.verifier());
+    let s = start_in(dir, |_| {}).await;
+    assert_eq!(s.vkey, new.verifier());
+    assert_eq!(s.tree_size().await, size, "no second key_event");
+    assert_eq!(size, entries_before);
+    let cp = s.get("/checkpoint").await.text().await.unwrap();
+    let note = Note::parse(cp.as_bytes()).unwrap();
+    assert_eq!(
+        note.signatures.len(),
+        2,
+        "the hand-over is signed by both keys again"
+    );
+    s.stop().await;
+}

@@ -171,27 +171,41 @@ const SETTINGS: Settings = Settings {
     queue_capacity: 64,
 };
 
+/// Opens a faulty store in `dir` (no fault armed), starts the sequencer and appends 5 entries.
+async fn five_entries(
+    dir: &std::path::Path,
+    key: &SignerKey,
+) -> (
+    Arc<FaultyStore>,
+    Arc<Log>,
+    sequencer::Handle,
+    std::thread::JoinHandle<()>,
+) {
+    let store = Arc::new(FaultyStore {
+        inner: SledStore::open(dir, 16).unwrap(),
+        armed: AtomicU8::new(0),
+    });
+    let (log, compact, last_ms) =
+        Log::open(store.clone(), key.clone(), "localhost/govledger").unwrap();
+    let (handle, thread) = sequencer::start(log.clone(), compact, last_ms, SETTINGS);
+    for i in 0..5 {
+        handle
+            .submit(vec![pending(i)])
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    (store, log, handle, thread)
+}
+
 /// Runs: 5 good entries, then one group under the fault, then checks and reopens.
 async fn run_fault(fault: Fault) {
     let dir = tempfile::tempdir().unwrap();
     let key = SignerKey::from_seed("localhost/govledger", [5; 32]).unwrap();
     let vkey = key.verifier();
     let (acknowledged, published_before) = {
-        let store = Arc::new(FaultyStore {
-            inner: SledStore::open(dir.path(), 16).unwrap(),
-            armed: AtomicU8::new(0),
-        });
-        let (log, compact, last_ms) =
-            Log::open(store.clone(), key.clone(), "localhost/govledger").unwrap();
-        let (handle, thread) = sequencer::start(log.clone(), compact, last_ms, SETTINGS);
-        for i in 0..5 {
-            handle
-                .submit(vec![pending(i)])
-                .unwrap()
-                .await
-                .unwrap()
-                .unwrap();
-        }
+        let (store, log, handle, thread) = five_entries(dir.path(), &key).await;
         let before = log.published();
         store.armed.store(fault as u8, Ordering::SeqCst);
         let r = handle
@@ -278,21 +292,7 @@ async fn a_checkpoint_lost_before_the_next_fsync_is_signed_again_identically() {
     let dir = tempfile::tempdir().unwrap();
     let key = SignerKey::from_seed("localhost/govledger", [5; 32]).unwrap();
     let answered = {
-        let store = Arc::new(FaultyStore {
-            inner: SledStore::open(dir.path(), 16).unwrap(),
-            armed: AtomicU8::new(0),
-        });
-        let (log, compact, last_ms) =
-            Log::open(store.clone(), key.clone(), "localhost/govledger").unwrap();
-        let (handle, thread) = sequencer::start(log.clone(), compact, last_ms, SETTINGS);
-        for i in 0..5 {
-            handle
-                .submit(vec![pending(i)])
-                .unwrap()
-                .await
-                .unwrap()
-                .unwrap();
-        }
+        let (store, _log, handle, thread) = five_entries(dir.path(), &key).await;
         store
             .armed
             .store(Fault::CheckpointLost as u8, Ordering::SeqCst);

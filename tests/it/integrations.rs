@@ -18,7 +18,7 @@ use govledger::config::{GithubConfig, PersonConfig, ServiceNowConfig};
 use ledger_format::note::SignerKey;
 use serde_json::{json, Value};
 
-use crate::harness::start_with;
+use crate::harness::{start_with, TestServer};
 
 const GH_TOKEN: &str = "gh-secret-token-123";
 const SN_PASSWORD: &str = "sn-secret-pass-456";
@@ -355,6 +355,66 @@ fn sign(k: &SignerKey, st: &Value) -> String {
     base64::engine::general_purpose::STANDARD.encode(k.sign_raw(c.as_bytes()))
 }
 
+/// Writes `policy` with the log's key beside it, logs a lineage entry and a release request
+/// signed by `requester` that names `sources` (its `github` and `servicenow` fields); returns
+/// the policy file and the request's leaf hash.
+async fn policy_and_request(
+    s: &TestServer,
+    work: &std::path::Path,
+    policy: &str,
+    requester: &SignerKey,
+    sources: Value,
+) -> (std::path::PathBuf, String) {
+    let policy_path = work.join("policy.toml");
+    std::fs::write(
+        &policy_path,
+        format!("{policy}[log]\nkey = \"{}\"\n", s.vkey),
+    )
+    .unwrap();
+    let art = format!("sha256:{}", "ab".repeat(32));
+    let ds = format!("sha256:{}", "cd".repeat(32));
+    let (_, lineage) = s
+        .post(&json!({"kind": "lineage", "body": {"model_id": "ppo", "model_version": "1", "created_by": "t",
+            "datasets": [{"name": "d", "type": "training", "sha256": ds, "size_bytes": 1}],
+            "artifact": {"path": "p.pt", "sha256": art, "size_bytes": 1}}}).to_string())
+        .await;
+    let mut st = json!({"model_id": "ppo", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage["leaf_hash"],
+                        "requested_by": requester.name(), "environment": "production", "policy": "p",
+                        "signed_at": "2026-11-26T07:00:00Z"});
+    for (k, v) in sources.as_object().unwrap() {
+        st[k] = v.clone();
+    }
+    let (code, req) = s
+        .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(requester, &st)}}).to_string())
+        .await;
+    assert_eq!(code, 200, "{req}");
+    (policy_path, req["leaf_hash"].as_str().unwrap().to_owned())
+}
+
+/// Runs the gate online against `url` with `--github-status`, on a blocking thread.
+fn run_gate(
+    policy: &std::path::Path,
+    url: &str,
+    request: &str,
+    sources: govledger_client::gate::Sources,
+    recheck: bool,
+) -> tokio::task::JoinHandle<anyhow::Result<govledger_client::gate::Report>> {
+    let (policy, url, request) = (policy.to_owned(), url.to_owned(), request.to_owned());
+    tokio::task::spawn_blocking(move || {
+        govledger_client::gate::run(&govledger_client::gate::GateArgs {
+            policy: &policy,
+            bundle: None,
+            url: Some(&url),
+            request: &request,
+            artifact: None,
+            now_ms: govledger_client::time::now_ms(),
+            recheck,
+            sources,
+            github_status: true,
+        })
+    })
+}
+
 #[tokio::test]
 async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
     let state: Shared = Arc::new(Mutex::new(Emulated::default()));
@@ -459,29 +519,15 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
     })
     .await;
     let work = tempfile::tempdir().unwrap();
-    let policy_path = work.path().join("policy.toml");
-    std::fs::write(
-        &policy_path,
-        format!("{policy}[log]\nkey = \"{}\"\n", s.vkey),
-    )
-    .unwrap();
-
     // A release request naming the pull request and the change.
-    let art = format!("sha256:{}", "ab".repeat(32));
-    let ds = format!("sha256:{}", "cd".repeat(32));
-    let (_, lineage) = s
-        .post(&json!({"kind": "lineage", "body": {"model_id": "ppo", "model_version": "1", "created_by": "t",
-            "datasets": [{"name": "d", "type": "training", "sha256": ds, "size_bytes": 1}],
-            "artifact": {"path": "p.pt", "sha256": art, "size_bytes": 1}}}).to_string())
-        .await;
-    let st = json!({"model_id": "ppo", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage["leaf_hash"],
-                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": "2026-11-26T07:00:00Z",
-                    "github": {"repo": "quant/ppo", "pr": 7, "head_sha": HEAD}, "servicenow": {"change": "CHG0001"}});
-    let (code, req) = s
-        .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&keys[0], &st)}}).to_string())
-        .await;
-    assert_eq!(code, 200, "{req}");
-    let request = req["leaf_hash"].as_str().unwrap().to_owned();
+    let (policy_path, request) = policy_and_request(
+        &s,
+        work.path(),
+        &policy,
+        &keys[0],
+        json!({"github": {"repo": "quant/ppo", "pr": 7, "head_sha": HEAD}, "servicenow": {"change": "CHG0001"}}),
+    )
+    .await;
 
     // Sync twice: two approvals, logged exactly once.
     let http = reqwest::Client::new();
@@ -543,32 +589,15 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
     std::env::set_var("SERVICENOW_USER", "svc");
     std::env::set_var("SERVICENOW_PASSWORD", SN_PASSWORD);
     let gate = |recheck: bool| {
-        let (policy, url, request, emu) = (
-            policy_path.clone(),
-            s.url.clone(),
-            request.clone(),
-            emu.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            govledger_client::gate::run(&govledger_client::gate::GateArgs {
-                policy: &policy,
-                bundle: None,
-                url: Some(&url),
-                request: &request,
-                artifact: None,
-                now_ms: govledger_client::time::now_ms(),
-                recheck,
-                sources: govledger_client::gate::Sources {
-                    github_api: emu.clone(),
-                    github_app: None,
-                    servicenow_url: Some(emu),
-                },
-                github_status: true,
-            })
-            .unwrap()
-        })
+        let sources = govledger_client::gate::Sources {
+            github_api: emu.clone(),
+            github_app: None,
+            servicenow_url: Some(emu.clone()),
+        };
+        let run = run_gate(&policy_path, &s.url, &request, sources, recheck);
+        async move { run.await.unwrap().unwrap() }
     };
-    let r = gate(true).await.unwrap();
+    let r = gate(true).await;
     assert!(r.ok, "{}", r.to_text());
     assert!(
         r.to_text().contains("evidence for bob (github, approve)"),
@@ -601,7 +630,7 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         .iter_mut()
         .find(|r| r["id"] == 1001)
         .unwrap()["state"] = json!("DISMISSED");
-    let r = gate(true).await.unwrap();
+    let r = gate(true).await;
     assert_eq!(r.failed, ["sources_recheck"], "{}", r.to_text());
     assert_eq!(
         state.lock().unwrap().statuses.last().unwrap().1["state"],
@@ -632,7 +661,7 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         0,
         "both failures were retried"
     );
-    let r = gate(false).await.unwrap();
+    let r = gate(false).await;
     assert_eq!(r.failed, ["no_later_rejection"], "{}", r.to_text());
 
     // Rate limited: after the retries, 503 with Retry-After and a clear message.
@@ -722,27 +751,15 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
     })
     .await;
     let work = tempfile::tempdir().unwrap();
-    let policy_path = work.path().join("policy.toml");
-    std::fs::write(
-        &policy_path,
-        format!("{policy}[log]\nkey = \"{}\"\n", s.vkey),
+    let (policy_path, request) = policy_and_request(
+        &s,
+        work.path(),
+        &policy,
+        &keys[0],
+        json!({"github": {"repo": "quant/ppo", "pr": 7, "head_sha": HEAD}}),
     )
-    .unwrap();
+    .await;
     let art = format!("sha256:{}", "ab".repeat(32));
-    let ds = format!("sha256:{}", "cd".repeat(32));
-    let (_, lineage) = s
-        .post(&json!({"kind": "lineage", "body": {"model_id": "ppo", "model_version": "1", "created_by": "t",
-            "datasets": [{"name": "d", "type": "training", "sha256": ds, "size_bytes": 1}],
-            "artifact": {"path": "p.pt", "sha256": art, "size_bytes": 1}}}).to_string())
-        .await;
-    let st = json!({"model_id": "ppo", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage["leaf_hash"],
-                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": "2026-11-26T07:00:00Z",
-                    "github": {"repo": "quant/ppo", "pr": 7, "head_sha": HEAD}});
-    let (code, req) = s
-        .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&keys[0], &st)}}).to_string())
-        .await;
-    assert_eq!(code, 200, "{req}");
-    let request = req["leaf_hash"].as_str().unwrap().to_owned();
 
     // The server finds the installation on quant/ppo with the App's JWT, takes an
     // installation token and reads the reviews with it.
@@ -763,36 +780,20 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
     assert_eq!(code, 200, "{v}");
 
     // The gate, as the same App, re-reads the review and publishes a check run.
-    let gate = |key: &'static str, installation: Option<u64>| {
-        let (policy, url, request, emu) = (
-            policy_path.clone(),
-            s.url.clone(),
-            request.clone(),
-            emu.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            govledger_client::gate::run(&govledger_client::gate::GateArgs {
-                policy: &policy,
-                bundle: None,
-                url: Some(&url),
-                request: &request,
-                artifact: None,
-                now_ms: govledger_client::time::now_ms(),
-                recheck: true,
-                sources: govledger_client::gate::Sources {
-                    github_api: emu,
-                    github_app: Some(govledger_client::github::App {
-                        id: APP_ID,
-                        key: fixture(key),
-                        installation,
-                    }),
-                    servicenow_url: None,
-                },
-                github_status: true,
-            })
-        })
+    let gate = |key: &str, installation: Option<u64>| {
+        let sources = govledger_client::gate::Sources {
+            github_api: emu.clone(),
+            github_app: Some(govledger_client::github::App {
+                id: APP_ID,
+                key: fixture(key),
+                installation,
+            }),
+            servicenow_url: None,
+        };
+        let run = run_gate(&policy_path, &s.url, &request, sources, true);
+        async move { run.await.unwrap() }
     };
-    let r = gate("github-app.pem", None).await.unwrap().unwrap();
+    let r = gate("github-app.pem", None).await.unwrap();
     assert!(r.ok, "{}", r.to_text());
     assert_eq!(r.github_status.as_deref(), Some("success"));
     assert_eq!(r.github_check_run, Some(7001));
@@ -831,10 +832,7 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
     // The review is dismissed: the recheck refuses and the check run says failure; with the
     // installation given, no lookup is made.
     state.lock().unwrap().reviews[0]["state"] = json!("DISMISSED");
-    let r = gate("github-app.pem", Some(INSTALLATION))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = gate("github-app.pem", Some(INSTALLATION)).await.unwrap();
     assert_eq!(r.failed, ["sources_recheck"], "{}", r.to_text());
     {
         let st = state.lock().unwrap();
@@ -844,10 +842,7 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
 
     // A key GitHub does not know: clear errors, from the gate and from the server, and no key
     // material in them.
-    let e = gate("github-app-other.pem", None)
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = gate("github-app-other.pem", None).await.unwrap_err();
     let msg = format!("{e:#}");
     assert!(
         msg.contains("GitHub rejected the credentials (401"),

@@ -169,14 +169,21 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let mut on_listen = Some(on_listen);
+    let connections = Arc::new(crate::http::conn::ConnStats::default());
     loop {
         let listening = listener.try_clone()?;
         let first = on_listen.is_some();
-        let outcome = serve_log(&cfg, listening, stop.clone(), |addr, vkey| {
-            if let Some(f) = on_listen.take() {
-                f(addr, vkey)
-            }
-        })
+        let outcome = serve_log(
+            &cfg,
+            listening,
+            connections.clone(),
+            stop.clone(),
+            |addr, vkey| {
+                if let Some(f) = on_listen.take() {
+                    f(addr, vkey)
+                }
+            },
+        )
         .await;
         let why = match outcome {
             Ok(None) => return Ok(()),
@@ -187,7 +194,8 @@ pub async fn run(
             Err(e) => format!("{e:#}"),
         };
         tracing::error!("storage failure ({why}): the log is closed; answering 503 until the store writes again");
-        if !wait_for_storage(&cfg, listener.try_clone()?, stop.clone(), &why).await? {
+        let listening = listener.try_clone()?;
+        if !wait_for_storage(&cfg, listening, connections.clone(), stop.clone(), &why).await? {
             return Ok(());
         }
         tracing::warn!("the store writes again: reopening the log");
@@ -203,6 +211,7 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
 async fn serve_log(
     cfg: &Config,
     listener: std::net::TcpListener,
+    connections: Arc<crate::http::conn::ConnStats>,
     stop: tokio::sync::watch::Receiver<bool>,
     on_listen: impl FnOnce(SocketAddr, &str),
 ) -> Result<Option<String>> {
@@ -266,6 +275,7 @@ async fn serve_log(
         anonymous_limit: limit(cfg.rate_limit_per_s, cfg.rate_burst, cfg.quota_per_day),
         certificates: certificate_clients(cfg)?,
         request_timeout: Duration::from_millis(cfg.connections.request_timeout_ms),
+        connections: connections.clone(),
     });
     let tls = cfg
         .tls
@@ -286,6 +296,7 @@ async fn serve_log(
         router(state),
         tls,
         cfg.connections.clone(),
+        connections,
         async move {
             tokio::select! {
                 _ = stopped(stop) => {}
@@ -311,6 +322,7 @@ async fn serve_log(
 async fn wait_for_storage(
     cfg: &Config,
     listener: std::net::TcpListener,
+    connections: Arc<crate::http::conn::ConnStats>,
     stop: tokio::sync::watch::Receiver<bool>,
     why: &str,
 ) -> Result<bool> {
@@ -363,6 +375,7 @@ async fn wait_for_storage(
         closed,
         tls,
         cfg.connections.clone(),
+        connections,
         async move {
             tokio::select! {
                 _ = stopped(stopping) => {}

@@ -25,6 +25,15 @@ use tower::ServiceExt;
 use crate::config::ConnectionsConfig;
 use crate::tls::{PeerCertificate, Subject, TlsState};
 
+/// A server's connection counters, for `/metrics`: kept across the listener's restarts.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// Connections refused over `max_connections` or `max_per_ip`.
+    pub refused: AtomicU64,
+}
+
 /// Serves `app` on `listener` (over TLS when `tls` is set) until `shutdown` resolves, then lets
 /// open connections finish their requests and close.
 pub async fn serve(
@@ -32,6 +41,7 @@ pub async fn serve(
     app: Router,
     tls: Option<Arc<TlsState>>,
     limits: ConnectionsConfig,
+    stats: Arc<ConnStats>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = Arc::new(limits);
@@ -39,6 +49,7 @@ pub async fn serve(
         total: Arc::new(Semaphore::new(limits.max_connections)),
         per_ip: Mutex::new(HashMap::new()),
         max_per_ip: limits.max_per_ip,
+        stats: stats.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -69,6 +80,7 @@ pub async fn serve(
                 ));
             }
             None => {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(refuse(stream, tls.is_none()));
             }
         }
@@ -87,6 +99,7 @@ struct Slots {
     total: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
+    stats: Arc<ConnStats>,
 }
 
 /// A connection's place under the limits, given back when dropped.
@@ -105,7 +118,7 @@ impl Slots {
             return None;
         }
         *n += 1;
-        OPEN.fetch_add(1, Ordering::Relaxed);
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
         Some(Slot {
             _permit: permit,
             slots: self.clone(),
@@ -116,7 +129,7 @@ impl Slots {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::Relaxed);
+        self.slots.stats.open.fetch_sub(1, Ordering::Relaxed);
         let mut per_ip = self.slots.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = per_ip.get_mut(&self.ip) {
             *n -= 1;
@@ -130,7 +143,6 @@ impl Drop for Slot {
 /// Answers a connection over the limits: 503 for plain HTTP (TLS cannot answer before a
 /// handshake, so it is closed).
 async fn refuse(mut stream: TcpStream, plain: bool) {
-    metrics_refused();
     if plain {
         let body = r#"{"error":"too_many_connections","message":"the server has as many open connections as it allows (from this address or in all); retry later"}"#;
         let head = format!(
@@ -153,14 +165,6 @@ async fn refuse(mut stream: TcpStream, plain: bool) {
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
     }
-}
-
-/// Connections refused over the limits and connections open, for `/metrics` (per process).
-pub static REFUSED: AtomicU64 = AtomicU64::new(0);
-pub static OPEN: AtomicUsize = AtomicUsize::new(0);
-
-fn metrics_refused() {
-    REFUSED.fetch_add(1, Ordering::Relaxed);
 }
 
 async fn connection(

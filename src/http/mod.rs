@@ -54,6 +54,8 @@ pub struct AppState {
     pub certificates: HashMap<crate::tls::Subject, Client>,
     /// A request must be answered within this (408 beyond).
     pub request_timeout: Duration,
+    /// Connections open and refused (shared with the listener).
+    pub connections: Arc<conn::ConnStats>,
 }
 
 /// Every route as (method, OpenAPI path). `docs/openapi.json` lists exactly these, and each

@@ -382,14 +382,14 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     metric(
         "govledger_connections_open",
         "gauge",
-        "Open client connections (this process).",
-        super::conn::OPEN.load(Ordering::Relaxed) as f64,
+        "Open client connections.",
+        s.connections.open.load(Ordering::Relaxed) as f64,
     );
     metric(
         "govledger_connections_refused_total",
         "counter",
-        "Connections refused over connections.max_connections or max_per_ip (this process).",
-        super::conn::REFUSED.load(Ordering::Relaxed) as f64,
+        "Connections refused over connections.max_connections or max_per_ip.",
+        s.connections.refused.load(Ordering::Relaxed) as f64,
     );
     metric(
         "govledger_queue_depth",

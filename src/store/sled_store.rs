@@ -100,12 +100,22 @@ impl SledStore {
             .segment_size(SEGMENT_SIZE);
         // sled's lock on the directory outlives a closed store while its background threads
         // finish their last writes: a store closed in this process (a restart after a storage
-        // failure, or a test) may still hold it for a moment.
+        // failure, or a test) may still hold it for a moment, so that case waits up to 5 s.
+        // A directory this process never opened is locked by another process (a running
+        // server): that fails at once.
+        static OPENED: std::sync::Mutex<Vec<std::path::PathBuf>> =
+            std::sync::Mutex::new(Vec::new());
+        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let ours = OPENED
+            .lock()
+            .map(|o| o.contains(&canonical))
+            .unwrap_or(false);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let db = loop {
             match config.open() {
                 Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
+                    if ours
+                        && e.to_string().contains("could not acquire lock")
                         && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -113,6 +123,12 @@ impl SledStore {
                 r => break r?,
             }
         };
+        if let Ok(mut o) = OPENED.lock() {
+            let canonical = std::fs::canonicalize(dir).unwrap_or(canonical);
+            if !o.contains(&canonical) {
+                o.push(canonical);
+            }
+        }
         let tree = db.open_tree("log")?;
         let fkey = key(b'm', b"format");
         match tree.get(&fkey)? {

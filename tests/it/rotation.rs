@@ -84,10 +84,17 @@ async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
         .await
         .unwrap();
     assert!(alerts.is_empty(), "{alerts:?}");
-    // The store is locked while the server runs.
+    // The store is locked while the server runs: refused at once (not after sled's lock wait,
+    // which is only for a store this process itself just closed).
+    let t = std::time::Instant::now();
     let o = rotate(s.dir.path());
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("stop it first"));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
     let dir = s.stop().await;
 
     let o = rotate(dir.path());

@@ -366,7 +366,7 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     metric(
         "govledger_commit_seconds_total",
         "counter",
-        "Time spent in group commits, including both fsyncs.",
+        "Time spent in group commits, including the fsync.",
         m.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
     );
     metric(
@@ -416,7 +416,7 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     );
     m.durable_write_seconds.render(
         "govledger_durable_write_seconds",
-        "Latency of each durable write (entries, then checkpoint), fsync included.",
+        "Latency of each group's durable write (entries, tiles, the previous checkpoint), fsync included.",
         &mut text,
     );
     s.anchorer.render_metrics(&mut text);

@@ -7,6 +7,9 @@
 //! signed with the App's key finds the installation on the repository (or takes the
 //! configured one) and octocrab exchanges it for an installation token.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::{with_retries, Imported, Mapping, Skipped, SourceError};
@@ -20,6 +23,11 @@ pub struct GitHub {
     api: String,
     token_env: String,
     app: Option<App>,
+    /// The App's installation on each repository asked about, and a client per installation
+    /// (octocrab keeps its installation token and renews it when it expires): one token
+    /// exchange per installation and hour, not per sync.
+    installations: std::sync::Mutex<HashMap<String, octocrab::models::InstallationId>>,
+    clients: std::sync::Mutex<HashMap<octocrab::models::InstallationId, Arc<octocrab::Octocrab>>>,
 }
 
 /// A GitHub App's credentials.
@@ -85,12 +93,14 @@ impl GitHub {
             api: cfg.api_url.trim_end_matches('/').to_owned(),
             token_env: cfg.token_env.clone(),
             app,
+            installations: Default::default(),
+            clients: Default::default(),
         })
     }
 
     /// A client for calls on `repo` (OWNER/NAME): with the token, or as the App's installation
     /// on the repository.
-    async fn client(&self, repo: &str) -> Result<octocrab::Octocrab, SourceError> {
+    async fn client(&self, repo: &str) -> Result<Arc<octocrab::Octocrab>, SourceError> {
         // With several rustls providers compiled in (ring here, aws-lc-rs from the S3 SDK) none
         // is the default; choose ring once for the process (an error means one is already set).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -113,13 +123,20 @@ impl GitHub {
             return builder
                 .personal_token(token)
                 .build()
+                .map(Arc::new)
                 .map_err(|e| SourceError::new(500, format!("github: {e}")));
         };
+        let known = app
+            .installation
+            .or_else(|| self.installations.lock().unwrap().get(repo).copied());
+        if let Some(c) = known.and_then(|id| self.clients.lock().unwrap().get(&id).cloned()) {
+            return Ok(c);
+        }
         let as_app = builder
             .app(app.id, app.key.clone())
             .build()
             .map_err(|e| SourceError::new(500, format!("github: {e}")))?;
-        let installation = match app.installation {
+        let installation = match known {
             Some(id) => id,
             None => {
                 let (owner, name) = repo.split_once('/').unwrap_or((repo, ""));
@@ -140,9 +157,22 @@ impl GitHub {
                 .id
             }
         };
-        as_app
-            .installation(installation)
-            .map_err(|e| SourceError::new(500, format!("github: {e}")))
+        self.installations
+            .lock()
+            .unwrap()
+            .insert(repo.to_owned(), installation);
+        let client = Arc::new(
+            as_app
+                .installation(installation)
+                .map_err(|e| SourceError::new(500, format!("github: {e}")))?,
+        );
+        Ok(self
+            .clients
+            .lock()
+            .unwrap()
+            .entry(installation)
+            .or_insert(client)
+            .clone())
     }
 
     /// Reads the reviews of `repo` (OWNER/NAME) pull request `pr`, against `head_sha`.

@@ -772,6 +772,20 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
         let st = state.lock().unwrap();
         assert_eq!((st.installation_lookups, st.app_tokens.len()), (1, 1));
     }
+    // A second sync reuses the installation and its token.
+    let v: Value = http
+        .post(&sync_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["appended"], 0, "{v:#}");
+    {
+        let st = state.lock().unwrap();
+        assert_eq!((st.installation_lookups, st.app_tokens.len()), (1, 1));
+    }
     let rst = json!({"request": request, "artifact_sha256": art, "decision": "approve", "approver": "carol",
                      "role": "risk", "signed_at": "2026-11-26T09:30:00Z"});
     let (code, v) = s

@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+pub use crate::arg_groups::*;
+
 #[derive(Parser)]
 #[command(
     name = "govledger",
@@ -291,22 +293,8 @@ pub enum Command {
         /// status with GITHUB_TOKEN, a check run with GitHub App authentication.
         #[arg(long)]
         github_status: bool,
-        /// Authenticate to GitHub as this App (its id) instead of with GITHUB_TOKEN; needs
-        /// --github-app-key.
-        #[arg(long, env = "GITHUB_APP_ID", requires = "github_app_key")]
-        github_app_id: Option<u64>,
-        /// The GitHub App's private key (the PEM file GitHub hands out).
-        #[arg(long, env = "GITHUB_APP_KEY", requires = "github_app_id")]
-        github_app_key: Option<PathBuf>,
-        /// The App's installation to act as (default: the one on the request's repository).
-        #[arg(long, env = "GITHUB_APP_INSTALLATION_ID")]
-        github_app_installation: Option<u64>,
-        /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).
-        #[arg(long, default_value = "https://api.github.com")]
-        github_api: String,
-        /// ServiceNow instance URL, for --recheck-sources.
-        #[arg(long)]
-        servicenow_url: Option<String>,
+        #[command(flatten)]
+        sources: GateSources,
     },
     /// Print the SHA-256 fingerprint of each dataset (a file, or a directory's manifest), as
     /// recorded in lineage entries: `sha256:<hex>  PATH` per line.
@@ -344,143 +332,6 @@ pub enum Command {
 }
 
 /// Where the server is and how to authenticate.
-#[derive(clap::Args)]
-pub struct ServerArgs {
-    /// Server base URL.
-    #[arg(long, default_value = "http://127.0.0.1:7800")]
-    pub url: String,
-    /// Bearer token (or the GOVLEDGER_TOKEN environment variable); never printed.
-    #[arg(long, env = "GOVLEDGER_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-}
-
-#[derive(clap::Args)]
-pub struct LineageRecord {
-    #[command(flatten)]
-    pub server: ServerArgs,
-    #[arg(long, required = true)]
-    pub model_id: Option<String>,
-    #[arg(long, default_value = "1")]
-    pub model_version: String,
-    #[arg(long)]
-    pub model_name: Option<String>,
-    #[arg(long)]
-    pub model_type: Option<String>,
-    /// Who trained the model (default: $USER).
-    #[arg(long)]
-    pub created_by: Option<String>,
-    /// A dataset as TYPE:NAME=PATH (type training, validation or test; PATH a file or a
-    /// directory); repeat per dataset.
-    #[arg(long = "dataset", required = true)]
-    pub datasets: Vec<String>,
-    /// The trained model file.
-    #[arg(long, required = true)]
-    pub artifact: Option<PathBuf>,
-    /// JSON file: validation metrics (the policy's thresholds read these).
-    #[arg(long)]
-    pub metrics: Option<PathBuf>,
-    /// JSON file: training metrics.
-    #[arg(long)]
-    pub training_metrics: Option<PathBuf>,
-    /// JSON file: training configuration.
-    #[arg(long)]
-    pub training_config: Option<PathBuf>,
-    /// JSON file: hyperparameters.
-    #[arg(long)]
-    pub hyperparameters: Option<PathBuf>,
-    /// JSON file: dependencies, name to version.
-    #[arg(long)]
-    pub dependencies: Option<PathBuf>,
-    /// Code repository and commit.
-    #[arg(long, requires = "code_commit")]
-    pub code_repo: Option<String>,
-    #[arg(long)]
-    pub code_commit: Option<String>,
-    /// Leaf hash of the lineage entry this model derives from.
-    #[arg(long)]
-    pub parent: Option<String>,
-    /// Idempotency key: a retry returns the same entry.
-    #[arg(long)]
-    pub entry_id: Option<String>,
-    /// Where to write metadata.json (default: beside the artifact).
-    #[arg(long)]
-    pub metadata: Option<PathBuf>,
-    /// Verify the receipt against this log key.
-    #[arg(long)]
-    pub log_key: Option<String>,
-}
-
-/// S3 and Kafka anchors to read back.
-#[derive(clap::Args)]
-pub struct RemoteAnchors {
-    /// S3 bucket (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
-    #[arg(long)]
-    pub s3_bucket: Option<String>,
-    #[arg(long, default_value = "govledger")]
-    pub s3_prefix: String,
-    #[arg(long)]
-    pub s3_endpoint: Option<String>,
-    #[arg(long, default_value = "us-east-1")]
-    pub s3_region: String,
-    #[arg(long)]
-    pub s3_path_style: bool,
-    /// Every anchored version must be locked (COMPLIANCE) at least until this RFC 3339 time
-    /// (default: now).
-    #[arg(long)]
-    pub s3_retain_until: Option<String>,
-    /// Kafka bootstrap servers.
-    #[arg(long)]
-    pub kafka_brokers: Option<String>,
-    #[arg(long, default_value = "govledger.checkpoints")]
-    pub kafka_topic: String,
-}
-
-impl RemoteAnchors {
-    pub fn sources(
-        self,
-    ) -> anyhow::Result<(
-        Option<govledger_client::anchors::S3Source>,
-        Option<govledger_client::anchors::KafkaSource>,
-    )> {
-        let retain_until = match &self.s3_retain_until {
-            Some(t) => {
-                (ledger_format::schema::rfc3339_to_ms(t)
-                    .ok_or_else(|| anyhow::anyhow!("--s3-retain-until: not an RFC 3339 time"))?
-                    / 1000) as i64
-            }
-            None => (govledger_client::time::now_ms() / 1000) as i64,
-        };
-        Ok((
-            self.s3_bucket
-                .map(|bucket| govledger_client::anchors::S3Source {
-                    bucket,
-                    prefix: self.s3_prefix,
-                    endpoint: self.s3_endpoint,
-                    region: self.s3_region,
-                    path_style: self.s3_path_style,
-                    retain_until,
-                }),
-            self.kafka_brokers
-                .map(|brokers| govledger_client::anchors::KafkaSource {
-                    brokers,
-                    topic: self.kafka_topic,
-                }),
-        ))
-    }
-}
-
-/// A date (YYYY-MM-DD, UTC midnight) or an RFC 3339 time, as Unix ms.
-pub fn parse_date(flag: &str, s: &str) -> anyhow::Result<u64> {
-    let full = if s.len() == 10 {
-        format!("{s}T00:00:00Z")
-    } else {
-        s.to_owned()
-    };
-    ledger_format::schema::rfc3339_to_ms(&full).ok_or_else(|| {
-        anyhow::anyhow!("--{flag}: {s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time")
-    })
-}
-
 #[derive(Subcommand)]
 pub enum AnchorsCommand {
     /// Read every anchored checkpoint back from each backend given, verify its signature and

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use govledger_client::cli::{self, Outcome};
 
+mod arg_groups;
 mod args;
 
 use args::*;
@@ -322,11 +323,7 @@ fn main() -> ExitCode {
             json,
             recheck_sources,
             github_status,
-            github_app_id,
-            github_app_key,
-            github_app_installation,
-            github_api,
-            servicenow_url,
+            sources,
         } => gate(
             &govledger_client::gate::GateArgs {
                 policy: &policy,
@@ -336,17 +333,7 @@ fn main() -> ExitCode {
                 artifact: artifact.as_deref(),
                 now_ms: govledger_client::time::now_ms(),
                 recheck: recheck_sources,
-                sources: govledger_client::gate::Sources {
-                    github_api,
-                    github_app: github_app_id.zip(github_app_key).map(|(id, key)| {
-                        govledger_client::github::App {
-                            id,
-                            key,
-                            installation: github_app_installation,
-                        }
-                    }),
-                    servicenow_url,
-                },
+                sources: sources.sources(),
                 github_status,
             },
             json,

@@ -634,3 +634,19 @@ fn gate_exit_codes_and_json_report() {
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("no [log] key"));
 }
+
+#[test]
+fn gate_github_app_flags_go_together() {
+    let o = govledger(&[
+        "gate",
+        "--policy",
+        "p.toml",
+        "--request",
+        "00",
+        "--github-app-id",
+        "31337",
+    ]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--github-app-key"), "{err}");
+}

@@ -185,7 +185,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 r.index, r.size
             );
             eprintln!(
-                "the old key is kept as {}; give the new verifier key to witnesses and to policies that pin the log key (verifiers holding the old key follow the rotation from the log)",
+                "the old key is kept as {}; give the new verifier key to witnesses (`govledger witness serve --log OLD --log NEW` trusts both while they catch up) and to policies that pin the log key (verifiers holding the old key follow the rotation from the log)",
                 r.retired.display()
             );
         }

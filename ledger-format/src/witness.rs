@@ -14,7 +14,7 @@ use base64::Engine;
 use thiserror::Error;
 
 use crate::checkpoint::SignedCheckpoint;
-use crate::note::VerifierKey;
+use crate::note::{NoteError, VerifierKey};
 use crate::proof::ConsistencyProof;
 use crate::{Hash, TreeSize};
 
@@ -123,6 +123,30 @@ pub struct LogState {
     pub root: Hash,
 }
 
+/// Opens `note`, a checkpoint of `origin`, with the keys trusted for that origin: a witness may
+/// trust several (a log rotating its key, for the time of the hand-over). At least one must
+/// have signed it, and a line that names a trusted key but does not verify is refused (403),
+/// whatever the other lines.
+pub fn open_trusted(
+    note: &[u8],
+    origin: &str,
+    logs: &[VerifierKey],
+) -> Result<SignedCheckpoint, WitnessError> {
+    let trusted: Vec<&VerifierKey> = logs.iter().filter(|k| k.name() == origin).collect();
+    if trusted.is_empty() {
+        return Err(WitnessError::UnknownLog(origin.to_owned()));
+    }
+    let mut opened = None;
+    for key in trusted {
+        match SignedCheckpoint::open(note, key, &[]) {
+            Ok((signed, _)) => opened = Some(signed),
+            Err(crate::checkpoint::CheckpointError::Note(NoteError::NoVerifiedSignature)) => {}
+            Err(_) => return Err(WitnessError::BadSignature),
+        }
+    }
+    opened.ok_or(WitnessError::BadSignature)
+}
+
 /// Decides a request. `logs` are the log keys this witness follows (name = origin); `state`
 /// returns the state for an origin (`None`: never cosigned, size 0). On success returns the
 /// verified checkpoint: the caller records it as the new state (atomically with the check:
@@ -144,12 +168,7 @@ pub fn decide(
     let origin = crate::checkpoint::Checkpoint::parse(text)
         .map_err(|e| WitnessError::Malformed(format!("checkpoint: {e}")))?
         .origin;
-    let key = logs
-        .iter()
-        .find(|k| k.name() == origin)
-        .ok_or_else(|| WitnessError::UnknownLog(origin.clone()))?;
-    let (signed, _) =
-        SignedCheckpoint::open(&req.note, key, &[]).map_err(|_| WitnessError::BadSignature)?;
+    let signed = open_trusted(&req.note, &origin, logs)?;
     let (size, root) = (signed.checkpoint.size.0, signed.checkpoint.root);
     if req.old > size {
         return Err(WitnessError::Malformed(format!(

@@ -934,3 +934,43 @@ fn tile_indices_have_one_spelling() {
         assert_eq!(back, good);
     }
 }
+
+#[test]
+fn a_witness_trusting_two_keys_of_a_log_cosigns_either_and_refuses_a_bad_line() {
+    use ledger_format::note::{Note, SignerKey};
+    use ledger_format::witness::{decide, AddCheckpoint};
+    let old = SignerKey::from_seed("example.com/log", [1; 32]).unwrap();
+    let new = SignerKey::from_seed("example.com/log", [2; 32]).unwrap();
+    let other = SignerKey::from_seed("example.com/log", [3; 32]).unwrap();
+    let cp = ledger_format::checkpoint::Checkpoint {
+        origin: "example.com/log".into(),
+        size: ledger_format::TreeSize(0),
+        root: ledger_format::Hash::EMPTY,
+        extensions: vec![],
+    }
+    .to_text();
+    let run = |keys: &[ledger_format::note::VerifierKey], note: &str| {
+        AddCheckpoint::parse(AddCheckpoint::encode(0, &[], note).as_bytes())
+            .and_then(|r| decide(&r, keys, |_| None))
+            .map(|s| s.checkpoint.size.0)
+            .map_err(|e| e.status())
+    };
+    let both = [old.verifier(), new.verifier()];
+    for signers in [vec![&old], vec![&new], vec![&old, &new]] {
+        let note = Note::sign(&cp, &signers).unwrap().to_text();
+        assert_eq!(run(&both, &note), Ok(0));
+    }
+    // Only the new key trusted: a checkpoint of the old key alone is refused.
+    let note = Note::sign(&cp, &[&old]).unwrap().to_text();
+    assert_eq!(run(&[new.verifier()], &note), Err(403));
+    // A key of the same name the witness does not trust signs nothing for it.
+    let note = Note::sign(&cp, &[&other]).unwrap().to_text();
+    assert_eq!(run(&both, &note), Err(403));
+    // A line naming a trusted key that does not verify is refused even beside a good one.
+    let good = Note::sign(&cp, &[&new]).unwrap().to_text();
+    let forged_line = Note::sign("another text\n", &[&old]).unwrap().to_text();
+    let forged_line = forged_line.lines().last().unwrap();
+    let note = format!("{good}{forged_line}\n");
+    assert_eq!(run(&both, &note), Err(403));
+    assert_eq!(run(&[new.verifier()], &note), Ok(0));
+}

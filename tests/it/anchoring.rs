@@ -21,12 +21,21 @@ pub struct TestWitness {
 
 impl TestWitness {
     pub async fn start(name: &str, seed: u8, log: &VerifierKey) -> TestWitness {
-        let state = tempfile::tempdir().unwrap();
+        Self::start_in(name, seed, &[log.clone()], tempfile::tempdir().unwrap()).await
+    }
+
+    /// A witness trusting `logs` (several keys of one log, say), with its state in `state`.
+    pub async fn start_in(
+        name: &str,
+        seed: u8,
+        logs: &[VerifierKey],
+        state: tempfile::TempDir,
+    ) -> TestWitness {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let args = govledger_client::witness::ServeArgs {
             key: SignerKey::from_seed(name, [seed; 32]).unwrap(),
-            logs: vec![log.clone()],
+            logs: logs.to_vec(),
             state_dir: state.path().to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
         };
@@ -68,7 +77,7 @@ pub fn log_key(dir: &std::path::Path) -> (SignerKey, PathBuf) {
     (key, path)
 }
 
-async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
+pub async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
     for _ in 0..200 {
         if f().await {
             return;
@@ -78,7 +87,7 @@ async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-async fn witnessed(s: &TestServer) -> Option<String> {
+pub async fn witnessed(s: &TestServer) -> Option<String> {
     let r = s.get("/v1/checkpoints/witnessed").await;
     (r.status() == 200).then_some(r.text().await.unwrap())
 }

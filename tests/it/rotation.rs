@@ -316,3 +316,65 @@ async fn a_rotation_interrupted_after_its_entry_finishes_without_a_second_entry(
     );
     s.stop().await;
 }
+
+/// A witness given the log's old and new key cosigns across the rotation, and still after a
+/// restart with the state the old key signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_trusting_both_keys_cosigns_across_the_rotation() {
+    use crate::anchoring::{log_key, wait_for, witnessed, TestWitness};
+    let dir = tempfile::tempdir().unwrap();
+    let (old, _) = log_key(dir.path());
+    let new = SignerKey::from_seed("localhost/govledger", [43; 32]).unwrap();
+    govledger::server::write_private(&dir.path().join("log.key.next"), &new.to_secret_string())
+        .unwrap();
+    let both = [old.verifier(), new.verifier()];
+    let w = TestWitness::start_in("witness-r", 21, &both, tempfile::tempdir().unwrap()).await;
+    let witness = govledger::config::WitnessConfig {
+        url: w.url.clone(),
+        key: w.key.to_string(),
+    };
+    let config = move |c: &mut govledger::config::Config| {
+        c.anchors.interval_ms = 100;
+        c.witnesses = vec![witness];
+    };
+    let s = start_in(dir, config).await;
+    for i in 0..3 {
+        s.submit(audit(i), None).await;
+    }
+    wait_for("a witnessed checkpoint at size 3", async || {
+        witnessed(&s).await.is_some_and(|n| n.contains("\n3\n"))
+    })
+    .await;
+    let dir = s.stop().await;
+    let o = rotate(dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The witness restarts on its state (signed by the old key), trusting both keys.
+    let state = w.stop().await;
+    let w = TestWitness::start_in("witness-r", 21, &both, state).await;
+    let witness = govledger::config::WitnessConfig {
+        url: w.url.clone(),
+        key: w.key.to_string(),
+    };
+    let s = start_in(dir, move |c| {
+        c.anchors.interval_ms = 100;
+        c.witnesses = vec![witness];
+    })
+    .await;
+    assert_eq!(s.vkey, new.verifier());
+    s.submit(audit(9), None).await;
+    // 3 entries, the key_event, and one more.
+    wait_for("a witnessed checkpoint at size 5", async || {
+        witnessed(&s).await.is_some_and(|n| n.contains("\n5\n"))
+    })
+    .await;
+    let note = witnessed(&s).await.unwrap();
+    let (_, verified) = ledger_format::checkpoint::SignedCheckpoint::open(
+        note.as_bytes(),
+        &new.verifier(),
+        std::slice::from_ref(&w.key),
+    )
+    .unwrap();
+    assert_eq!(verified.len(), 2, "the new key and the witness: {note}");
+    s.stop().await;
+    w.stop().await;
+}

@@ -374,7 +374,9 @@ pub enum WitnessCommand {
         /// The witness's signer key file (govledger keygen --name WITNESS-NAME).
         #[arg(long)]
         key: PathBuf,
-        /// A log's note verifier key (its name is the origin); repeat per log.
+        /// A log's note verifier key (its name is the origin); repeat per log. Give a log's old
+        /// and new key together while it rotates its key (`govledgerd rotate-key`): checkpoints
+        /// signed by either are cosigned.
         #[arg(long = "log", required = true)]
         logs: Vec<String>,
         /// Directory of the persisted state (one file per log).

@@ -56,18 +56,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 fn load(dir: &Path, logs: &[VerifierKey]) -> Result<HashMap<String, Logged>> {
     let mut out = HashMap::new();
     for key in logs {
-        let path = dir.join(origin_id(key.name()));
+        let origin = key.name();
+        if out.contains_key(origin) {
+            continue; // another key of the same log (a rotation)
+        }
+        let path = dir.join(origin_id(origin));
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        let signed = ledger_format::checkpoint::SignedCheckpoint::open(text.as_bytes(), key, &[])
-            .with_context(|| format!("witness state {}", path.display()))?;
+        let signed = ledger_format::witness::open_trusted(text.as_bytes(), origin, logs)
+            .map_err(|e| anyhow::anyhow!("witness state {}: {e}", path.display()))?;
         out.insert(
-            key.name().to_owned(),
+            origin.to_owned(),
             Logged {
                 state: LogState {
-                    size: signed.0.checkpoint.size.0,
-                    root: signed.0.checkpoint.root,
+                    size: signed.checkpoint.size.0,
+                    root: signed.checkpoint.root,
                 },
                 note: text,
             },

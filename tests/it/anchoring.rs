@@ -21,7 +21,13 @@ pub struct TestWitness {
 
 impl TestWitness {
     pub async fn start(name: &str, seed: u8, log: &VerifierKey) -> TestWitness {
-        Self::start_in(name, seed, &[log.clone()], tempfile::tempdir().unwrap()).await
+        Self::start_in(
+            name,
+            seed,
+            std::slice::from_ref(log),
+            tempfile::tempdir().unwrap(),
+        )
+        .await
     }
 
     /// A witness trusting `logs` (several keys of one log, say), with its state in `state`.

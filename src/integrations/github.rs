@@ -175,6 +175,14 @@ impl GitHub {
             .clone())
     }
 
+    /// Drops the cached installation client of `repo` after a failed call (the App may have been
+    /// uninstalled, its token revoked): the next call exchanges a new token.
+    fn forget(&self, repo: &str) {
+        if let Some(id) = self.installations.lock().unwrap().remove(repo) {
+            self.clients.lock().unwrap().remove(&id);
+        }
+    }
+
     /// Reads the reviews of `repo` (OWNER/NAME) pull request `pr`, against `head_sha`.
     pub async fn decisions(
         &self,
@@ -189,7 +197,8 @@ impl GitHub {
             let route = format!("/repos/{repo}/pulls/{pr}/reviews?per_page={PAGE}&page={page}");
             let batch: Vec<Value> =
                 with_retries(|| async { oc.get(&route, None::<&()>).await.map_err(classify) })
-                    .await?;
+                    .await
+                    .inspect_err(|_| self.forget(repo))?;
             let n = batch.len();
             reviews.extend(batch);
             if n < PAGE {

@@ -34,8 +34,9 @@ struct Emulated {
     reviews: Vec<Value>,
     statuses: Vec<(String, Value)>,
     approvals: Vec<Value>,
-    /// Installation tokens issued to the emulated App.
+    /// Installation tokens issued to the emulated App, and those revoked since.
     app_tokens: Vec<String>,
+    revoked: Vec<String>,
     /// Installation lookups by repository.
     installation_lookups: usize,
     check_runs: Vec<Value>,
@@ -152,12 +153,17 @@ type Shared = Arc<Mutex<Emulated>>;
 
 /// Returns the 401 answer unless the request carries the token or an installation token.
 fn gh_auth(s: &Shared, h: &HeaderMap) -> Option<Response> {
-    let issued = s.lock().unwrap().app_tokens.clone();
+    let (issued, revoked) = {
+        let st = s.lock().unwrap();
+        (st.app_tokens.clone(), st.revoked.clone())
+    };
     let ok = h
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or(v.strip_prefix("token ")))
-        .is_some_and(|t| t == GH_TOKEN || issued.iter().any(|i| i == t));
+        .is_some_and(|t| {
+            t == GH_TOKEN || (issued.iter().any(|i| i == t) && !revoked.iter().any(|r| r == t))
+        });
     (!ok).then(|| (StatusCode::UNAUTHORIZED, Json(json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"}))).into_response())
 }
 
@@ -786,6 +792,35 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
         let st = state.lock().unwrap();
         assert_eq!((st.installation_lookups, st.app_tokens.len()), (1, 1));
     }
+    // The token is revoked: that sync fails clearly, the next one takes a new token.
+    {
+        let mut st = state.lock().unwrap();
+        let t = st.app_tokens[0].clone();
+        st.revoked.push(t);
+    }
+    let r = http.post(&sync_url).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("rejected the credentials"),
+        "{v}"
+    );
+    let v: Value = http
+        .post(&sync_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["appended"], 0, "{v:#}");
+    {
+        let st = state.lock().unwrap();
+        assert_eq!((st.installation_lookups, st.app_tokens.len()), (2, 2));
+    }
     let rst = json!({"request": request, "artifact_sha256": art, "decision": "approve", "approver": "carol",
                      "role": "risk", "signed_at": "2026-11-26T09:30:00Z"});
     let (code, v) = s
@@ -840,7 +875,7 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
             .ends_with(&format!("/v1/approvals/{request}/bundle")));
         assert!(st.statuses.is_empty(), "an App publishes a check run");
         // One installation token for the whole gate run (re-read and check run).
-        assert_eq!((st.installation_lookups, st.app_tokens.len()), (2, 2));
+        assert_eq!((st.installation_lookups, st.app_tokens.len()), (3, 3));
     }
 
     // The review is dismissed: the recheck refuses and the check run says failure; with the
@@ -851,7 +886,7 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
     {
         let st = state.lock().unwrap();
         assert_eq!(st.check_runs.last().unwrap()["conclusion"], "failure");
-        assert_eq!(st.installation_lookups, 2);
+        assert_eq!(st.installation_lookups, 3);
     }
 
     // A key GitHub does not know: clear errors, from the gate and from the server, and no key

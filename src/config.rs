@@ -191,9 +191,12 @@ fn default_github_env() -> String {
     "GITHUB_TOKEN".into()
 }
 
-/// A ServiceNow instance (Table API). Basic auth from `user` and the environment variable
-/// `password_env` (default `SERVICENOW_PASSWORD`), or an OAuth bearer token from `token_env`
-/// (default `SERVICENOW_TOKEN`) when it is set. Secrets are never printed.
+/// A ServiceNow instance (Table API). Credentials, first that applies: OAuth with
+/// `oauth_client_id` and the client secret in `oauth_secret_env` (default
+/// `SERVICENOW_CLIENT_SECRET`), the password grant when `user` and `password_env` are set, else
+/// client credentials, tokens renewed before they expire; an OAuth bearer token from
+/// `token_env` (default `SERVICENOW_TOKEN`); basic auth from `user` and `password_env`
+/// (default `SERVICENOW_PASSWORD`). Secrets are never printed.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceNowConfig {
@@ -205,8 +208,30 @@ pub struct ServiceNowConfig {
     pub password_env: String,
     #[serde(default = "default_sn_token")]
     pub token_env: String,
+    /// An OAuth application registry entry's client id: tokens from `/oauth_token.do`.
+    #[serde(default)]
+    pub oauth_client_id: Option<String>,
+    /// Environment variable holding that client's secret.
+    #[serde(default = "default_sn_secret")]
+    pub oauth_secret_env: String,
 }
 
+impl Default for ServiceNowConfig {
+    fn default() -> Self {
+        ServiceNowConfig {
+            instance_url: String::new(),
+            user: None,
+            password_env: default_sn_password(),
+            token_env: default_sn_token(),
+            oauth_client_id: None,
+            oauth_secret_env: default_sn_secret(),
+        }
+    }
+}
+
+fn default_sn_secret() -> String {
+    "SERVICENOW_CLIENT_SECRET".into()
+}
 fn default_sn_password() -> String {
     "SERVICENOW_PASSWORD".into()
 }

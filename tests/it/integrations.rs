@@ -40,6 +40,50 @@ struct Emulated {
     /// Installation lookups by repository.
     installation_lookups: usize,
     check_runs: Vec<Value>,
+    /// ServiceNow OAuth: the grant type of each token issued, the tokens revoked since, and
+    /// the lifetime given to new tokens (s; 0 means ServiceNow's default, 1,799).
+    sn_grants: Vec<String>,
+    sn_revoked: Vec<String>,
+    sn_expires_in: u64,
+}
+
+const SN_CLIENT_ID: &str = "govledger-oauth-client";
+const SN_CLIENT_SECRET: &str = "sn-client-secret-789";
+
+/// ServiceNow's OAuth token endpoint: form-encoded grants, JSON tokens.
+async fn oauth_token(
+    State(s): State<Shared>,
+    axum::extract::Form(f): axum::extract::Form<HashMap<String, String>>,
+) -> Response {
+    let denied = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error_description": "access_denied", "error": "server_error"})),
+        )
+            .into_response()
+    };
+    let get = |k: &str| f.get(k).map(String::as_str);
+    if get("client_id") != Some(SN_CLIENT_ID) || get("client_secret") != Some(SN_CLIENT_SECRET) {
+        return denied();
+    }
+    match get("grant_type") {
+        Some("client_credentials") => {}
+        Some("password")
+            if get("username") == Some("svc") && get("password") == Some(SN_PASSWORD) => {}
+        _ => return denied(),
+    }
+    let mut st = s.lock().unwrap();
+    st.sn_grants.push(get("grant_type").unwrap().to_owned());
+    let expires = if st.sn_expires_in == 0 {
+        1799
+    } else {
+        st.sn_expires_in
+    };
+    Json(
+        json!({"access_token": format!("sn-oauth-{}", st.sn_grants.len()), "refresh_token": "r",
+        "scope": "useraccount", "token_type": "Bearer", "expires_in": expires}),
+    )
+    .into_response()
 }
 
 /// The emulated GitHub App.
@@ -250,19 +294,33 @@ async fn post_status(
 }
 
 /// Returns the 401 answer unless the request carries the basic credentials.
-fn sn_auth(h: &HeaderMap) -> Option<Response> {
+/// Returns the 401 answer unless the request carries the basic credentials or an OAuth token
+/// issued and not revoked.
+fn sn_auth(s: &Shared, h: &HeaderMap) -> Option<Response> {
     use base64::Engine;
     let want = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("svc:{SN_PASSWORD}"))
     );
-    (h.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str())).then(|| {
+    let got = h.get("authorization").and_then(|v| v.to_str().ok());
+    let oauth = got
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| {
+            let st = s.lock().unwrap();
+            let n = st.sn_grants.len();
+            (1..=n).any(|i| format!("sn-oauth-{i}") == t) && !st.sn_revoked.iter().any(|r| r == t)
+        });
+    (got != Some(want.as_str()) && !oauth).then(|| {
         (StatusCode::UNAUTHORIZED, Json(json!({"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"}, "status": "failure"}))).into_response()
     })
 }
 
-async fn changes(h: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    if let Some(e) = sn_auth(&h) {
+async fn changes(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(e) = sn_auth(&s, &h) {
         return e;
     }
     let result = if q.get("sysparm_query").map(String::as_str) == Some("number=CHG0001") {
@@ -278,7 +336,7 @@ async fn approvals(
     h: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(e) = sn_auth(&h) {
+    if let Some(e) = sn_auth(&s, &h) {
         return e;
     }
     assert!(
@@ -302,7 +360,7 @@ async fn approvals(
 }
 
 async fn approval(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Some(e) = sn_auth(&h) {
+    if let Some(e) = sn_auth(&s, &h) {
         return e;
     }
     match s
@@ -339,6 +397,7 @@ async fn emulators(state: Shared) -> String {
             axum::routing::post(post_check_run),
         )
         .route("/api/now/table/change_request", get(changes))
+        .route("/oauth_token.do", axum::routing::post(oauth_token))
         .route("/api/now/table/sysapproval_approver", get(approvals))
         .route("/api/now/table/sysapproval_approver/{id}", get(approval))
         .with_state(state);
@@ -359,6 +418,39 @@ fn sign(k: &SignerKey, st: &Value) -> String {
     use base64::Engine;
     let c = ledger_format::jcs::canonicalize(st).unwrap();
     base64::engine::general_purpose::STANDARD.encode(k.sign_raw(c.as_bytes()))
+}
+
+/// Adds each of `keys` to `policy` as a person with the matching role of `roles`, and returns
+/// them as the server's people, the ones named in `github` and `servicenow` (name, account)
+/// mapped to those accounts.
+fn people(
+    policy: &mut String,
+    keys: &[SignerKey],
+    roles: &[&str],
+    github: Option<(&str, &str)>,
+    servicenow: Option<(&str, &str)>,
+) -> Vec<PersonConfig> {
+    let account = |m: Option<(&str, &str)>, name: &str| {
+        m.filter(|(n, _)| *n == name).map(|(_, a)| a.to_owned())
+    };
+    keys.iter()
+        .zip(roles)
+        .map(|(k, r)| {
+            policy.push_str(&format!(
+                "[[people]]\nname = \"{}\"\nroles = [\"{r}\"]\nkey = \"{}\"\n",
+                k.name(),
+                k.verifier()
+            ));
+            PersonConfig {
+                name: k.name().into(),
+                roles: vec![(*r).into()],
+                key: k.verifier().to_string(),
+                github: account(github, k.name()),
+                servicenow: account(servicenow, k.name()),
+                ..Default::default()
+            }
+        })
+        .collect()
 }
 
 /// Writes `policy` with the log's key beside it, logs a lineage entry and a release request
@@ -479,35 +571,13 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         .collect();
     let roles = ["quant", "engineering", "risk"];
     let mut policy = String::from("[approvals]\nmin_approvers = 2\naccept_imported = [\"github\", \"servicenow\"]\n[[approvals.require]]\nrole = \"engineering\"\nsource = \"github\"\n[[approvals.require]]\nrole = \"risk\"\nsource = \"servicenow\"\n");
-    for (k, r) in keys.iter().zip(roles) {
-        policy.push_str(&format!(
-            "[[people]]\nname = \"{}\"\nroles = [\"{r}\"]\nkey = \"{}\"\n",
-            k.name(),
-            k.verifier()
-        ));
-    }
-    let people = vec![
-        PersonConfig {
-            name: "alice".into(),
-            roles: vec!["quant".into()],
-            key: keys[0].verifier().to_string(),
-            ..Default::default()
-        },
-        PersonConfig {
-            name: "bob".into(),
-            roles: vec!["engineering".into()],
-            key: keys[1].verifier().to_string(),
-            github: Some("bob-gh".into()),
-            ..Default::default()
-        },
-        PersonConfig {
-            name: "carol".into(),
-            roles: vec!["risk".into()],
-            key: keys[2].verifier().to_string(),
-            servicenow: Some("carol.sn".into()),
-            ..Default::default()
-        },
-    ];
+    let people = people(
+        &mut policy,
+        &keys,
+        &roles,
+        Some(("bob", "bob-gh")),
+        Some(("carol", "carol.sn")),
+    );
     let emu2 = emu.clone();
     let s = start_with(move |c| {
         c.people = people;
@@ -521,6 +591,7 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
             user: Some("svc".into()),
             password_env: "GOVLEDGER_TEST_SN_PASSWORD".into(),
             token_env: "GOVLEDGER_TEST_SN_TOKEN_UNSET".into(),
+            ..Default::default()
         });
     })
     .await;
@@ -728,21 +799,7 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
         .collect();
     let roles = ["quant", "engineering", "risk"];
     let mut policy = String::from("[approvals]\nmin_approvers = 2\naccept_imported = [\"github\"]\n[[approvals.require]]\nrole = \"engineering\"\nsource = \"github\"\n[[approvals.require]]\nrole = \"risk\"\nsource = \"signed\"\n");
-    let mut people = Vec::new();
-    for (k, r) in keys.iter().zip(roles) {
-        policy.push_str(&format!(
-            "[[people]]\nname = \"{}\"\nroles = [\"{r}\"]\nkey = \"{}\"\n",
-            k.name(),
-            k.verifier()
-        ));
-        people.push(PersonConfig {
-            name: k.name().into(),
-            roles: vec![r.into()],
-            key: k.verifier().to_string(),
-            github: (r == "engineering").then(|| "bob-gh".into()),
-            ..Default::default()
-        });
-    }
+    let people = people(&mut policy, &keys, &roles, Some(("bob", "bob-gh")), None);
     let app = |key: &str, installation: Option<u64>| GithubConfig {
         api_url: emu.clone(),
         token_env: "GOVLEDGER_TEST_GH_TOKEN_UNSET".into(),
@@ -936,4 +993,136 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
         .err()
         .expect("a broken App key is refused");
     assert!(e.to_string().contains("is not an RSA private key"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servicenow_oauth_tokens_are_taken_kept_and_renewed() {
+    let state: Shared = Arc::new(Mutex::new(Emulated::default()));
+    state.lock().unwrap().approvals.push(
+        json!({"sys_id": "sn-approved-9", "approver.user_name": "carol.sn",
+        "state": "approved", "sys_updated_on": "2026-11-26 09:30:00"}),
+    );
+    let emu = emulators(state.clone()).await;
+    std::env::set_var("GOVLEDGER_TEST_SN_OAUTH_SECRET", SN_CLIENT_SECRET);
+    let keys: Vec<SignerKey> = ["alice", "carol"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| SignerKey::from_seed(n, [i as u8 + 31; 32]).unwrap())
+        .collect();
+    let mut policy =
+        String::from("[approvals]\nmin_approvers = 1\naccept_imported = [\"servicenow\"]\n");
+    let people = people(
+        &mut policy,
+        &keys,
+        &["quant", "risk"],
+        None,
+        Some(("carol", "carol.sn")),
+    );
+    let emu2 = emu.clone();
+    let s = start_with(move |c| {
+        c.people = people;
+        c.servicenow = Some(ServiceNowConfig {
+            instance_url: emu2,
+            token_env: "GOVLEDGER_TEST_SN_TOKEN_UNSET".into(),
+            password_env: "GOVLEDGER_TEST_SN_PASSWORD_UNSET".into(),
+            oauth_client_id: Some(SN_CLIENT_ID.into()),
+            oauth_secret_env: "GOVLEDGER_TEST_SN_OAUTH_SECRET".into(),
+            ..Default::default()
+        });
+    })
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let (_, request) = policy_and_request(
+        &s,
+        work.path(),
+        &policy,
+        &keys[0],
+        json!({"servicenow": {"change": "CHG0001"}}),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/approvals/{request}/sync?source=servicenow", s.url);
+    let sync = || async {
+        let r = http.post(&url).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let grants = || state.lock().unwrap().sn_grants.clone();
+    // Client credentials: one token, kept for the next sync.
+    let (code, v) = sync().await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(sync().await.0, 200);
+    assert_eq!(grants(), ["client_credentials"]);
+    // Revoked: the Table API's 401 drops it and the same sync takes a new one.
+    state.lock().unwrap().sn_revoked.push("sn-oauth-1".into());
+    assert_eq!(sync().await.0, 200);
+    assert_eq!(grants().len(), 2);
+    // Renewed before it expires (ServiceNow's expires_in less a minute).
+    state.lock().unwrap().sn_expires_in = 61;
+    state.lock().unwrap().sn_revoked.push("sn-oauth-2".into());
+    assert_eq!(sync().await.0, 200);
+    assert_eq!(grants().len(), 3);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(sync().await.0, 200);
+    assert_eq!(grants().len(), 4, "the token was renewed");
+    // The gate re-reads the approval with its own OAuth token (the CLI, with the client's
+    // credentials in its environment only).
+    let before = grants().len();
+    let policy_path = work.path().join("policy.toml");
+    let (cli, surl, req, emu3) = (
+        crate::tls::govledger_cli(),
+        s.url.clone(),
+        request.clone(),
+        emu.clone(),
+    );
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(cli)
+            .args(["gate", "--policy"])
+            .arg(&policy_path)
+            .args([
+                "--url",
+                &surl,
+                "--request",
+                &req,
+                "--recheck-sources",
+                "--json",
+            ])
+            .args(["--servicenow-url", &emu3])
+            .env("SERVICENOW_CLIENT_ID", SN_CLIENT_ID)
+            .env("SERVICENOW_CLIENT_SECRET", SN_CLIENT_SECRET)
+            .env_remove("SERVICENOW_TOKEN")
+            .env_remove("SERVICENOW_USER")
+            .env_remove("SERVICENOW_PASSWORD")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+    let recheck = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "sources_recheck")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(recheck["ok"], true, "{report:#}");
+    assert_eq!(grants().len(), before + 1);
+    assert_eq!(grants().last().unwrap(), "client_credentials");
+
+    // A wrong client secret: a clear error that does not show it.
+    std::env::set_var("GOVLEDGER_TEST_SN_OAUTH_SECRET", "wrong-secret");
+    state.lock().unwrap().sn_revoked.push("sn-oauth-4".into());
+    let (code, v) = sync().await;
+    assert_eq!(code, 502, "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("OAuth endpoint rejected the credentials"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("wrong-secret") && !msg.contains(SN_CLIENT_SECRET),
+        "{msg}"
+    );
+    s.stop().await;
 }

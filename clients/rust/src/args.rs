@@ -285,8 +285,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Re-read every imported approval from GitHub or ServiceNow and refuse when the source
-        /// no longer agrees (GITHUB_TOKEN or the GitHub App; SERVICENOW_TOKEN or
-        /// SERVICENOW_USER/_PASSWORD).
+        /// no longer agrees (GITHUB_TOKEN or the GitHub App; SERVICENOW_CLIENT_ID and
+        /// _CLIENT_SECRET for OAuth, or SERVICENOW_TOKEN, or SERVICENOW_USER/_PASSWORD).
         #[arg(long)]
         recheck_sources: bool,
         /// Publish the verdict as `govledger/four-eyes` on the request's head commit: a commit

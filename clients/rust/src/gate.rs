@@ -79,10 +79,45 @@ fn env(n: &str) -> Option<String> {
     std::env::var(n).ok().filter(|v| !v.is_empty())
 }
 
+/// An OAuth access token from ServiceNow's `/oauth_token.do` for `client` (secret in
+/// SERVICENOW_CLIENT_SECRET): the password grant with SERVICENOW_USER and SERVICENOW_PASSWORD,
+/// else client credentials.
+fn servicenow_oauth(base: &str, client: &str) -> Result<String> {
+    let secret = env("SERVICENOW_CLIENT_SECRET")
+        .ok_or_else(|| anyhow::anyhow!("set SERVICENOW_CLIENT_SECRET for SERVICENOW_CLIENT_ID"))?;
+    let mut form = vec![("client_id", client.to_owned()), ("client_secret", secret)];
+    match (env("SERVICENOW_USER"), env("SERVICENOW_PASSWORD")) {
+        (Some(u), Some(p)) => form.extend([
+            ("grant_type", "password".to_owned()),
+            ("username", u),
+            ("password", p),
+        ]),
+        _ => form.push(("grant_type", "client_credentials".to_owned())),
+    }
+    let url = format!("{}/oauth_token.do", base.trim_end_matches('/'));
+    let r = crate::http::blocking()
+        .post(&url)
+        .form(&form)
+        .header("accept", "application/json")
+        .send()
+        .with_context(|| format!("reaching {url}"))?;
+    let status = r.status();
+    let v: Value = r.json().unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("ServiceNow's OAuth endpoint rejected the credentials ({status})");
+    }
+    v["access_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("ServiceNow's OAuth answer has no access_token"))
+}
+
 /// Re-reads one imported decision; returns why the source no longer agrees, if it does not.
 fn recheck(
     src: &Sources,
     github: &OnceCell<GitHub>,
+    servicenow_token: &OnceCell<String>,
     request: &Value,
     d: &Decision,
 ) -> Result<Option<String>> {
@@ -123,13 +158,20 @@ fn recheck(
                 .get(&url)
                 .header("accept", "application/json");
             req = match (
+                env("SERVICENOW_CLIENT_ID"),
                 env("SERVICENOW_TOKEN"),
                 env("SERVICENOW_USER"),
                 env("SERVICENOW_PASSWORD"),
             ) {
-                (Some(t), _, _) => req.bearer_auth(t),
-                (None, Some(u), p) => req.basic_auth(u, p),
-                _ => bail!("set SERVICENOW_TOKEN, or SERVICENOW_USER and SERVICENOW_PASSWORD"),
+                (Some(client), _, _, _) => {
+                    if servicenow_token.get().is_none() {
+                        let _ = servicenow_token.set(servicenow_oauth(base, &client)?);
+                    }
+                    req.bearer_auth(servicenow_token.get().expect("set above"))
+                }
+                (None, Some(t), _, _) => req.bearer_auth(t),
+                (None, None, Some(u), p) => req.basic_auth(u, p),
+                _ => bail!("set SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET (OAuth), SERVICENOW_TOKEN, or SERVICENOW_USER and SERVICENOW_PASSWORD"),
             };
             let r = req.send().with_context(|| format!("reaching {url}"))?;
             match r.status().as_u16() {
@@ -273,7 +315,7 @@ pub fn read_policy(path: &Path) -> Result<Policy> {
 pub fn run(a: &GateArgs) -> Result<Report> {
     let policy = read_policy(a.policy)?;
     // GitHub, reached at most once per run for re-reads and the verdict.
-    let github = OnceCell::new();
+    let (github, servicenow_token) = (OnceCell::new(), OnceCell::new());
     let Some(log_key) = policy.log_key.clone() else {
         bail!(
             "{}: the policy has no [log] key, so no checkpoint can be trusted",
@@ -408,7 +450,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                     .filter(|d| d.counted && d.source != "signed")
                 {
                     rechecked += 1;
-                    if let Some(why) = recheck(src, &github, &r.body, d)? {
+                    if let Some(why) = recheck(src, &github, &servicenow_token, &r.body, d)? {
                         disagree.push(why);
                     }
                 }

@@ -447,7 +447,6 @@ fn people(
                 key: k.verifier().to_string(),
                 github: account(github, k.name()),
                 servicenow: account(servicenow, k.name()),
-                ..Default::default()
             }
         })
         .collect()

@@ -16,6 +16,7 @@ mod governance;
 mod harness;
 #[cfg(feature = "github")]
 mod integrations;
+mod interop;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod monitor;

@@ -47,6 +47,13 @@ pub fn export(store: &dyn Store, to: &Path, vkey: Option<&str>) -> Result<u64> {
     let note = head.checkpoint.context("no signed checkpoint is stored")?;
     let cp = SignedCheckpoint::parse(note.as_bytes())?.checkpoint;
     let size = cp.size;
+    if head.size > size.0 {
+        eprintln!(
+            "export: warning: the last {} entries come after the last stored checkpoint (size {}) and are not exported; give the log key (log.key or GOVLEDGER_LOG_KEY) or start govledgerd once, which signs them, and export again",
+            head.size - size.0,
+            size.0
+        );
+    }
     let bundles = size.0.div_ceil(TILE_WIDTH);
     for n in 0..bundles {
         let b = BundleId::for_size(n, size).expect("n is below the bundle count");

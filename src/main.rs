@@ -155,9 +155,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Export { common, to } => {
             let cfg = common.load()?;
             let store = govledger::server::open_store(&cfg)?;
-            let vkey = govledger::server::load_existing_key(&cfg)
-                .ok()
-                .map(|k| k.verifier().to_string());
+            let key = govledger::server::load_existing_key(&cfg).ok();
+            if let Some(k) = &key {
+                // The last checkpoint is fsynced with the next group: after a crash it may be
+                // missing while its entries are durable. Opening the log (checked against the
+                // stored tree) signs that head again, byte for byte, so the archive holds
+                // every acknowledged entry.
+                govledger::log::Log::open(store.clone(), k.clone(), &cfg.origin)?;
+            }
+            let vkey = key.map(|k| k.verifier().to_string());
             let n = govledger::archive::export(store.as_ref(), &to, vkey.as_deref())?;
             println!("exported {n} entries to {}", to.display());
         }

@@ -22,6 +22,22 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// Waits (up to 5 s) until no one holds the lock of the sled store in `dir`.
+pub async fn wait_unlocked(dir: &std::path::Path) {
+    use fs2::FileExt;
+    for _ in 0..100 {
+        match std::fs::File::open(dir.join("db")) {
+            Ok(f) if f.try_lock_exclusive().is_ok() => {
+                let _ = FileExt::unlock(&f);
+                return;
+            }
+            Err(_) => return, // no store
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    panic!("the store in {} stayed locked", dir.display());
+}
+
 pub async fn start() -> TestServer {
     start_with(|_| {}).await
 }
@@ -78,9 +94,13 @@ pub fn audit(n: u64) -> Value {
 
 impl TestServer {
     /// Stops the server (drain and commit) and returns its data dir.
+    /// Stops the server and returns its data dir once the store's lock is released (sled's
+    /// threads let go of it a moment after the store is closed), so that another process may
+    /// open it at once.
     pub async fn stop(mut self) -> tempfile::TempDir {
         let _ = self.shutdown.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
+        wait_unlocked(&self.dir.path().join("db")).await;
         self.dir
     }
 

@@ -298,7 +298,7 @@ async fn a_rotation_interrupted_after_its_entry_finishes_without_a_second_entry(
             std::fs::rename(e.path(), dir.path().join("log.key")).unwrap();
         }
     }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    crate::harness::wait_unlocked(&dir.path().join("db")).await;
     let o = rotate(dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!dir.path().join("log.key.next").exists());

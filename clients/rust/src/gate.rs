@@ -50,8 +50,9 @@ pub struct GateArgs<'a> {
 }
 
 /// Where imported approvals are re-read and the verdict published. Secrets come from the
-/// environment (`GITHUB_TOKEN`, or the App's key file; `SERVICENOW_TOKEN`, or
-/// `SERVICENOW_USER` and `SERVICENOW_PASSWORD`) and are never printed.
+/// environment (`GITHUB_TOKEN`, or the App's key file; `SERVICENOW_CLIENT_ID` and
+/// `SERVICENOW_CLIENT_SECRET` for OAuth, `SERVICENOW_TOKEN`, or `SERVICENOW_USER` and
+/// `SERVICENOW_PASSWORD`) and are never printed.
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
     pub github_api: String,

@@ -380,6 +380,11 @@ async fn approval(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>)
 }
 
 async fn emulators(state: Shared) -> String {
+    emulators_at(state, "").await
+}
+
+/// The emulators under a path prefix (GitHub Enterprise serves its API under `/api/v3`).
+async fn emulators_at(state: Shared, prefix: &str) -> String {
     let app = axum::Router::new()
         .route("/repos/{o}/{r}/pulls/{n}/reviews", get(list_reviews))
         .route("/repos/{o}/{r}/pulls/{n}/reviews/{id}", get(one_review))
@@ -401,8 +406,13 @@ async fn emulators(state: Shared) -> String {
         .route("/api/now/table/sysapproval_approver", get(approvals))
         .route("/api/now/table/sysapproval_approver/{id}", get(approval))
         .with_state(state);
+    let app = if prefix.is_empty() {
+        app
+    } else {
+        axum::Router::new().nest(prefix, app)
+    };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
+    let url = format!("http://{}{prefix}", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     url
 }
@@ -790,7 +800,9 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
         HEAD,
         "2026-11-26T09:00:00Z",
     ));
-    let emu = emulators(state.clone()).await;
+    // As GitHub Enterprise: the API under /api/v3, which every call (the App's JWT and
+    // token exchange included) must keep.
+    let emu = emulators_at(state.clone(), "/api/v3").await;
     let keys: Vec<SignerKey> = ["alice", "bob", "carol"]
         .iter()
         .enumerate()

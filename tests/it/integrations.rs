@@ -1136,4 +1136,22 @@ async fn servicenow_oauth_tokens_are_taken_kept_and_renewed() {
         "{msg}"
     );
     s.stop().await;
+
+    // With a user and password configured, the password grant.
+    std::env::set_var("GOVLEDGER_TEST_SN_OAUTH_SECRET2", SN_CLIENT_SECRET);
+    std::env::set_var("GOVLEDGER_TEST_SN_OAUTH_PASSWORD", SN_PASSWORD);
+    let sn = govledger::integrations::servicenow::ServiceNow::new(&ServiceNowConfig {
+        instance_url: emu.clone(),
+        user: Some("svc".into()),
+        password_env: "GOVLEDGER_TEST_SN_OAUTH_PASSWORD".into(),
+        token_env: "GOVLEDGER_TEST_SN_TOKEN_UNSET".into(),
+        oauth_client_id: Some(SN_CLIENT_ID.into()),
+        oauth_secret_env: "GOVLEDGER_TEST_SN_OAUTH_SECRET2".into(),
+    })
+    .unwrap();
+    let mut mapping = govledger::integrations::Mapping::default();
+    mapping.servicenow.insert("carol.sn".into(), "carol".into());
+    let (imported, _) = sn.decisions("CHG0001", &mapping).await.unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(grants().last().unwrap(), "password");
 }

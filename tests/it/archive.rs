@@ -97,6 +97,20 @@ async fn export_then_import_round_trips_and_tampering_is_refused() {
     assert!(!o.status.success(), "no key");
 }
 
+/// Leaves the store in `dir` as a crash before the next fsync would: every entry, and `older`
+/// as the last stored checkpoint.
+async fn lose_checkpoint(dir: &Path, older: &str) {
+    {
+        let cfg = govledger::config::Config {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        let store = govledger::server::open_store(&cfg).unwrap();
+        store.put_checkpoint(older).unwrap();
+    }
+    crate::harness::wait_unlocked(&dir.join("db")).await;
+}
+
 /// A crash can lose the last checkpoint (fsynced with the next group) while its entries are
 /// durable and acknowledged: export signs that head again, so the archive holds them all.
 #[tokio::test]
@@ -107,16 +121,7 @@ async fn export_after_a_lost_checkpoint_holds_every_acknowledged_entry() {
     s.submit(audit(2), None).await;
     let last = s.submit(audit(3), None).await;
     let data = s.stop().await;
-    {
-        // What a crash before the next fsync leaves: the entries, an older checkpoint.
-        let cfg = govledger::config::Config {
-            data_dir: data.path().to_path_buf(),
-            ..Default::default()
-        };
-        let store = govledger::server::open_store(&cfg).unwrap();
-        store.put_checkpoint(&first).unwrap();
-    }
-    crate::harness::wait_unlocked(&data.path().join("db")).await;
+    lose_checkpoint(data.path(), &first).await;
     let out = tempfile::tempdir().unwrap();
     let export = out.path().join("archive");
     let o = govledgerd(&["export", "--to"], data.path(), &export);
@@ -129,15 +134,7 @@ async fn export_after_a_lost_checkpoint_holds_every_acknowledged_entry() {
     // Without the key, export says what it leaves out.
     let export2 = out.path().join("archive2");
     let _ = std::fs::remove_file(data.path().join("log.key"));
-    {
-        let cfg = govledger::config::Config {
-            data_dir: data.path().to_path_buf(),
-            ..Default::default()
-        };
-        let store = govledger::server::open_store(&cfg).unwrap();
-        store.put_checkpoint(&first).unwrap();
-    }
-    crate::harness::wait_unlocked(&data.path().join("db")).await;
+    lose_checkpoint(data.path(), &first).await;
     let o = govledgerd(&["export", "--to"], data.path(), &export2);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);

@@ -839,36 +839,30 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
     // installation token and reads the reviews with it.
     let http = reqwest::Client::new();
     let sync_url = format!("{}/v1/approvals/{request}/sync?source=github", s.url);
-    let r = http.post(&sync_url).send().await.unwrap();
-    let v: Value = r.json().await.unwrap();
+    let sync = || async {
+        let r = http.post(&sync_url).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    // (installation lookups, installation tokens) the emulated GitHub answered.
+    let exchanges = || {
+        let st = state.lock().unwrap();
+        (st.installation_lookups, st.app_tokens.len())
+    };
+    let v = sync().await.1;
     assert_eq!(v["appended"], 1, "{v:#}");
-    {
-        let st = state.lock().unwrap();
-        assert_eq!((st.installation_lookups, st.app_tokens.len()), (1, 1));
-    }
+    assert_eq!(exchanges(), (1, 1));
     // A second sync reuses the installation and its token.
-    let v: Value = http
-        .post(&sync_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = sync().await.1;
     assert_eq!(v["appended"], 0, "{v:#}");
-    {
-        let st = state.lock().unwrap();
-        assert_eq!((st.installation_lookups, st.app_tokens.len()), (1, 1));
-    }
+    assert_eq!(exchanges(), (1, 1));
     // The token is revoked: that sync fails clearly, the next one takes a new token.
     {
         let mut st = state.lock().unwrap();
         let t = st.app_tokens[0].clone();
         st.revoked.push(t);
     }
-    let r = http.post(&sync_url).send().await.unwrap();
-    assert_eq!(r.status(), 502);
-    let v: Value = r.json().await.unwrap();
+    let (code, v) = sync().await;
+    assert_eq!(code, 502);
     assert!(
         v["message"]
             .as_str()
@@ -876,19 +870,9 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
             .contains("rejected the credentials"),
         "{v}"
     );
-    let v: Value = http
-        .post(&sync_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = sync().await.1;
     assert_eq!(v["appended"], 0, "{v:#}");
-    {
-        let st = state.lock().unwrap();
-        assert_eq!((st.installation_lookups, st.app_tokens.len()), (2, 2));
-    }
+    assert_eq!(exchanges(), (2, 2));
     let rst = json!({"request": request, "artifact_sha256": art, "decision": "approve", "approver": "carol",
                      "role": "risk", "signed_at": "2026-11-26T09:30:00Z"});
     let (code, v) = s

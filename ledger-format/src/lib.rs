@@ -26,6 +26,7 @@ pub mod note;
 pub mod policy;
 pub mod proof;
 pub mod receipt;
+pub mod rfc3339;
 pub mod schema;
 pub mod tile;
 pub mod tree;

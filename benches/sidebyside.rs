@@ -3,8 +3,9 @@
 //! (a) govledgerd (release build, durable receipts: each answer after the fsync of its entries
 //!     and a checkpoint signed over them), driven by the load generator, every receipt verified;
 //! (b) PostgreSQL (Debian's, started by `benches/sidebyside.sh`): an append-only table whose
-//!     rows carry a SHA-256 hash chain computed by the client (one chain per client
-//!     connection), `synchronous_commit = on`, one transaction per batch;
+//!     rows carry a SHA-256 hash chain computed by the client, `synchronous_commit = on`, one
+//!     transaction per batch, twice: one chain for the table (the head locked per transaction)
+//!     and a chain per client connection (see `Chain`);
 //! (c) raw sled in this process: the same leaves, the same batches, one flush per batch.
 //! Reported: entries/s, p50/p99 latency per request (batch), bytes on disk per entry, ratios.
 //!

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{env_u64, spawn, stop};
+use common::{env_u64, spawn, stop, tree_size};
 use govledger_client::loadgen::{self, LoadArgs, Report};
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn rss_mb(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -162,16 +162,7 @@ async fn fill(url: &str, target: u64, http: &reqwest::Client) {
     let start = Instant::now();
     let mut last = 0;
     loop {
-        let size = http
-            .get(format!("{url}/v1/log"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["tree_size"]
-            .as_u64()
-            .unwrap();
+        let size = tree_size(http, url).await;
         if size >= target {
             break;
         }
@@ -207,16 +198,7 @@ async fn main() {
     let group_batch = (a2 - a1) / (g2 - g1).max(1.0);
     eprintln!("offered 1,000 entries/s ...");
     let paced = load(&url, 64, 1, Some(1000.0), secs).await;
-    let size = http
-        .get(format!("{url}/v1/log"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["tree_size"]
-        .as_u64()
-        .unwrap();
+    let size = tree_size(&http, &url).await;
     eprintln!("inclusion proofs at size {size} ...");
     let proofs = proofs_per_second(&http, &url, size, secs).await;
     let bytes = dir_bytes(&dir.path().join("db"));
@@ -258,16 +240,7 @@ async fn main() {
         eprintln!("large log: filling to {big} entries ...");
         fill(&url, big, &http).await;
         let (rss, hwm) = rss_mb(pid);
-        let size = http
-            .get(format!("{url}/v1/log"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["tree_size"]
-            .as_u64()
-            .unwrap();
+        let size = tree_size(&http, &url).await;
         let proofs_big = proofs_per_second(&http, &url, size, secs).await;
         let (rss2, hwm2) = rss_mb(pid);
         stop(child);

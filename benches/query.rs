@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{env_u64, spawn, stop};
+use common::{env_u64, spawn, stop, tree_size};
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -109,16 +109,7 @@ async fn main() {
     eprintln!("filling to {target} entries ...");
     fill(&url, target).await;
     let http = reqwest::Client::new();
-    let size = http
-        .get(format!("{url}/v1/log"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["tree_size"]
-        .as_u64()
-        .unwrap();
+    let size = tree_size(&http, &url).await;
     let mut rng = rand::thread_rng();
     let random: Vec<u64> = (0..200).map(|_| rng.gen_range(0..size)).collect();
     let base = time(&http, &url, |i| {

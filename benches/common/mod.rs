@@ -45,3 +45,16 @@ pub fn send_signal(pid: u32, sig: &str) {
         .args([&format!("-{sig}"), &pid.to_string()])
         .status();
 }
+
+/// The log's current size, from `GET /v1/log`.
+pub async fn tree_size(http: &reqwest::Client, url: &str) -> u64 {
+    let log: serde_json::Value = http
+        .get(format!("{url}/v1/log"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    log["tree_size"].as_u64().unwrap()
+}

@@ -21,6 +21,13 @@
 //! {"index": 41, "leaf_hash": "<hex>", "leaf": "<base64 leaf>", "tree_size": 42,
 //!  "root": "<base64>", "proof": ["<base64>", ...], "checkpoint": "<signed note text>"}
 //! ```
+//!
+//! A batch answers once for its shared checkpoint ([`BatchReceipts`]):
+//!
+//! ```text
+//! {"tree_size": 42, "root": "<base64>", "checkpoint": "<signed note text>",
+//!  "receipts": [{"index": 40, "leaf_hash": "<hex>", "leaf": "<base64>", "proof": [...]}, ...]}
+//! ```
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -242,5 +249,75 @@ impl Receipt {
             });
         }
         Ok(signed)
+    }
+}
+
+/// The answer to a batch: one checkpoint, tree size and root shared by every entry's receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchReceipts {
+    pub tree_size: u64,
+    /// Root of the checkpoint, base64.
+    pub root: String,
+    /// Signed checkpoint note text.
+    pub checkpoint: String,
+    /// One per submitted entry, in submission order.
+    pub receipts: Vec<BatchItem>,
+}
+
+/// One entry of a [`BatchReceipts`]: the fields of a [`Receipt`] that are not shared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    pub index: u64,
+    /// Leaf hash, 64 lowercase hex characters.
+    pub leaf_hash: String,
+    /// Leaf envelope bytes, base64.
+    pub leaf: String,
+    /// Inclusion proof, base64 hashes, leaf sibling first.
+    pub proof: Vec<String>,
+}
+
+/// Why a batch answer was refused: the first receipt that does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("malformed batch answer: no receipts")]
+    Empty,
+    #[error("receipt {position} of the batch (index {index}): {error}")]
+    Receipt {
+        /// Position in `receipts`, from 0.
+        position: usize,
+        index: u64,
+        error: ReceiptError,
+    },
+}
+
+impl BatchReceipts {
+    /// Returns each entry's full receipt, the shared fields copied in, in order.
+    pub fn receipts(&self) -> Vec<Receipt> {
+        self.receipts
+            .iter()
+            .map(|r| Receipt {
+                index: r.index,
+                leaf_hash: r.leaf_hash.clone(),
+                leaf: r.leaf.clone(),
+                tree_size: self.tree_size,
+                root: self.root.clone(),
+                proof: r.proof.clone(),
+                checkpoint: self.checkpoint.clone(),
+            })
+            .collect()
+    }
+
+    /// Verifies every receipt of the batch as [`Receipt::verify`] does; an empty batch is
+    /// refused.
+    pub fn verify(&self, log_key: &VerifierKey) -> Result<SignedCheckpoint, BatchError> {
+        let mut signed = None;
+        for (position, r) in self.receipts().iter().enumerate() {
+            signed = Some(r.verify(log_key).map_err(|error| BatchError::Receipt {
+                position,
+                index: r.index,
+                error,
+            })?);
+        }
+        signed.ok_or(BatchError::Empty)
     }
 }

@@ -171,3 +171,92 @@ fn golden_receipt_verifies_and_statement_signature_checks() {
         "0101"
     );
 }
+
+#[test]
+fn a_batch_answer_verifies_every_receipt_and_names_the_first_bad_one() {
+    use ledger_format::receipt::{BatchError, BatchItem, BatchReceipts};
+    let log = SignerKey::from_seed("example.com/govledger", [1; 32]).unwrap();
+    let mut tree = MemoryTree::new();
+    let leaves: Vec<Vec<u8>> = (0..5u64)
+        .map(|i| {
+            Leaf {
+                kind: EntryKind::Audit,
+                logged_at_ms: 1_764_147_600_000 + i,
+                submitter: "anonymous".into(),
+                entry_id: String::new(),
+                body: format!(r#"{{"n":{i}}}"#).into_bytes(),
+            }
+            .encode()
+            .unwrap()
+        })
+        .collect();
+    for l in &leaves {
+        tree.push(leaf_hash(l));
+    }
+    let cp = Checkpoint {
+        origin: "example.com/govledger".into(),
+        size: tree.size(),
+        root: tree.root(),
+        extensions: vec![],
+    };
+    let item = |i: usize| BatchItem {
+        index: i as u64,
+        leaf_hash: leaf_hash(&leaves[i]).to_hex(),
+        leaf: STANDARD.encode(&leaves[i]),
+        proof: prove_inclusion(LeafIndex(i as u64), tree.size(), &tree)
+            .unwrap()
+            .path
+            .iter()
+            .map(|h| h.to_base64())
+            .collect(),
+    };
+    let batch = BatchReceipts {
+        tree_size: cp.size.0,
+        root: cp.root.to_base64(),
+        checkpoint: Note::sign(&cp.to_text(), &[&log]).unwrap().to_text(),
+        receipts: (2..5).map(item).collect(),
+    };
+    let key = log.verifier();
+    let signed = batch.verify(&key).unwrap();
+    assert_eq!(signed.checkpoint.size, TreeSize(5));
+    // Each receipt of the batch is a whole receipt on its own.
+    let singles = batch.receipts();
+    assert_eq!(singles.len(), 3);
+    for (r, i) in singles.iter().zip(2..) {
+        assert_eq!(r.index, i);
+        r.verify(&key).unwrap();
+    }
+    // The batch parses from the answer's JSON shape (SPEC.md §5).
+    let json = serde_json::to_string(&batch).unwrap();
+    assert_eq!(serde_json::from_str::<BatchReceipts>(&json).unwrap(), batch);
+
+    let mut bad = batch.clone();
+    bad.receipts[1].proof[0] = bad.receipts[2].proof[0].clone();
+    match bad.verify(&key) {
+        Err(BatchError::Receipt {
+            position: 1,
+            index: 3,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let mut bad = batch.clone();
+    bad.receipts[2].leaf = bad.receipts[0].leaf.clone();
+    assert!(matches!(
+        bad.verify(&key),
+        Err(BatchError::Receipt { position: 2, .. })
+    ));
+    let mut bad = batch.clone();
+    bad.tree_size = 4;
+    assert!(matches!(
+        bad.verify(&key),
+        Err(BatchError::Receipt { position: 0, .. })
+    ));
+    let other = SignerKey::from_seed("example.com/govledger", [9; 32]).unwrap();
+    assert!(batch.verify(&other.verifier()).is_err());
+    let empty = BatchReceipts {
+        receipts: vec![],
+        ..batch
+    };
+    assert!(matches!(empty.verify(&key), Err(BatchError::Empty)));
+}

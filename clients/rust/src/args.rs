@@ -37,7 +37,8 @@ pub enum Command {
     Note(NoteCommand),
     /// Verify a receipt (C2SP tlog-proof text or a JSON receipt) offline against the log key.
     Verify {
-        /// The receipt file, or - for standard input.
+        /// The receipt file (C2SP tlog-proof, JSON receipt, or a saved batch answer, every
+        /// receipt of which is verified), or - for standard input.
         receipt: PathBuf,
         /// The log's note verifier key (name+keyid+base64).
         #[arg(long)]
@@ -48,7 +49,8 @@ pub enum Command {
         /// How many of the given witnesses must have cosigned (default: none).
         #[arg(long, default_value_t = 0)]
         witnesses_required: usize,
-        /// Leaf hash, for tlog-proofs that carry no leaf bytes in `extra`.
+        /// Leaf hash, for tlog-proofs that carry no leaf bytes in `extra`; in a batch answer,
+        /// the one entry to verify.
         #[arg(long)]
         leaf_hash: Option<String>,
         /// Follow the log's key rotations from --log-key (key_event entries, each checked
@@ -77,7 +79,8 @@ pub enum Command {
         /// Ask for the C2SP tlog-proof text instead of the JSON receipt.
         #[arg(long)]
         text: bool,
-        /// Verify the JSON receipt against this log key before printing it.
+        /// Verify the JSON receipt (every receipt of a batch) against this log key before
+        /// printing it; exit 1 if one does not verify.
         #[arg(long)]
         log_key: Option<String>,
     },

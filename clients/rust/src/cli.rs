@@ -4,11 +4,10 @@
 use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::leaf::Leaf;
 use ledger_format::note::{Note, VerifierKey};
 use ledger_format::proof::{ConsistencyProof, InclusionProof};
-use ledger_format::receipt::{Receipt, TlogProof};
+use ledger_format::receipt::{BatchError, BatchReceipts, Receipt, TlogProof};
 use ledger_format::{Hash, LeafIndex, TreeSize};
 use std::io::Read;
 use std::path::Path;
@@ -148,7 +147,56 @@ pub fn leaf_summary(leaf: &[u8]) -> String {
     }
 }
 
-/// `govledger verify`: a tlog-proof or JSON receipt against the log key and optional witnesses.
+/// What a receipt file holds: one receipt (tlog-proof text or JSON), or a batch answer's
+/// receipts, each as a tlog-proof with its JSON receipt when there is one.
+struct ReceiptFile {
+    batch: bool,
+    receipts: Vec<(TlogProof, Option<Receipt>)>,
+}
+
+/// Reads a receipt file; `Err` is why it is not one. With `leaf_hash`, a batch answer is
+/// narrowed to that entry's receipt.
+fn parse_receipt_file(bytes: &[u8], leaf_hash: Option<Hash>) -> Result<ReceiptFile, String> {
+    let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !is_json {
+        let proof = TlogProof::parse(bytes).map_err(|e| e.to_string())?;
+        return Ok(ReceiptFile {
+            batch: false,
+            receipts: vec![(proof, None)],
+        });
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON receipt: {e}"))?;
+    let (batch, mut receipts) = if value.get("receipts").is_some() {
+        let b: BatchReceipts =
+            serde_json::from_value(value).map_err(|e| format!("malformed batch answer: {e}"))?;
+        if b.receipts.is_empty() {
+            return Err(BatchError::Empty.to_string());
+        }
+        (true, b.receipts())
+    } else {
+        let r: Receipt =
+            serde_json::from_value(value).map_err(|e| format!("malformed JSON receipt: {e}"))?;
+        (false, vec![r])
+    };
+    if let (true, Some(hash)) = (batch, leaf_hash) {
+        receipts.retain(|r| r.leaf_hash.eq_ignore_ascii_case(&hash.to_hex()));
+        if receipts.is_empty() {
+            return Err(format!(
+                "the batch holds no receipt for leaf hash {}",
+                hash.to_hex()
+            ));
+        }
+    }
+    let receipts = receipts
+        .into_iter()
+        .map(|r| Ok((r.to_tlog_proof().map_err(|e| e.to_string())?, Some(r))))
+        .collect::<Result<_, String>>()?;
+    Ok(ReceiptFile { batch, receipts })
+}
+
+/// `govledger verify`: a tlog-proof, a JSON receipt or a saved batch answer (every receipt in
+/// it, or the one of `--leaf-hash`) against the log key and optional witnesses.
 pub fn verify_receipt(
     file: &Path,
     log_key: &str,
@@ -165,25 +213,13 @@ pub fn verify_receipt(
     let leaf_hash = leaf_hash.map(|h| parse_hash("leaf-hash", h)).transpose()?;
     let bytes = read_input(file)?;
     let mut rotations = 0;
-    let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    // The JSON form carries more claims (leaf_hash, tree_size, root): they are checked below.
-    let (proof, receipt) = if is_json {
-        let receipt: Receipt = match serde_json::from_slice(&bytes) {
-            Ok(r) => r,
-            Err(e) => return Ok(Outcome::Invalid(format!("malformed JSON receipt: {e}"))),
-        };
-        match receipt.to_tlog_proof() {
-            Ok(p) => (p, Some(receipt)),
-            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
-        }
-    } else {
-        match TlogProof::parse(&bytes) {
-            Ok(p) => (p, None),
-            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
-        }
+    let file = match parse_receipt_file(&bytes, leaf_hash) {
+        Ok(f) => f,
+        Err(why) => return Ok(Outcome::Invalid(why)),
     };
     if let Some(url) = follow_url {
-        let cp = match proof.checkpoint_body() {
+        // Every receipt of a batch carries the same checkpoint.
+        let cp = match file.receipts[0].0.checkpoint_body() {
             Ok(cp) => cp,
             Err(e) => return Ok(Outcome::Invalid(e.to_string())),
         };
@@ -195,22 +231,48 @@ pub fn verify_receipt(
             Err(e) => return Ok(Outcome::Invalid(format!("following key rotations: {e:#}"))),
         }
     }
-    if let Some(r) = &receipt {
-        if let Err(e) = r.verify(&log_key) {
-            return Ok(Outcome::Invalid(e.to_string()));
+    let mut checked = Vec::with_capacity(file.receipts.len());
+    for (position, (proof, receipt)) in file.receipts.iter().enumerate() {
+        // The JSON form carries more claims (leaf_hash, tree_size, root): checked here.
+        let verified = receipt
+            .as_ref()
+            .map_or(Ok(()), |r| r.verify(&log_key).map(drop))
+            .and_then(|()| proof.verify(leaf_hash, &log_key, &witnesses));
+        match verified {
+            Ok((signed, sigs)) => checked.push((signed, sigs)),
+            Err(error) if file.batch => {
+                let index = proof.index.0;
+                let e = BatchError::Receipt {
+                    position,
+                    index,
+                    error,
+                };
+                return Ok(Outcome::Invalid(e.to_string()));
+            }
+            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
         }
     }
-    let (signed, verified): (SignedCheckpoint, _) =
-        match proof.verify(leaf_hash, &log_key, &witnesses) {
-            Ok(v) => v,
-            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
-        };
+    let (signed, verified) = &checked[0];
     let cosigned = verified.iter().filter(|s| s.timestamp.is_some()).count();
     if cosigned < witnesses_required {
         return Ok(Outcome::Invalid(format!(
             "{cosigned} of the required {witnesses_required} witness cosignatures verified"
         )));
     }
+    let cp = &signed.checkpoint;
+    let tail = format!(
+        "tree_size: {}\nroot: {}\norigin: {}\nwitness cosignatures: {cosigned}\nsigned by: {log_key}\nkey rotations followed: {rotations}",
+        cp.size, cp.root, cp.origin,
+    );
+    if file.batch && file.receipts.len() > 1 {
+        let indices: Vec<u64> = file.receipts.iter().map(|(p, _)| p.index.0).collect();
+        return Ok(Outcome::Valid(format!(
+            "valid batch: {} receipts\nindices: {}\n{tail}",
+            indices.len(),
+            index_ranges(&indices)
+        )));
+    }
+    let proof = &file.receipts[0].0;
     let leaf = match &proof.extra {
         Some(bytes) => leaf_summary(bytes),
         None => "leaf bytes not included".into(),
@@ -220,12 +282,30 @@ pub fn verify_receipt(
         .map(|h| h.to_hex())
         .unwrap_or_default();
     Ok(Outcome::Valid(format!(
-        "valid receipt\nindex: {}\nleaf_hash: {leaf_hex}\nleaf: {leaf}\ntree_size: {}\nroot: {}\norigin: {}\nwitness cosignatures: {cosigned}\nsigned by: {log_key}\nkey rotations followed: {rotations}",
+        "valid receipt\nindex: {}\nleaf_hash: {leaf_hex}\nleaf: {leaf}\n{tail}",
         proof.index,
-        signed.checkpoint.size,
-        signed.checkpoint.root,
-        signed.checkpoint.origin,
     )))
+}
+
+/// Returns `indices` as runs, e.g. "4-7, 9".
+fn index_ranges(indices: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &i in indices {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    runs.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Returns base64 of `bytes` (standard, padded).

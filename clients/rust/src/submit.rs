@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::cli::{read_input, Outcome};
 use ledger_format::note::VerifierKey;
-use ledger_format::receipt::Receipt;
+use ledger_format::receipt::{BatchReceipts, Receipt};
 
 /// What to send and where.
 pub struct SubmitArgs<'a> {
@@ -74,12 +74,8 @@ pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
     }
     if let (Some(k), false) = (a.log_key, a.text) {
         let key = VerifierKey::parse(k).context("--log-key")?;
-        if let Ok(r) = serde_json::from_str::<Receipt>(&text) {
-            if let Err(e) = r.verify(&key) {
-                return Ok(Outcome::Invalid(format!(
-                    "the receipt does not verify: {e}"
-                )));
-            }
+        if let Err(why) = verify_answer(&text, &key) {
+            return Ok(Outcome::Invalid(why));
         }
     }
     match a.out {
@@ -92,6 +88,28 @@ pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
         }
         None => Ok(Outcome::Valid(text.trim_end().to_owned())),
     }
+}
+
+/// Checks the server's JSON answer, one receipt or a batch's, against the log key.
+fn verify_answer(text: &str, key: &VerifierKey) -> Result<(), String> {
+    let batch = serde_json::from_str::<Value>(text)
+        .map_err(|e| format!("the answer is not JSON: {e}"))?
+        .get("receipts")
+        .is_some();
+    let verified = if batch {
+        serde_json::from_str::<BatchReceipts>(text)
+            .map_err(|e| format!("malformed batch answer: {e}"))?
+            .verify(key)
+            .map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str::<Receipt>(text)
+            .map_err(|e| format!("malformed receipt: {e}"))?
+            .verify(key)
+            .map_err(|e| e.to_string())
+    };
+    verified
+        .map(drop)
+        .map_err(|e| format!("the receipt does not verify: {e}"))
 }
 
 /// Returns the body of the entry with leaf hash `hash` from the server.

@@ -798,5 +798,28 @@ async fn the_cli_verifies_a_saved_batch_answer() {
     });
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("does not verify"), "{text}");
+
+    // With --text the tlog-proof is verified too.
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, audit(10).to_string()).unwrap();
+    for (key, want) in [(&vkey, 0), (&other, 1)] {
+        let (code, text) = tokio::task::block_in_place(|| {
+            run(vec![
+                "submit".as_ref(),
+                "--url".as_ref(),
+                s.url.as_ref(),
+                "--kind".as_ref(),
+                "audit".as_ref(),
+                "--text".as_ref(),
+                "--log-key".as_ref(),
+                key.as_ref(),
+                body.as_os_str(),
+            ])
+        });
+        assert_eq!(code, want, "{text}");
+        if want == 0 {
+            assert!(text.starts_with("c2sp.org/tlog-proof@v1\n"), "{text}");
+        }
+    }
     s.stop().await;
 }

@@ -79,8 +79,8 @@ pub enum Command {
         /// Ask for the C2SP tlog-proof text instead of the JSON receipt.
         #[arg(long)]
         text: bool,
-        /// Verify the JSON receipt (every receipt of a batch) against this log key before
-        /// printing it; exit 1 if one does not verify.
+        /// Verify the answer against this log key before printing it (the tlog-proof with
+        /// --text, every receipt of a batch); exit 1 if one does not verify.
         #[arg(long)]
         log_key: Option<String>,
     },

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::cli::{read_input, Outcome};
 use ledger_format::note::VerifierKey;
-use ledger_format::receipt::{BatchReceipts, Receipt};
+use ledger_format::receipt::{BatchReceipts, Receipt, TlogProof, TLOG_PROOF_HEADER};
 
 /// What to send and where.
 pub struct SubmitArgs<'a> {
@@ -72,7 +72,7 @@ pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
             text.trim()
         )));
     }
-    if let (Some(k), false) = (a.log_key, a.text) {
+    if let Some(k) = a.log_key {
         let key = VerifierKey::parse(k).context("--log-key")?;
         if let Err(why) = verify_answer(&text, &key) {
             return Ok(Outcome::Invalid(why));
@@ -90,8 +90,15 @@ pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
     }
 }
 
-/// Checks the server's JSON answer, one receipt or a batch's, against the log key.
+/// Checks the server's answer against the log key: a tlog-proof (`--text`), a JSON receipt or
+/// a batch's receipts.
 fn verify_answer(text: &str, key: &VerifierKey) -> Result<(), String> {
+    if text.starts_with(TLOG_PROOF_HEADER) {
+        return TlogProof::parse(text.as_bytes())
+            .and_then(|p| p.verify(None, key, &[]))
+            .map(drop)
+            .map_err(|e| format!("the receipt does not verify: {e}"));
+    }
     let batch = serde_json::from_str::<Value>(text)
         .map_err(|e| format!("the answer is not JSON: {e}"))?
         .get("receipts")

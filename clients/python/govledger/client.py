@@ -13,7 +13,7 @@ import requests
 from .keys import KeyEvent, KeyEventError, follow
 from .merkle import verify_consistency
 from .note import Checkpoint, Note, NoteError, SignerKey, VerifierKey, open_checkpoint
-from .receipt import ReceiptError, VerifiedReceipt, verify_receipt
+from .receipt import ReceiptError, VerifiedReceipt, batch_receipts, verify_receipt
 
 
 class ServerError(RuntimeError):
@@ -119,9 +119,8 @@ class Client:
             raise ServerError(r.status_code, _json_or_text(r))
         out = r.json()
         if self.log_key is not None:
-            for rec in out["receipts"]:
-                self._verify({**rec, "checkpoint": out["checkpoint"], "tree_size": out["tree_size"],
-                              "root": out["root"]})
+            for receipt in batch_receipts(out):
+                self._verify(receipt)
         return out
 
     # -- entry kinds ----------------------------------------------------------------------

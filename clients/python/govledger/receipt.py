@@ -7,7 +7,7 @@ import base64
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .merkle import ProofError, leaf_hash, verify_inclusion
 from .note import Checkpoint, NoteError, VerifierKey, open_checkpoint
@@ -142,3 +142,38 @@ def verify_receipt(receipt: Union[str, bytes, Dict[str, Any]], log_key: Union[st
     except ReceiptError:
         leaf = None
     return VerifiedReceipt(index, h, leaf, cp, cosigners)
+
+
+def batch_receipts(answer: Union[str, bytes, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Returns each entry's full JSON receipt from a batch answer (`{"tree_size", "root",
+    "checkpoint", "receipts": [{"index", "leaf_hash", "leaf", "proof"}, ...]}`), in order.
+    Raises ReceiptError when it is not one, or holds no receipts."""
+    if isinstance(answer, bytes):
+        answer = answer.decode("utf-8")
+    if isinstance(answer, str):
+        try:
+            answer = json.loads(answer)
+        except ValueError as e:
+            raise ReceiptError(f"malformed batch answer: {e}") from None
+    try:
+        shared = {k: answer[k] for k in ("tree_size", "root", "checkpoint")}
+        items = answer["receipts"]
+    except (KeyError, TypeError) as e:
+        raise ReceiptError(f"malformed batch answer: missing {e}") from None
+    if not isinstance(items, list) or not items:
+        raise ReceiptError("malformed batch answer: no receipts")
+    return [{**item, **shared} for item in items]
+
+
+def verify_batch(answer: Union[str, bytes, Dict[str, Any]], log_key: Union[str, VerifierKey],
+                 witness_keys: Sequence[Union[str, VerifierKey]] = (),
+                 witnesses_required: int = 0) -> List[VerifiedReceipt]:
+    """Verifies every receipt of a batch answer as `verify_receipt` does. Raises ReceiptError
+    naming the first that fails (its position in the batch and its index)."""
+    out = []
+    for position, receipt in enumerate(batch_receipts(answer)):
+        try:
+            out.append(verify_receipt(receipt, log_key, witness_keys, witnesses_required))
+        except ReceiptError as e:
+            raise ReceiptError(f"receipt {position} of the batch (index {receipt.get('index')}): {e}") from None
+    return out

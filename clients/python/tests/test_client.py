@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from govledger import (Client, ReceiptError, ServerError, SignerKey, fingerprint_dataset,
-                       verify_receipt)
+                       verify_batch, verify_receipt)
 from govledger.dataset import DatasetError, fingerprint_dataframe
 
 from .conftest import binary
@@ -54,6 +54,27 @@ def test_tampered_receipts_are_rejected(client, server):
         verify_receipt(r, other)
     with pytest.raises(ReceiptError):
         verify_receipt(dict(r, tree_size=r["tree_size"] + 1), server["log_key"])
+
+
+def test_batch_answers_verify_receipt_by_receipt(client, server):
+    answer = client.submit_batch([{"kind": "audit", "body": {"event_type": "X", "component": "c", "action": "a",
+                                                              "details": {"b": n}, "compliance_tags": ["SOX"]}}
+                                  for n in range(3)])
+    verified = verify_batch(answer, server["log_key"])
+    assert [v.index for v in verified] == [r["index"] for r in answer["receipts"]]
+    assert [json.loads(v.leaf.body)["details"]["b"] for v in verified] == [0, 1, 2]
+    assert verify_batch(json.dumps(answer), server["log_key"])[2].index == answer["receipts"][2]["index"]
+    bad = copy.deepcopy(answer)
+    bad["receipts"][1]["leaf"] = bad["receipts"][0]["leaf"]
+    with pytest.raises(ReceiptError, match=r"receipt 1 of the batch \(index %d\)" % answer["receipts"][1]["index"]):
+        verify_batch(bad, server["log_key"])
+    with pytest.raises(ReceiptError, match="no receipts"):
+        verify_batch(dict(answer, receipts=[]), server["log_key"])
+    with pytest.raises(ReceiptError, match="malformed batch answer"):
+        verify_batch({"receipts": answer["receipts"]}, server["log_key"])
+    other = SignerKey("localhost/govledger", b"\x09" * 32).verifier()
+    with pytest.raises(ReceiptError):
+        verify_batch(answer, other)
 
 
 def test_bad_input_is_a_server_error(client):

@@ -699,127 +699,90 @@ async fn the_load_generator_verifies_every_receipt() {
 /// answer: every receipt, or the one named by `--leaf-hash`; a tampered one is named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_verifies_a_saved_batch_answer() {
-    use std::process::Command;
     let s = start().await;
     s.submit(audit(0), None).await; // so the batch does not start at index 0
     let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, v: Value| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let vkey = s.vkey.to_string();
+    let other = ledger_format::note::SignerKey::from_seed(s.vkey.name(), [7; 32])
+        .unwrap()
+        .verifier()
+        .to_string();
+    // Runs the CLI (off the async workers: the server answers on them); exit code and output.
+    let cli = |args: &[&str]| {
+        let out = tokio::task::block_in_place(|| {
+            std::process::Command::new(crate::tls::govledger_cli())
+                .args(args)
+                .output()
+                .unwrap()
+        });
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap(), text)
+    };
+    let submit = |key: &str, extra: &[&str]| {
+        let args = [&["submit", "--url", &s.url, "--log-key", key][..], extra].concat();
+        cli(&args)
+    };
+    let verify = |file: &str, extra: &[&str]| {
+        cli(&[&["verify", file, "--log-key", &vkey][..], extra].concat())
+    };
+
     let entries: Vec<Value> = (1..=4)
         .map(|n| json!({"kind": "audit", "body": audit(n)}))
         .collect();
-    let input = dir.path().join("batch.json");
-    std::fs::write(&input, json!({ "entries": entries }).to_string()).unwrap();
+    let batch = file("batch.json", json!({ "entries": entries }));
     let saved = dir.path().join("answer.json");
-    let vkey = s.vkey.to_string();
-    let cli = crate::tls::govledger_cli();
-    let run = |args: Vec<&std::ffi::OsStr>| {
-        let out = Command::new(&cli).args(args).output().unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
-    let (code, text) = tokio::task::block_in_place(|| {
-        run(vec![
-            "submit".as_ref(),
-            "--url".as_ref(),
-            s.url.as_ref(),
-            "--log-key".as_ref(),
-            vkey.as_ref(),
-            "--out".as_ref(),
-            saved.as_os_str(),
-            input.as_os_str(),
-        ])
-    });
+    let saved = saved.to_str().unwrap();
+    let (code, text) = submit(&vkey, &["--out", saved, &batch]);
     assert_eq!(code, 0, "{text}");
-    let verify = |file: &std::path::Path, extra: &[&str]| {
-        let mut args: Vec<&std::ffi::OsStr> =
-            vec!["verify".as_ref(), file.as_os_str(), "--log-key".as_ref()];
-        args.push(vkey.as_ref());
-        args.extend(extra.iter().map(std::ffi::OsStr::new));
-        run(args)
-    };
-    let (code, text) = verify(&saved, &[]);
+    let (code, text) = verify(saved, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("valid batch: 4 receipts"), "{text}");
     assert!(text.contains("indices: 1-4"), "{text}");
     assert!(text.contains("tree_size: 5"), "{text}");
 
-    // One entry of the batch, by its leaf hash.
-    let answer: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
-    let third = answer["receipts"][2]["leaf_hash"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (code, text) = verify(&saved, &["--leaf-hash", &third]);
+    // One entry of the batch, by its leaf hash; a hash the batch does not hold.
+    let answer: Value = serde_json::from_str(&std::fs::read_to_string(saved).unwrap()).unwrap();
+    let third = answer["receipts"][2]["leaf_hash"].as_str().unwrap();
+    let (code, text) = verify(saved, &["--leaf-hash", third]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("valid receipt\nindex: 3\n"), "{text}");
-    let absent = "00".repeat(32);
-    let (code, text) = verify(&saved, &["--leaf-hash", &absent]);
+    let (code, text) = verify(saved, &["--leaf-hash", &"00".repeat(32)]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("no receipt for leaf hash"), "{text}");
 
-    // A tampered proof in the third receipt: refused, and named.
+    // A tampered proof in the third receipt: refused, and named; an empty batch is refused.
     let mut bad = answer.clone();
     bad["receipts"][2]["proof"][0] = bad["receipts"][1]["proof"][0].clone();
-    let tampered = dir.path().join("tampered.json");
-    std::fs::write(&tampered, bad.to_string()).unwrap();
-    let (code, text) = verify(&tampered, &[]);
+    let (code, text) = verify(&file("tampered.json", bad), &[]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("receipt 2 of the batch (index 3)"), "{text}");
-    // An empty batch is not a valid answer.
     let mut empty = answer.clone();
     empty["receipts"] = json!([]);
-    std::fs::write(&tampered, empty.to_string()).unwrap();
-    let (code, text) = verify(&tampered, &[]);
+    let (code, text) = verify(&file("empty.json", empty), &[]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("no receipts"), "{text}");
 
     // submit --log-key with another log's key refuses the batch answer (exit 1).
-    let other = ledger_format::note::SignerKey::from_seed(s.vkey.name(), [7; 32])
-        .unwrap()
-        .verifier()
-        .to_string();
-    let input2 = dir.path().join("batch2.json");
-    std::fs::write(
-        &input2,
-        json!({"entries": [{"kind": "audit", "body": audit(9)}]}).to_string(),
-    )
-    .unwrap();
-    let (code, text) = tokio::task::block_in_place(|| {
-        run(vec![
-            "submit".as_ref(),
-            "--url".as_ref(),
-            s.url.as_ref(),
-            "--log-key".as_ref(),
-            other.as_ref(),
-            input2.as_os_str(),
-        ])
-    });
+    let one = file(
+        "one.json",
+        json!({"entries": [{"kind": "audit", "body": audit(9)}]}),
+    );
+    let (code, text) = submit(&other, &[&one]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("does not verify"), "{text}");
 
     // With --text the tlog-proof is verified too.
-    let body = dir.path().join("body.json");
-    std::fs::write(&body, audit(10).to_string()).unwrap();
-    for (key, want) in [(&vkey, 0), (&other, 1)] {
-        let (code, text) = tokio::task::block_in_place(|| {
-            run(vec![
-                "submit".as_ref(),
-                "--url".as_ref(),
-                s.url.as_ref(),
-                "--kind".as_ref(),
-                "audit".as_ref(),
-                "--text".as_ref(),
-                "--log-key".as_ref(),
-                key.as_ref(),
-                body.as_os_str(),
-            ])
-        });
-        assert_eq!(code, want, "{text}");
-        if want == 0 {
-            assert!(text.starts_with("c2sp.org/tlog-proof@v1\n"), "{text}");
-        }
-    }
+    let body = file("body.json", audit(10));
+    let (code, text) = submit(&vkey, &["--kind", "audit", "--text", &body]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("c2sp.org/tlog-proof@v1\n"), "{text}");
+    let (code, text) = submit(&other, &["--kind", "audit", "--text", &body]);
+    assert_eq!(code, 1, "{text}");
     s.stop().await;
 }

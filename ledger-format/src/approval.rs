@@ -362,17 +362,7 @@ pub fn evaluate(
 }
 
 /// An entry in a bundle: a receipt without its checkpoint (the bundle's one checkpoint).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BundleEntry {
-    pub index: u64,
-    /// Leaf hash, 64 lowercase hex characters.
-    pub leaf_hash: String,
-    /// Leaf envelope bytes, base64.
-    pub leaf: String,
-    /// Inclusion proof to the bundle's checkpoint, base64 hashes.
-    pub proof: Vec<String>,
-}
+pub use crate::receipt::EntryProof as BundleEntry;
 
 /// The value of a bundle's `format`.
 pub const BUNDLE_FORMAT: &str = "govledger-approval-bundle/v1";

@@ -261,18 +261,20 @@ pub struct BatchReceipts {
     /// Signed checkpoint note text.
     pub checkpoint: String,
     /// One per submitted entry, in submission order.
-    pub receipts: Vec<BatchItem>,
+    pub receipts: Vec<EntryProof>,
 }
 
-/// One entry of a [`BatchReceipts`]: the fields of a [`Receipt`] that are not shared.
+/// A receipt without its checkpoint: an entry of a batch answer, or of an approval bundle
+/// (`approval::BundleEntry`), both of which carry one checkpoint for all their entries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchItem {
+#[serde(deny_unknown_fields)]
+pub struct EntryProof {
     pub index: u64,
     /// Leaf hash, 64 lowercase hex characters.
     pub leaf_hash: String,
     /// Leaf envelope bytes, base64.
     pub leaf: String,
-    /// Inclusion proof, base64 hashes, leaf sibling first.
+    /// Inclusion proof to the shared checkpoint, base64 hashes, leaf sibling first.
     pub proof: Vec<String>,
 }
 

@@ -174,7 +174,7 @@ fn golden_receipt_verifies_and_statement_signature_checks() {
 
 #[test]
 fn a_batch_answer_verifies_every_receipt_and_names_the_first_bad_one() {
-    use ledger_format::receipt::{BatchError, BatchItem, BatchReceipts};
+    use ledger_format::receipt::{BatchError, BatchReceipts, EntryProof};
     let log = SignerKey::from_seed("example.com/govledger", [1; 32]).unwrap();
     let mut tree = MemoryTree::new();
     let leaves: Vec<Vec<u8>> = (0..5u64)
@@ -199,7 +199,7 @@ fn a_batch_answer_verifies_every_receipt_and_names_the_first_bad_one() {
         root: tree.root(),
         extensions: vec![],
     };
-    let item = |i: usize| BatchItem {
+    let item = |i: usize| EntryProof {
         index: i as u64,
         leaf_hash: leaf_hash(&leaves[i]).to_hex(),
         leaf: STANDARD.encode(&leaves[i]),

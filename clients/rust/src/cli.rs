@@ -4,8 +4,9 @@
 use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::leaf::Leaf;
-use ledger_format::note::{Note, VerifierKey};
+use ledger_format::note::{Note, VerifiedSignature, VerifierKey};
 use ledger_format::proof::{ConsistencyProof, InclusionProof};
 use ledger_format::receipt::{BatchError, BatchReceipts, Receipt, TlogProof};
 use ledger_format::{Hash, LeafIndex, TreeSize};
@@ -154,6 +155,51 @@ struct ReceiptFile {
     receipts: Vec<(TlogProof, Option<Receipt>)>,
 }
 
+impl ReceiptFile {
+    /// Verifies every receipt against `log_key` (and the witnesses' lines when present), a JSON
+    /// receipt's own claims (leaf_hash, tree_size, root) too. Returns the shared checkpoint and
+    /// its verified signatures, or why the first receipt that fails does (a batch's named by
+    /// its position).
+    fn verify(
+        &self,
+        leaf_hash: Option<Hash>,
+        log_key: &VerifierKey,
+        witnesses: &[VerifierKey],
+    ) -> Result<(SignedCheckpoint, Vec<VerifiedSignature>), String> {
+        let mut first = None;
+        for (position, (proof, receipt)) in self.receipts.iter().enumerate() {
+            let verified = receipt
+                .as_ref()
+                .map_or(Ok(()), |r| r.verify(log_key).map(drop))
+                .and_then(|()| proof.verify(leaf_hash, log_key, witnesses));
+            match verified {
+                Ok(v) => {
+                    first.get_or_insert(v);
+                }
+                Err(error) if self.batch => {
+                    let index = proof.index.0;
+                    let e = BatchError::Receipt {
+                        position,
+                        index,
+                        error,
+                    };
+                    return Err(e.to_string());
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(first.expect("a receipt file holds at least one receipt"))
+    }
+}
+
+/// Verifies a server's answer (a JSON receipt, a batch answer or a tlog-proof) against the log
+/// key; `Err` is why it does not verify.
+pub fn verify_answer(bytes: &[u8], log_key: &VerifierKey) -> Result<(), String> {
+    parse_receipt_file(bytes, None)?
+        .verify(None, log_key, &[])
+        .map(drop)
+}
+
 /// Reads a receipt file; `Err` is why it is not one. With `leaf_hash`, a batch answer is
 /// narrowed to that entry's receipt.
 fn parse_receipt_file(bytes: &[u8], leaf_hash: Option<Hash>) -> Result<ReceiptFile, String> {
@@ -231,28 +277,10 @@ pub fn verify_receipt(
             Err(e) => return Ok(Outcome::Invalid(format!("following key rotations: {e:#}"))),
         }
     }
-    let mut checked = Vec::with_capacity(file.receipts.len());
-    for (position, (proof, receipt)) in file.receipts.iter().enumerate() {
-        // The JSON form carries more claims (leaf_hash, tree_size, root): checked here.
-        let verified = receipt
-            .as_ref()
-            .map_or(Ok(()), |r| r.verify(&log_key).map(drop))
-            .and_then(|()| proof.verify(leaf_hash, &log_key, &witnesses));
-        match verified {
-            Ok((signed, sigs)) => checked.push((signed, sigs)),
-            Err(error) if file.batch => {
-                let index = proof.index.0;
-                let e = BatchError::Receipt {
-                    position,
-                    index,
-                    error,
-                };
-                return Ok(Outcome::Invalid(e.to_string()));
-            }
-            Err(e) => return Ok(Outcome::Invalid(e.to_string())),
-        }
-    }
-    let (signed, verified) = &checked[0];
+    let (signed, verified) = match file.verify(leaf_hash, &log_key, &witnesses) {
+        Ok(v) => v,
+        Err(why) => return Ok(Outcome::Invalid(why)),
+    };
     let cosigned = verified.iter().filter(|s| s.timestamp.is_some()).count();
     if cosigned < witnesses_required {
         return Ok(Outcome::Invalid(format!(

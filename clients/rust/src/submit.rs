@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::cli::{read_input, Outcome};
 use ledger_format::note::VerifierKey;
-use ledger_format::receipt::{BatchReceipts, Receipt, TlogProof, TLOG_PROOF_HEADER};
+use ledger_format::receipt::Receipt;
 
 /// What to send and where.
 pub struct SubmitArgs<'a> {
@@ -74,8 +74,10 @@ pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
     }
     if let Some(k) = a.log_key {
         let key = VerifierKey::parse(k).context("--log-key")?;
-        if let Err(why) = verify_answer(&text, &key) {
-            return Ok(Outcome::Invalid(why));
+        if let Err(why) = crate::cli::verify_answer(text.as_bytes(), &key) {
+            return Ok(Outcome::Invalid(format!(
+                "the receipt does not verify: {why}"
+            )));
         }
     }
     match a.out {
@@ -88,35 +90,6 @@ pub fn send(a: &SubmitArgs, body: &Value) -> Result<Outcome> {
         }
         None => Ok(Outcome::Valid(text.trim_end().to_owned())),
     }
-}
-
-/// Checks the server's answer against the log key: a tlog-proof (`--text`), a JSON receipt or
-/// a batch's receipts.
-fn verify_answer(text: &str, key: &VerifierKey) -> Result<(), String> {
-    if text.starts_with(TLOG_PROOF_HEADER) {
-        return TlogProof::parse(text.as_bytes())
-            .and_then(|p| p.verify(None, key, &[]))
-            .map(drop)
-            .map_err(|e| format!("the receipt does not verify: {e}"));
-    }
-    let batch = serde_json::from_str::<Value>(text)
-        .map_err(|e| format!("the answer is not JSON: {e}"))?
-        .get("receipts")
-        .is_some();
-    let verified = if batch {
-        serde_json::from_str::<BatchReceipts>(text)
-            .map_err(|e| format!("malformed batch answer: {e}"))?
-            .verify(key)
-            .map_err(|e| e.to_string())
-    } else {
-        serde_json::from_str::<Receipt>(text)
-            .map_err(|e| format!("malformed receipt: {e}"))?
-            .verify(key)
-            .map_err(|e| e.to_string())
-    };
-    verified
-        .map(drop)
-        .map_err(|e| format!("the receipt does not verify: {e}"))
 }
 
 /// Returns the body of the entry with leaf hash `hash` from the server.

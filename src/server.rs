@@ -277,12 +277,7 @@ async fn serve_log(
         request_timeout: Duration::from_millis(cfg.connections.request_timeout_ms),
         connections: connections.clone(),
     });
-    let tls = cfg
-        .tls
-        .as_ref()
-        .map(crate::tls::TlsState::new)
-        .transpose()
-        .context("tls")?;
+    let tls = tls_state(cfg)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     on_listen(listener.local_addr()?, &log.verifier.to_string());
     if state.tokens.is_empty() && state.certificates.is_empty() {
@@ -347,12 +342,7 @@ async fn wait_for_storage(
             }
         }
     });
-    let tls = cfg
-        .tls
-        .as_ref()
-        .map(crate::tls::TlsState::new)
-        .transpose()
-        .context("tls")?;
+    let tls = tls_state(cfg)?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let probe_cfg = cfg.clone();
     let probing = tokio::spawn(async move {
@@ -545,4 +535,13 @@ pub fn load_existing_key(cfg: &Config) -> Result<SignerKey> {
     }
     let text = std::fs::read_to_string(cfg.key_path())?;
     Ok(SignerKey::parse(text.trim())?)
+}
+
+/// The TLS state of `[tls]`, when configured.
+fn tls_state(cfg: &Config) -> Result<Option<Arc<crate::tls::TlsState>>> {
+    cfg.tls
+        .as_ref()
+        .map(crate::tls::TlsState::new)
+        .transpose()
+        .context("tls")
 }

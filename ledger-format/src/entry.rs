@@ -286,10 +286,32 @@ pub fn attributes_of(kind: EntryKind, v: &Value) -> Vec<String> {
         _ => None,
     };
     out.extend(request.map(|r| format!("request={r}")));
+    let statement = &v["statement"];
+    if matches!(kind, EntryKind::ApprovalRequest | EntryKind::Approval) {
+        out.extend(text(&statement["artifact_sha256"]).map(|a| format!("artifact={a}")));
+    }
+    if kind == EntryKind::ApprovalRequest {
+        out.extend(source_bindings(statement));
+    }
     if kind == EntryKind::Audit {
         for t in v["compliance_tags"].as_array().into_iter().flatten() {
             out.extend(text(t).map(|t| format!("tag={t}")));
         }
+    }
+    out
+}
+
+/// Returns the attributes that bind a request's statement to its sources, which at most one
+/// request may carry: `github_pr=<owner/name, lowercase>#<number>` and
+/// `servicenow_change=<number>`.
+pub fn source_bindings(statement: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let g = &statement["github"];
+    if let (Some(repo), Some(pr)) = (g["repo"].as_str(), g["pr"].as_u64()) {
+        out.push(format!("github_pr={}#{pr}", repo.to_lowercase()));
+    }
+    if let Some(change) = statement["servicenow"]["change"].as_str() {
+        out.push(format!("servicenow_change={change}"));
     }
     out
 }

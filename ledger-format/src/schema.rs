@@ -192,6 +192,41 @@ fn is_digest(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(is_hex64)
 }
 
+/// Returns true for a GitHub `owner/name`.
+pub fn is_github_repo(s: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    matches!(s.split_once('/'), Some((owner, name)) if part(owner) && part(name))
+}
+
+/// Returns true for a git commit SHA (SHA-1 or SHA-256 object name, lowercase hex).
+pub fn is_commit_sha(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Returns true for an identifier a source query may carry verbatim (a ServiceNow change
+/// number or `sys_id`): 1 to 64 ASCII letters, digits, `-` and `_`. Anything else could change
+/// the meaning of an encoded query (`^`, `=`, spaces), so it is refused, not escaped.
+pub fn is_source_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+/// Returns true for a decimal number written as a string (`-0.25`, `1.7`, `3`): what a signed
+/// statement carries instead of a float.
+pub fn is_decimal(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.len() + frac.len() <= 40
+        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+}
+
 fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -344,6 +379,31 @@ impl<'a> ObjectCheck<'a> {
             .collect()
     }
 
+    /// Checks that every field of this object is a decimal number written as a string, or an
+    /// integer (at most `max` fields), and returns.
+    pub fn decimals(self, max: usize) -> Result<(), SchemaError> {
+        if self.map.len() > max {
+            return Err(SchemaError::new(
+                self.path.clone(),
+                format!("must hold at most {max} fields"),
+            ));
+        }
+        for (name, v) in self.map {
+            let ok = match v {
+                Value::String(s) => is_decimal(s),
+                Value::Number(n) => n.is_i64(),
+                _ => false,
+            };
+            if name.is_empty() || name.len() > MAX_SHORT || !ok {
+                return Err(SchemaError::new(
+                    self.field(name),
+                    "must be a decimal number as a string (\"0.25\") or an integer",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a nested object field with its own schema.
     pub fn nested(
         &mut self,
@@ -441,15 +501,34 @@ pub fn approval_request(map: &Map<String, Value>) -> Result<(), SchemaError> {
     s.string("policy", true, MAX_SHORT)?;
     s.timestamp("signed_at", true)?;
     s.nested("github", false, |mut g| {
-        g.string("repo", true, MAX_SHORT)?;
+        g.matching(
+            "repo",
+            true,
+            MAX_SHORT,
+            is_github_repo,
+            "must be owner/name (letters, digits, '.', '-', '_')",
+        )?;
         g.integer("pr", true, 1, i64::from(u32::MAX))?;
-        g.string("head_sha", true, 64)?;
+        g.matching(
+            "head_sha",
+            true,
+            64,
+            is_commit_sha,
+            "must be a commit SHA: 40 or 64 lowercase hex characters",
+        )?;
         g.finish()
     })?;
     s.nested("servicenow", false, |mut n| {
-        n.string("change", true, MAX_SHORT)?;
+        n.matching(
+            "change",
+            true,
+            64,
+            is_source_id,
+            "must be a change number: letters, digits, '-' and '_' only",
+        )?;
         n.finish()
     })?;
+    s.nested("performance_metrics", false, |m| m.decimals(MAX_ITEMS))?;
     s.finish()?;
     canonical(&path, statement)?;
     c.signature("signature", true)?;
@@ -477,8 +556,13 @@ pub fn approval(map: &Map<String, Value>) -> Result<(), SchemaError> {
     match source {
         None => {
             c.signature("signature", true)?;
-            if map.contains_key("evidence") {
-                return Err(SchemaError::new("evidence", "evidence comes with a source"));
+            for only_imported in ["evidence", "decided_at"] {
+                if map.contains_key(only_imported) {
+                    return Err(SchemaError::new(
+                        only_imported,
+                        format!("{only_imported} comes with a source"),
+                    ));
+                }
             }
         }
         Some(src) => {
@@ -488,6 +572,7 @@ pub fn approval(map: &Map<String, Value>) -> Result<(), SchemaError> {
                     "imported approvals carry evidence, not a personal signature",
                 ));
             }
+            c.timestamp("decided_at", true)?;
             c.nested("evidence", true, |mut e| {
                 if src == "github" {
                     e.integer("review_id", true, 1, i64::MAX)?;

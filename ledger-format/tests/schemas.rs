@@ -60,7 +60,7 @@ mod kinds {
         json!({
             "statement": {"model_id": "ppo-42", "artifact_sha256": D, "dataset_sha256": [D], "lineage": H,
                           "requested_by": "alice", "environment": "production", "policy": "four-eyes-v1",
-                          "signed_at": "2026-11-26T09:00:00Z", "github": {"repo": "o/r", "pr": 7, "head_sha": "abc"}},
+                          "signed_at": "2026-11-26T09:00:00Z", "github": {"repo": "o/r", "pr": 7, "head_sha": "abcabcabcabcabcabcabcabcabcabcabcabcabca"}},
             "signature": SIG,
             "performance_metrics": {"sharpe": 1.7}
         })
@@ -95,6 +95,42 @@ mod kinds {
         );
     }
 
+    /// Finding: the ServiceNow change number went unescaped into `sysparm_query`. Source
+    /// identifiers are refused unless they can only mean themselves in a query or a path.
+    #[test]
+    fn source_identifiers_cannot_carry_query_syntax() {
+        for (field, bad) in [
+            ("servicenow", json!({"change": "CHG1^ORnumber=CHG2"})),
+            ("servicenow", json!({"change": "CHG1 2"})),
+            ("servicenow", json!({"change": "x".repeat(65)})),
+            ("github", json!({"repo": "o/r/../../x", "pr": 7, "head_sha": "a".repeat(40)})),
+            ("github", json!({"repo": "o r", "pr": 7, "head_sha": "a".repeat(40)})),
+            ("github", json!({"repo": "o/r", "pr": 7, "head_sha": "main"})),
+        ] {
+            let mut v = request_ok();
+            v["statement"][field] = bad.clone();
+            let got = check(approval_request, v);
+            assert!(
+                got.as_ref().is_err_and(|f| f.starts_with(&format!("statement.{field}."))),
+                "{bad}: {got:?}"
+            );
+        }
+    }
+
+    /// Finding: `performance_metrics` was unsigned. The signed statement carries metrics as
+    /// decimal strings (no floats in a signed statement).
+    #[test]
+    fn performance_metrics_are_signed_decimals() {
+        let mut v = request_ok();
+        v["statement"]["performance_metrics"] = json!({"sharpe": "1.7", "trades": 12});
+        assert_eq!(check(approval_request, v.clone()), Ok(()));
+        v["statement"]["performance_metrics"] = json!({"sharpe": "1.7e3"});
+        assert_eq!(
+            check(approval_request, v),
+            Err("statement.performance_metrics.sharpe".into())
+        );
+    }
+
     fn approval_ok() -> Value {
         json!({
             "statement": {"request": H, "artifact_sha256": D, "decision": "approve", "approver": "bob",
@@ -118,11 +154,15 @@ mod kinds {
         v["source"] = "github".into();
         v["evidence"] = json!({"review_id": 99, "reviewer": "bob-gh", "commit_sha": "abc",
                                "submitted_at": "2026-11-26T10:00:00Z", "state": "APPROVED"});
+        // The source's decision time is its own field.
+        assert_eq!(check(approval, v.clone()), Err("decided_at".into()));
+        v["decided_at"] = "2026-11-26T10:00:00Z".into();
         assert_eq!(check(approval, v.clone()), Ok(()));
         v["signature"] = SIG.into();
         assert_eq!(check(approval, v), Err("signature".into()));
         let mut v = approval_ok();
         v["source"] = "servicenow".into();
+        v["decided_at"] = "2026-11-26T10:00:00Z".into();
         v.as_object_mut().unwrap().remove("signature");
         v["evidence"] =
             json!({"change": "CHG1", "sys_id": "s", "approver": "carol", "state": "approved"});

@@ -1,46 +1,83 @@
-//! Four-eyes evaluation of a release request and the offline-verifiable approval bundle
-//! (SPEC.md §8). The same [`evaluate`] drives the server's approval status and the deploy gate,
-//! so the two cannot disagree on what "approved" means; the gate adds the cryptography (the
-//! checkpoint signature and every inclusion proof, [`Bundle::open`]) and the artifact file.
+//! Four-eyes evaluation of a release request (SPEC.md §7.1): the one place that says what
+//! "approved" means. The server's approval status, the deploy gate, the monitor and the audit
+//! all call [`evaluate`]; the gate adds the cryptography of the bundle ([`crate::bundle`]) and
+//! the artifact file.
+//!
+//! The verdict depends only on the *set* of entries given, never on their order: each person's
+//! standing decision is the latest of their eligible decisions by the decision's own time
+//! (`signed_at` of a signed statement, `decided_at` of an import), ties going to the rejection
+//! and then to the higher log index; an import never supersedes a signed rejection. A standing
+//! rejection on any request for the same artifact in the same environment blocks the release;
+//! a standing approval of this request counts once per person; each required role is filled by
+//! a distinct person.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use thiserror::Error;
 
-use crate::checkpoint::{Checkpoint, SignedCheckpoint};
-use crate::entry::EntryKind;
+use crate::entry::{
+    Approval, ApprovalRequest, Attestation, Body, Decision as Verdict, EntryKind, Lineage, Source,
+};
 use crate::leaf::Leaf;
-use crate::note::VerifierKey;
-use crate::policy::{pre_approval_checks, Check, Policy};
-use crate::proof::InclusionProof;
-use crate::schema::rfc3339_to_ms;
-use crate::{leaf_hash, Hash, LeafIndex, TreeSize};
+use crate::policy::{pre_approval_checks, Check, Person, Policy};
+use crate::{leaf_hash, Hash};
 
-/// A logged entry, parsed: its index, leaf hash, kind and JSON body.
+pub use crate::bundle::{Bundle, BundleEntry, BundleError, OpenedBundle, BUNDLE_FORMAT};
+
+/// A logged entry, parsed: its index, leaf hash, the time the log recorded it, and its body
+/// parsed by its kind's schema.
 #[derive(Clone, Debug)]
 pub struct Logged {
     pub index: u64,
     pub leaf_hash: Hash,
-    pub kind: EntryKind,
-    pub body: Value,
+    pub logged_at_ms: u64,
+    pub body: Body,
 }
 
 impl Logged {
-    /// Parses the leaf envelope at `index` and its JSON body.
+    /// Parses the leaf envelope at `index` and its body (schema and type).
     pub fn from_leaf(index: u64, leaf: &[u8]) -> Result<Logged, String> {
         let parsed = Leaf::parse(leaf).map_err(|e| format!("entry {index}: {e}"))?;
-        let body = serde_json::from_slice(&parsed.body)
-            .map_err(|e| format!("entry {index}: body: {e}"))?;
+        let text = std::str::from_utf8(&parsed.body)
+            .map_err(|_| format!("entry {index}: the body is not UTF-8"))?;
+        let body = Body::parse(parsed.kind, text)
+            .map_err(|e| format!("entry {index}: {} body: {e}", parsed.kind.name()))?;
         Ok(Logged {
             index,
             leaf_hash: leaf_hash(leaf),
-            kind: parsed.kind,
+            logged_at_ms: parsed.logged_at_ms,
             body,
         })
+    }
+
+    /// Returns the entry's kind.
+    pub fn kind(&self) -> EntryKind {
+        self.body.kind()
+    }
+
+    /// Returns the release request, when this is one.
+    pub fn request(&self) -> Option<&ApprovalRequest> {
+        match &self.body {
+            Body::ApprovalRequest(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Returns the approval or rejection, when this is one.
+    pub fn approval(&self) -> Option<&Approval> {
+        match &self.body {
+            Body::Approval(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Returns the lineage record, when this is one.
+    pub fn lineage(&self) -> Option<&Lineage> {
+        match &self.body {
+            Body::Lineage(l) => Some(l),
+            _ => None,
+        }
     }
 }
 
@@ -53,26 +90,28 @@ pub enum Status {
     Rejected,
 }
 
-/// One approval or rejection of the request, as the evaluation saw it.
+/// One approval or rejection, as the evaluation saw it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Decision {
     pub index: u64,
     pub leaf_hash: String,
+    /// The request it was made on (hex), when that is another request for the same artifact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     pub who: String,
     pub role: String,
     /// `signed` (a personal signature), `github` or `servicenow` (attested by the log).
     pub source: String,
-    /// The statement's `signed_at`.
+    /// The decision's own time: `signed_at`, or an import's `decided_at`.
     pub when: String,
     /// `approve` or `reject`.
     pub decision: String,
-    /// Whether it counts (an approval towards the quorum, a rejection against it).
+    /// Whether it counts: an approval towards the quorum, a rejection against the release.
     pub counted: bool,
     /// Why it does not count.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// For an imported approval, the source's evidence (review id, reviewer, commit; change,
-    /// approval record, state).
+    /// For an imported decision, the source's evidence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Value>,
 }
@@ -84,7 +123,8 @@ pub struct Evaluation {
     /// The pre-approval checks (lineage, metrics, ...), see [`pre_approval_checks`].
     pub checks: Vec<Check>,
     /// The approval rules: `request_signature`, `approvals`, `required_roles`,
-    /// `not_requester`, `no_later_rejection`, `approval_age`.
+    /// `required_sources` (when the policy has `require`), `not_requester`,
+    /// `no_later_rejection`, `approval_age` (when the policy has `max_age`).
     pub rules: Vec<Check>,
     pub decisions: Vec<Decision>,
     /// Distinct counted approvers, sorted.
@@ -98,219 +138,315 @@ impl Evaluation {
     }
 }
 
-fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    path.iter()
-        .fold(v, |v, k| &v[*k])
-        .as_str()
-        .unwrap_or_default()
+/// What the log holds about one release request: the request, its lineage, the other requests
+/// for the same artifact (any environment: the evaluation keeps those in the request's), and
+/// every approval and rejection of all of them.
+#[derive(Clone, Copy, Debug)]
+pub struct Case<'a> {
+    pub request: &'a Logged,
+    pub lineage: Option<&'a Logged>,
+    pub related: &'a [Logged],
+    pub decisions: &'a [Logged],
 }
 
-/// Verifies that the policy person `name` signed `statement` with `signature` (Ed25519 over the
-/// statement's RFC 8785 form). Returns why not.
+/// Verifies that `person` signed `statement` with `signature` (Ed25519 over the statement's
+/// RFC 8785 form) with the key they held at `signed_at_ms`. Returns why not.
 pub fn verify_statement(
-    policy: &Policy,
-    name: &str,
+    person: &Person,
     statement: &Value,
-    signature: &str,
+    signature: &[u8],
+    signed_at_ms: u64,
 ) -> Result<(), String> {
-    let person = policy
-        .people
-        .get(name)
-        .ok_or_else(|| format!("{name:?} is not a registered person"))?;
     let canonical = crate::jcs::canonicalize(statement).map_err(|e| e.to_string())?;
-    let sig = STANDARD
-        .decode(signature)
-        .map_err(|_| "the signature is not base64".to_owned())?;
-    if person.key.verify_raw(canonical.as_bytes(), &sig) {
+    if person.signed(canonical.as_bytes(), signature, signed_at_ms) {
         Ok(())
     } else {
         Err(format!(
-            "the signature does not verify with {name}'s key over the RFC 8785 form of the statement"
+            "the signature does not verify with a key {} held at that time, over the RFC 8785 form of the statement",
+            person.name
         ))
     }
 }
 
-/// Evaluates `request` against the policy: its pre-approval checks (with its `lineage` entry
-/// when known) and the approval rules over `decisions` (approval entries, in log order) at time
-/// `now_ms` (Unix milliseconds). People, keys and roles come from the policy only.
-pub fn evaluate(
-    policy: &Policy,
-    request: &Logged,
-    lineage: Option<&Logged>,
-    decisions: &[Logged],
-    now_ms: u64,
-) -> Evaluation {
-    let st = &request.body["statement"];
-    let request_hex = request.leaf_hash.to_hex();
-    let requester = text(st, &["requested_by"]);
-    let artifact = text(st, &["artifact_sha256"]);
-    let lineage_ref = lineage
-        .filter(|l| l.kind == EntryKind::Lineage)
-        .map(|l| (l.leaf_hash.to_hex(), &l.body));
-    let checks = pre_approval_checks(
-        policy,
-        &request.body,
-        lineage_ref.as_ref().map(|(h, b)| (h.as_str(), *b)),
-    );
+/// Returns why a signed statement's time is too far from the time the log recorded it.
+pub fn skew_error(signed_at_ms: u64, logged_at_ms: u64, skew_ms: u64) -> Option<String> {
+    (signed_at_ms.abs_diff(logged_at_ms) > skew_ms).then(|| {
+        format!(
+            "signed at {signed_at_ms} ms, recorded at {logged_at_ms} ms: more than the policy's {} s apart",
+            skew_ms / 1000
+        )
+    })
+}
 
-    let mut rules = Vec::new();
-    let signature = if request.kind != EntryKind::ApprovalRequest {
-        Err(format!(
-            "entry {} is not an approval_request",
-            request.index
-        ))
-    } else {
-        verify_statement(policy, requester, st, text(&request.body, &["signature"]))
-            .map(|()| format!("signed by {requester}"))
-    };
-    rules.push(match signature {
-        Ok(d) => Check::new("request_signature", true, d),
-        Err(d) => Check::new("request_signature", false, d),
-    });
+/// An eligible decision: one that counts or supersedes.
+#[derive(Clone, Copy, Debug)]
+struct Eligible<'a> {
+    position: usize,
+    entry: &'a Logged,
+    approval: &'a Approval,
+    at_ms: u64,
+}
 
-    let mut out = Vec::new();
-    let mut approvals: BTreeMap<String, usize> = BTreeMap::new();
-    let mut roles = BTreeSet::new();
-    let mut role_sources: BTreeSet<(String, String)> = BTreeSet::new();
-    let (mut self_approvals, mut expired) = (Vec::new(), Vec::new());
-    let (mut last_approval, mut last_rejection) = (None, None);
-    for d in decisions {
-        let dst = &d.body["statement"];
-        let source = d.body["source"].as_str().unwrap_or("signed").to_owned();
-        let mut decision = Decision {
-            index: d.index,
-            leaf_hash: d.leaf_hash.to_hex(),
-            who: text(dst, &["approver"]).to_owned(),
-            role: text(dst, &["role"]).to_owned(),
-            source: source.clone(),
-            when: text(dst, &["signed_at"]).to_owned(),
-            decision: text(dst, &["decision"]).to_owned(),
-            counted: false,
-            reason: None,
-            evidence: d.body.get("evidence").cloned(),
-        };
-        let who = decision.who.clone();
-        let invalid = if d.kind != EntryKind::Approval || text(dst, &["request"]) != request_hex {
-            Some(format!(
-                "entry {} is not a decision on this request",
-                d.index
-            ))
-        } else if text(dst, &["artifact_sha256"]) != artifact {
-            Some("it names another artifact".to_owned())
-        } else if let Some(person) = policy.people.get(&who) {
-            if !person.roles.contains(&decision.role) {
-                Some(format!("{who} does not hold the role {:?}", decision.role))
-            } else if source == "signed" {
-                verify_statement(policy, &who, dst, text(&d.body, &["signature"])).err()
-            } else if !policy.accept_imported.contains(&source) {
-                Some(format!(
-                    "approvals imported from {source} are not accepted by the policy"
-                ))
-            } else {
-                None
-            }
-        } else {
-            Some(format!("{who:?} is not a registered person"))
-        };
-        let signed_ms = rfc3339_to_ms(&decision.when);
-        decision.reason = invalid.or_else(|| match decision.decision.as_str() {
-            "reject" => None,
-            _ if who == requester => {
-                self_approvals.push(who.clone());
-                Some("the requester cannot approve their own release".to_owned())
-            }
-            _ => match (policy.max_age_ms, signed_ms) {
-                (Some(max), Some(at)) if now_ms.saturating_sub(at) > max => {
-                    expired.push(format!("{who} ({})", decision.when));
-                    Some(format!(
-                        "signed at {}, older than the policy's maximum age",
-                        decision.when
-                    ))
-                }
-                _ => None,
-            },
-        });
-        if decision.reason.is_none() {
-            decision.counted = true;
-            if decision.decision == "reject" {
-                last_rejection = Some(d.index);
-            } else {
-                last_approval = Some(d.index);
-                *approvals.entry(who.clone()).or_default() += 1;
-                roles.insert(decision.role.clone());
-                role_sources.insert((decision.role.clone(), decision.source.clone()));
+impl Eligible<'_> {
+    /// The order in which a person's decisions supersede each other: time, then a rejection
+    /// over an approval, then the log index.
+    fn rank(&self) -> (u64, bool, u64) {
+        (
+            self.at_ms,
+            self.approval.statement.decision == Verdict::Reject,
+            self.entry.index,
+        )
+    }
+}
+
+/// The requests a decision may be made on: this request, and the others for its artifact in
+/// its environment, by leaf hash, with the time each was logged.
+fn scope<'a>(request: &'a Logged, req: &ApprovalRequest, related: &'a [Logged]) -> BTreeMap<Hash, &'a Logged> {
+    let mut out = BTreeMap::new();
+    for r in related {
+        if let Some(other) = r.request() {
+            if other.statement.artifact_sha256 == req.statement.artifact_sha256
+                && other.statement.environment == req.statement.environment
+            {
+                out.insert(r.leaf_hash, r);
             }
         }
-        out.push(decision);
+    }
+    out.insert(request.leaf_hash, request);
+    out
+}
+
+/// Returns the decision as eligible, or why it neither counts nor supersedes.
+fn eligibility<'a>(
+    policy: &Policy,
+    scope: &BTreeMap<Hash, &Logged>,
+    artifact: &str,
+    position: usize,
+    entry: &'a Logged,
+) -> Result<Eligible<'a>, String> {
+    let approval = entry
+        .approval()
+        .ok_or_else(|| format!("entry {} is not an approval", entry.index))?;
+    let st = &approval.statement;
+    let target = scope.get(&st.request).ok_or_else(|| {
+        format!(
+            "entry {} is not a decision on this request or on another for its artifact in its environment",
+            entry.index
+        )
+    })?;
+    if st.artifact_sha256 != artifact {
+        return Err("it names another artifact".to_owned());
+    }
+    let person = policy
+        .people
+        .get(&st.approver)
+        .ok_or_else(|| format!("{:?} is not a registered person", st.approver))?;
+    if !person.roles.contains(&st.role) {
+        return Err(format!("{} does not hold the role {:?}", st.approver, st.role));
+    }
+    let at_ms = approval.decided_at().ms;
+    match &approval.attestation {
+        Attestation::Signed { signature } => {
+            if let Some(why) = skew_error(at_ms, entry.logged_at_ms, policy.max_statement_skew_ms) {
+                return Err(why);
+            }
+            verify_statement(person, &approval.statement_json, signature, at_ms)?;
+        }
+        Attestation::Imported { source, .. } => {
+            if !policy.accept_imported.contains(source) {
+                return Err(format!(
+                    "decisions imported from {} are not accepted by the policy",
+                    source.name()
+                ));
+            }
+            if at_ms > entry.logged_at_ms {
+                return Err("decided after the log recorded it".to_owned());
+            }
+            if at_ms < target.logged_at_ms {
+                return Err("decided before the request was logged".to_owned());
+            }
+        }
+    }
+    Ok(Eligible {
+        position,
+        entry,
+        approval,
+        at_ms,
+    })
+}
+
+/// Returns each person's standing decision among their eligible ones (SPEC.md §7.1).
+fn standing<'a>(eligible: &[Eligible<'a>]) -> BTreeMap<&'a str, Eligible<'a>> {
+    let mut by_person: BTreeMap<&str, Vec<Eligible>> = BTreeMap::new();
+    for e in eligible {
+        by_person
+            .entry(e.approval.statement.approver.as_str())
+            .or_default()
+            .push(*e);
+    }
+    by_person
+        .into_iter()
+        .filter_map(|(who, ds)| {
+            let signed_rejection = ds.iter().any(|d| {
+                d.approval.source() == Source::Signed
+                    && d.approval.statement.decision == Verdict::Reject
+            });
+            ds.into_iter()
+                .filter(|d| !(signed_rejection && d.approval.source() != Source::Signed))
+                .max_by_key(Eligible::rank)
+                .map(|d| (who, d))
+        })
+        .collect()
+}
+
+/// Returns the required slots (role, and source when the policy names one) that no distinct
+/// counted approver can fill: a maximum bipartite matching of slots to people (Kuhn's
+/// algorithm), so one person never fills two roles.
+fn unfilled_slots(
+    slots: &[(String, Option<Source>)],
+    approvers: &[(String, String, Source)],
+) -> Vec<usize> {
+    fn assign(
+        slot: usize,
+        slots: &[(String, Option<Source>)],
+        approvers: &[(String, String, Source)],
+        seen: &mut [bool],
+        holder: &mut [Option<usize>],
+    ) -> bool {
+        for (p, (_, role, source)) in approvers.iter().enumerate() {
+            let (want_role, want_source) = &slots[slot];
+            if seen[p] || role != want_role || want_source.is_some_and(|s| s != *source) {
+                continue;
+            }
+            seen[p] = true;
+            if holder[p].is_none_or(|other| assign(other, slots, approvers, seen, holder)) {
+                holder[p] = Some(slot);
+                return true;
+            }
+        }
+        false
+    }
+    let mut holder = vec![None; approvers.len()];
+    (0..slots.len())
+        .filter(|&slot| {
+            let mut seen = vec![false; approvers.len()];
+            !assign(slot, slots, approvers, &mut seen, &mut holder)
+        })
+        .collect()
+}
+
+/// Returns the `request_signature` rule.
+fn request_signature(policy: &Policy, request: &Logged, req: &ApprovalRequest) -> Check {
+    let who = &req.statement.requested_by;
+    let at = req.statement.signed_at.ms;
+    let outcome = match policy.people.get(who) {
+        None => Err(format!("{who:?} is not a registered person")),
+        Some(person) => skew_error(at, request.logged_at_ms, policy.max_statement_skew_ms)
+            .map_or(Ok(()), Err)
+            .and_then(|()| verify_statement(person, &req.statement_json, &req.signature, at)),
+    };
+    match outcome {
+        Ok(()) => Check::new("request_signature", true, format!("signed by {who}")),
+        Err(why) => Check::new("request_signature", false, why),
+    }
+}
+
+/// Evaluates a release request under the policy at time `now_ms` (Unix ms): the pre-approval
+/// checks against its lineage, and the approval rules over the decisions (SPEC.md §7.1).
+/// People, keys and roles come from the policy only. The result does not depend on the order
+/// of `case.related` or `case.decisions`; an entry given twice counts once.
+pub fn evaluate(policy: &Policy, case: &Case, now_ms: u64) -> Evaluation {
+    let Some(req) = case.request.request() else {
+        let fail = Check::new(
+            "request_signature",
+            false,
+            format!("entry {} is not an approval_request", case.request.index),
+        );
+        return Evaluation {
+            status: Status::Pending,
+            checks: Vec::new(),
+            rules: vec![fail],
+            decisions: Vec::new(),
+            approvers: Vec::new(),
+        };
+    };
+    let requester = req.statement.requested_by.as_str();
+    let artifact = req.statement.artifact_sha256.as_str();
+    let lineage = case
+        .lineage
+        .and_then(|l| l.lineage().map(|body| (&l.leaf_hash, body)));
+    let checks = pre_approval_checks(policy, req, lineage);
+    let scope = scope(case.request, req, case.related);
+
+    // One report line per distinct entry, in log order.
+    let mut entries: Vec<&Logged> = case.decisions.iter().collect();
+    entries.sort_by_key(|e| (e.index, e.leaf_hash));
+    entries.dedup_by_key(|e| e.leaf_hash);
+    let mut report = Vec::with_capacity(entries.len());
+    let mut eligible = Vec::new();
+    for (position, e) in entries.iter().enumerate() {
+        report.push(describe(e, case.request.leaf_hash));
+        match eligibility(policy, &scope, artifact, position, e) {
+            Ok(el) => eligible.push(el),
+            Err(why) => report[position].reason = Some(why),
+        }
+    }
+    let standing = standing(&eligible);
+    let standing_positions: BTreeMap<usize, &str> =
+        standing.values().map(|s| (s.position, s.approval.statement.approver.as_str())).collect();
+    for el in &eligible {
+        if !standing_positions.contains_key(&el.position) {
+            let who = el.approval.statement.approver.as_str();
+            let by = standing[who];
+            report[el.position].reason = Some(if by.approval.statement.decision == Verdict::Reject
+                && by.approval.source() == Source::Signed
+                && el.approval.source() != Source::Signed
+            {
+                format!("an import does not supersede {who}'s signed rejection (entry {})", by.entry.index)
+            } else {
+                format!("superseded by {who}'s later decision at entry {}", by.entry.index)
+            });
+        }
     }
 
-    let distinct = approvals.len();
-    let approvers: Vec<String> = approvals.keys().cloned().collect();
-    let repeated: Vec<String> = approvals
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(who, n)| format!("{who} approved {n} times and counts once"))
-        .collect();
-    let not_counted: Vec<String> = out
-        .iter()
-        .filter_map(|d| {
-            d.reason
-                .as_ref()
-                .map(|r| format!("{} ({}): {r}", d.who, d.decision))
-        })
-        .collect();
-    let mut detail = format!(
-        "{distinct} distinct approvers of {} required: [{}]",
-        policy.min_approvers,
-        approvers.join(", ")
-    );
-    for extra in repeated.iter().chain(&not_counted) {
-        detail.push_str("; ");
-        detail.push_str(extra);
+    let mut blockers = Vec::new();
+    let mut self_approvals = BTreeSet::new();
+    let mut expired = Vec::new();
+    let mut approvers: Vec<(String, String, Source)> = Vec::new();
+    for (who, s) in &standing {
+        let st = &s.approval.statement;
+        let line = &mut report[s.position];
+        if st.decision == Verdict::Reject {
+            line.counted = true;
+            blockers.push(format!("{who} (entry {})", s.entry.index));
+            continue;
+        }
+        if st.request != case.request.leaf_hash {
+            line.reason = Some(format!("it approves request {}, not this one", st.request.to_hex()));
+            continue;
+        }
+        if *who == requester {
+            self_approvals.insert(*who);
+            line.reason = Some("the requester cannot approve their own release".to_owned());
+            continue;
+        }
+        let since = s.at_ms.min(s.entry.logged_at_ms);
+        if policy.max_age_ms.is_some_and(|max| now_ms.saturating_sub(since) > max) {
+            expired.push(format!("{who} ({})", s.approval.decided_at().text));
+            line.reason = Some(format!(
+                "decided at {}, older than the policy's maximum age",
+                s.approval.decided_at().text
+            ));
+            continue;
+        }
+        line.counted = true;
+        approvers.push((who.to_string(), st.role.clone(), s.approval.source()));
     }
-    let enough = distinct >= policy.min_approvers;
-    rules.push(Check::new("approvals", enough, detail));
-    let missing: Vec<&String> = policy
-        .required_roles
-        .iter()
-        .filter(|r| !roles.contains(*r))
-        .collect();
-    rules.push(Check::new(
-        "required_roles",
-        missing.is_empty(),
-        if missing.is_empty() {
-            format!(
-                "roles held: [{}]",
-                roles.into_iter().collect::<Vec<_>>().join(", ")
-            )
-        } else {
-            format!(
-                "no counted approval in the role(s) [{}]",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        },
-    ));
-    if !policy.require.is_empty() {
-        let missing: Vec<String> = policy
-            .require
-            .iter()
-            .filter(|r| !role_sources.contains(&(r.role.clone(), r.source.clone())))
-            .map(|r| format!("{} from {}", r.role, r.source))
-            .collect();
-        rules.push(Check::new(
-            "required_sources",
-            missing.is_empty(),
-            if missing.is_empty() {
-                "every required role and source approved".to_owned()
-            } else {
-                format!("no counted approval: {}", missing.join(", "))
-            },
-        ));
-    }
+
+    let mut rules = vec![request_signature(policy, case.request, req)];
+    let enough = approvers.len() >= policy.min_approvers;
+    rules.push(approvals_rule(policy, &approvers, &report));
+    rules.extend(role_rules(policy, &approvers));
     rules.push(Check::new(
         "not_requester",
         self_approvals.is_empty(),
@@ -320,18 +456,17 @@ pub fn evaluate(
             format!("the requester {requester} approved their own release")
         },
     ));
-    let rejected = match (last_rejection, last_approval) {
-        (Some(r), Some(a)) => r > a,
-        (Some(_), None) => true,
-        _ => false,
-    };
     rules.push(Check::new(
         "no_later_rejection",
-        !rejected,
-        match last_rejection {
-            Some(r) if rejected => format!("entry {r} rejects the release after the last approval"),
-            Some(r) => format!("the rejection at entry {r} was followed by approvals"),
-            None => "no rejection".to_owned(),
+        blockers.is_empty(),
+        if blockers.is_empty() {
+            "no standing rejection".to_owned()
+        } else {
+            format!(
+                "standing rejection of this artifact in {:?} by {}",
+                req.statement.environment,
+                blockers.join(", ")
+            )
         },
     ));
     if policy.max_age_ms.is_some() {
@@ -345,7 +480,7 @@ pub fn evaluate(
             },
         ));
     }
-    let status = if rejected {
+    let status = if !blockers.is_empty() {
         Status::Rejected
     } else if checks.iter().chain(&rules).all(|c| c.ok) {
         Status::Approved
@@ -356,186 +491,111 @@ pub fn evaluate(
         status,
         checks,
         rules,
-        decisions: out,
-        approvers,
+        decisions: report,
+        approvers: approvers.into_iter().map(|(who, _, _)| who).collect(),
     }
 }
 
-/// An entry in a bundle: a receipt without its checkpoint (the bundle's one checkpoint).
-pub use crate::receipt::EntryProof as BundleEntry;
-
-/// The value of a bundle's `format`.
-pub const BUNDLE_FORMAT: &str = "govledger-approval-bundle/v1";
-
-/// Everything a deploy gate needs to decide on a request offline (SPEC.md §8): the request,
-/// its lineage and every approval and rejection, each with an inclusion proof to one signed
-/// checkpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Bundle {
-    pub format: String,
-    /// The signed checkpoint note (log signature, and witness cosignatures when present).
-    pub checkpoint: String,
-    pub tree_size: u64,
-    /// The checkpoint's root hash, base64.
-    pub root: String,
-    pub request: BundleEntry,
-    pub lineage: Option<BundleEntry>,
-    /// Approvals and rejections of the request, in log order.
-    pub approvals: Vec<BundleEntry>,
-    /// Deployment records of the request, in log order.
-    #[serde(default)]
-    pub deployments: Vec<BundleEntry>,
-}
-
-/// Why a bundle could not be opened at all.
-#[derive(Debug, Error)]
-pub enum BundleError {
-    #[error("not a {BUNDLE_FORMAT} bundle: {0}")]
-    Format(String),
-}
-
-/// A bundle whose checkpoint and proofs were checked: the entries that verified, and one
-/// [`Check`] per cryptographic rule (`checkpoint_signature`, `inclusion_proofs`).
-#[derive(Clone, Debug)]
-pub struct OpenedBundle {
-    pub checkpoint: Option<Checkpoint>,
-    /// Names of the witnesses whose cosignatures verified (distinct keys).
-    pub cosigners: Vec<String>,
-    pub checks: Vec<Check>,
-    pub request: Option<Logged>,
-    pub lineage: Option<Logged>,
-    pub approvals: Vec<Logged>,
-    pub deployments: Vec<Logged>,
-}
-
-impl BundleEntry {
-    /// Returns the entry after checking that its leaf hashes to `leaf_hash` and that its proof
-    /// leads to `root` in a tree of `size`.
-    fn open(&self, size: TreeSize, root: &Hash) -> Result<Logged, String> {
-        let leaf = STANDARD
-            .decode(&self.leaf)
-            .map_err(|_| format!("entry {}: leaf is not base64", self.index))?;
-        let hash = leaf_hash(&leaf);
-        if hash.to_hex() != self.leaf_hash {
-            return Err(format!(
-                "entry {}: the leaf hashes to {}, not {}",
-                self.index,
-                hash.to_hex(),
-                self.leaf_hash
-            ));
+/// The report line of a decision entry, before the evaluation says whether it counts.
+fn describe(e: &Logged, request: Hash) -> Decision {
+    let mut d = Decision {
+        index: e.index,
+        leaf_hash: e.leaf_hash.to_hex(),
+        request: None,
+        who: String::new(),
+        role: String::new(),
+        source: String::new(),
+        when: String::new(),
+        decision: String::new(),
+        counted: false,
+        reason: None,
+        evidence: None,
+    };
+    if let Some(a) = e.approval() {
+        let st = &a.statement;
+        d.request = (st.request != request).then(|| st.request.to_hex());
+        d.who = st.approver.clone();
+        d.role = st.role.clone();
+        d.source = a.source().name().to_owned();
+        d.when = a.decided_at().text.clone();
+        d.decision = st.decision.name().to_owned();
+        if let Attestation::Imported { evidence, .. } = &a.attestation {
+            d.evidence = Some(Value::Object(evidence.clone()));
         }
-        let path = self
-            .proof
-            .iter()
-            .map(|p| Hash::from_base64(p))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("entry {}: proof: {e}", self.index))?;
-        InclusionProof {
-            index: LeafIndex(self.index),
-            size,
-            path,
-        }
-        .verify(&hash, root)
-        .map_err(|e| format!("entry {}: inclusion proof: {e}", self.index))?;
-        Logged::from_leaf(self.index, &leaf)
     }
+    d
 }
 
-impl Bundle {
-    /// Parses a bundle (JSON).
-    pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
-        let b: Bundle =
-            serde_json::from_slice(bytes).map_err(|e| BundleError::Format(e.to_string()))?;
-        if b.format != BUNDLE_FORMAT {
-            return Err(BundleError::Format(format!("format is {:?}", b.format)));
+/// The `approvals` rule: enough distinct counted approvers.
+fn approvals_rule(policy: &Policy, approvers: &[(String, String, Source)], report: &[Decision]) -> Check {
+    let names: Vec<&str> = approvers.iter().map(|(w, _, _)| w.as_str()).collect();
+    let mut detail = format!(
+        "{} distinct approvers of {} required: [{}]",
+        names.len(),
+        policy.min_approvers,
+        names.join(", ")
+    );
+    for d in report {
+        if let Some(r) = &d.reason {
+            detail.push_str(&format!("; {} ({}): {r}", d.who, d.decision));
         }
-        Ok(b)
     }
+    Check::new("approvals", names.len() >= policy.min_approvers, detail)
+}
 
-    /// Checks the checkpoint against `log_key` (collecting cosignatures by `witness_keys`) and
-    /// every entry's inclusion proof against it. Entries that fail are left out of the result
-    /// and named in `inclusion_proofs`; with a bad checkpoint nothing is proven and every entry
-    /// is left out.
-    pub fn open(&self, log_key: &VerifierKey, witness_keys: &[VerifierKey]) -> OpenedBundle {
-        let mut opened = OpenedBundle {
-            cosigners: Vec::new(),
-            checkpoint: None,
-            checks: Vec::new(),
-            request: None,
-            lineage: None,
-            approvals: Vec::new(),
-            deployments: Vec::new(),
-        };
-        let checkpoint = SignedCheckpoint::open(self.checkpoint.as_bytes(), log_key, witness_keys)
-            .map_err(|e| e.to_string())
-            .and_then(|(s, verified)| {
-                let mut names: Vec<String> = verified
-                    .iter()
-                    .filter(|v| v.key.sig_type() == crate::note::SigType::Cosignature)
-                    .map(|v| v.key.name().to_owned())
-                    .collect();
-                names.sort();
-                names.dedup();
-                opened.cosigners = names;
-                let c = s.checkpoint;
-                if c.size.0 != self.tree_size || c.root.to_base64() != self.root {
-                    Err(format!(
-                        "the bundle says size {} root {}, its checkpoint size {} root {}",
-                        self.tree_size, self.root, c.size, c.root
-                    ))
-                } else {
-                    Ok(c)
-                }
-            });
-        let c = match checkpoint {
-            Ok(c) => c,
-            Err(e) => {
-                opened.checks.push(Check::new(
-                    "checkpoint_signature",
-                    false,
-                    format!("the checkpoint does not verify with the policy's log key: {e}"),
-                ));
-                opened.checks.push(Check::new(
-                    "inclusion_proofs",
-                    false,
-                    "nothing can be proven without a valid checkpoint",
-                ));
-                return opened;
+/// The `required_roles` rule, and `required_sources` when the policy has `require`: every
+/// slot filled by a distinct counted approver.
+fn role_rules(policy: &Policy, approvers: &[(String, String, Source)]) -> Vec<Check> {
+    // A `require` slot in a role stands for one `required_roles` entry of that role too (it is
+    // the stricter of the two), so a role named in both needs one person, not two.
+    let mut sourced: Vec<&str> = policy.require.iter().map(|r| r.role.as_str()).collect();
+    let mut slots: Vec<(String, Option<Source>)> = Vec::new();
+    for role in &policy.required_roles {
+        match sourced.iter().position(|r| r == role) {
+            Some(i) => {
+                sourced.remove(i);
             }
-        };
-        opened.checks.push(Check::new(
-            "checkpoint_signature",
-            true,
-            format!(
-                "{} at size {} signed by {}",
-                c.origin,
-                c.size,
-                log_key.name()
-            ),
-        ));
-        let mut failures = Vec::new();
-        let mut open = |e: &BundleEntry| {
-            e.open(c.size, &c.root)
-                .map_err(|why| failures.push(why))
-                .ok()
-        };
-        opened.lineage = self.lineage.as_ref().and_then(&mut open);
-        opened.approvals = self.approvals.iter().filter_map(&mut open).collect();
-        opened.deployments = self.deployments.iter().filter_map(&mut open).collect();
-        opened.request = Some(&self.request).and_then(&mut open);
-        let total =
-            1 + self.lineage.is_some() as usize + self.approvals.len() + self.deployments.len();
-        opened.checks.push(if failures.is_empty() {
-            Check::new(
-                "inclusion_proofs",
-                true,
-                format!("{total} entries proven in the tree of size {}", c.size),
-            )
-        } else {
-            Check::new("inclusion_proofs", false, failures.join("; "))
-        });
-        opened.checkpoint = Some(c);
-        opened
+            None => slots.push((role.clone(), None)),
+        }
     }
+    let n_roles = slots.len();
+    slots.extend(policy.require.iter().map(|r| (r.role.clone(), Some(r.source))));
+    let unfilled = unfilled_slots(&slots, approvers);
+    let (roles, sources): (Vec<usize>, Vec<usize>) = unfilled.into_iter().partition(|&s| s < n_roles);
+    let held: BTreeSet<&str> = approvers.iter().map(|(_, r, _)| r.as_str()).collect();
+    let mut out = vec![Check::new(
+        "required_roles",
+        roles.is_empty(),
+        if roles.is_empty() {
+            format!("roles held: [{}]", held.into_iter().collect::<Vec<_>>().join(", "))
+        } else {
+            format!(
+                "no distinct counted approver in the role(s) [{}]",
+                roles.iter().map(|&s| slots[s].0.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        },
+    )];
+    if !policy.require.is_empty() {
+        out.push(Check::new(
+            "required_sources",
+            sources.is_empty(),
+            if sources.is_empty() {
+                "every required role and source approved, each by a distinct person".to_owned()
+            } else {
+                format!(
+                    "no distinct counted approval: {}",
+                    sources
+                        .iter()
+                        .map(|&s| format!(
+                            "{} from {}",
+                            slots[s].0,
+                            slots[s].1.map_or("any source", Source::name)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        ));
+    }
+    out
 }

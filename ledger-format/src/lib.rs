@@ -7,14 +7,20 @@
 //! - [`proof`]: inclusion and consistency proofs (RFC 6962 generation, RFC 9162 verification).
 //! - [`note`], [`checkpoint`], [`cosig`]: C2SP signed notes, tree heads, witness cosignatures.
 //! - [`tile`]: C2SP tlog-tiles paths, tiles and entry bundles.
-//! - [`leaf`], [`entry`], [`jcs`]: the leaf envelope, entry kinds and schemas, canonical JSON.
+//! - [`leaf`], [`entry`], [`schema`], [`rfc3339`], [`jcs`]: the leaf envelope, entry kinds,
+//!   their schemas and typed bodies, times, canonical JSON.
+//! - [`policy`], [`approval`], [`bundle`]: the release policy, the four-eyes evaluation (the
+//!   one meaning of "approved"), and the offline approval bundle.
+//! - [`key_event`]: the log's key rotations.
 //! - [`receipt`]: C2SP tlog-proof and the JSON receipt.
+//! - [`anchor`], [`witness`]: anchor object names, the witness's checkpoint state.
 //!
 //! The byte-exact formats are pinned in `SPEC.md` beside this crate.
 #![forbid(unsafe_code)]
 
 pub mod anchor;
 pub mod approval;
+pub mod bundle;
 pub mod checkpoint;
 pub mod cosig;
 pub mod entry;

@@ -7,10 +7,12 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
-use serde_json::Value;
 use thiserror::Error;
 
+use crate::entry::{ApprovalRequest, Lineage, Metric, Source};
 use crate::note::{SigType, VerifierKey};
+use crate::rfc3339::rfc3339_to_ms;
+use crate::Hash;
 
 /// A malformed policy.
 #[derive(Debug, Error)]
@@ -21,36 +23,75 @@ fn err(m: impl Into<String>) -> PolicyError {
     PolicyError(m.into())
 }
 
-/// A registered person: a name, the roles they hold, and the note verifier key they sign with.
+/// A key a person used before their current one: it verifies their statements signed before
+/// `until` (Unix ms), and nothing signed later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetiredKey {
+    pub key: VerifierKey,
+    pub until_ms: u64,
+}
+
+/// A registered person: a name, the roles they hold, the note verifier key they sign with, and
+/// the keys they signed with before.
 #[derive(Clone, Debug)]
 pub struct Person {
     pub name: String,
     pub roles: Vec<String>,
     pub key: VerifierKey,
+    pub retired: Vec<RetiredKey>,
 }
 
-/// People by name; one key belongs to one name.
+impl Person {
+    /// Returns a person with no retired keys.
+    pub fn new(name: impl Into<String>, roles: Vec<String>, key: VerifierKey) -> Person {
+        Person {
+            name: name.into(),
+            roles,
+            key,
+            retired: Vec::new(),
+        }
+    }
+
+    /// Returns whether this person signed `message` with `signature` using the key they held
+    /// at `signed_at_ms`: the current key, or a retired key retired after that time.
+    pub fn signed(&self, message: &[u8], signature: &[u8], signed_at_ms: u64) -> bool {
+        self.key.verify_raw(message, signature)
+            || self
+                .retired
+                .iter()
+                .any(|r| signed_at_ms < r.until_ms && r.key.verify_raw(message, signature))
+    }
+
+    /// Returns every key of this person, current first.
+    pub fn keys(&self) -> impl Iterator<Item = &VerifierKey> {
+        std::iter::once(&self.key).chain(self.retired.iter().map(|r| &r.key))
+    }
+}
+
+/// People by name; one key belongs to one person.
 #[derive(Clone, Debug, Default)]
 pub struct People {
     by_name: HashMap<String, Person>,
 }
 
 impl People {
-    /// Returns the registry, refusing a key registered under two names, a name registered twice
-    /// with different keys or roles, and keys that are not Ed25519 note keys. A person listed
-    /// twice identically (say in both the server config and the policy) is kept once.
+    /// Returns the registry, refusing one Ed25519 key (compared as raw public key bytes,
+    /// whatever name the note key carries) registered for two people, current or retired; a
+    /// name registered twice with different keys or roles; and keys that are not Ed25519 note
+    /// keys. A person listed twice identically (say in both the server config and the policy)
+    /// is kept once.
     pub fn new(people: impl IntoIterator<Item = Person>) -> Result<People, PolicyError> {
         let mut by_name: HashMap<String, Person> = HashMap::new();
-        let mut keys: HashMap<String, String> = HashMap::new();
+        let mut keys: HashMap<[u8; 32], String> = HashMap::new();
         for p in people {
-            if p.key.sig_type() != SigType::Ed25519 {
+            if p.keys().any(|k| k.sig_type() != SigType::Ed25519) {
                 return Err(err(format!(
-                    "{}: a person's key must be an Ed25519 note key (type 0x01)",
+                    "{}: a person's keys must be Ed25519 note keys (type 0x01)",
                     p.name
                 )));
             }
             if let Some(have) = by_name.get(&p.name) {
-                if have.key == p.key && have.roles == p.roles {
+                if have.key == p.key && have.roles == p.roles && have.retired == p.retired {
                     continue;
                 }
                 return Err(err(format!(
@@ -58,11 +99,19 @@ impl People {
                     p.name
                 )));
             }
-            if let Some(other) = keys.insert(p.key.to_string(), p.name.clone()) {
-                return Err(err(format!(
-                    "one key is registered for both {other} and {}",
-                    p.name
-                )));
+            for k in p.keys() {
+                match keys.insert(k.public().to_bytes(), p.name.clone()) {
+                    Some(other) if other != p.name => {
+                        return Err(err(format!(
+                            "one key is registered for both {other} and {}",
+                            p.name
+                        )))
+                    }
+                    Some(_) => {
+                        return Err(err(format!("{}: the same key is listed twice", p.name)))
+                    }
+                    None => {}
+                }
             }
             by_name.insert(p.name.clone(), p);
         }
@@ -112,8 +161,11 @@ pub struct Policy {
     pub required_roles: Vec<String>,
     /// The oldest approval that still counts, in milliseconds (none: no limit).
     pub max_age_ms: Option<u64>,
-    /// Import sources (`github`, `servicenow`) whose attested approvals count.
-    pub accept_imported: Vec<String>,
+    /// How far a signed statement's `signed_at` may be from the time the log recorded it, and
+    /// an entry's or cosignature's time ahead of a verifier's clock (default 10 minutes).
+    pub max_statement_skew_ms: u64,
+    /// Import sources whose attested approvals count (never [`Source::Signed`]).
+    pub accept_imported: Vec<Source>,
     /// When set, a request's `statement.environment` must equal it.
     pub environment: Option<String>,
     /// Whether a request needs its lineage entry (default true).
@@ -129,7 +181,13 @@ pub struct Policy {
     pub witness_keys: Vec<VerifierKey>,
     /// Distinct witnesses whose cosignatures the bundle's checkpoint must carry (default 0).
     pub witnesses_required: usize,
+    /// The oldest a bundle's checkpoint may be, by its newest trusted witness cosignature
+    /// (`[freshness] max_checkpoint_age`; none: no limit).
+    pub max_checkpoint_age_ms: Option<u64>,
 }
+
+/// The default `approvals.max_statement_skew`: 10 minutes.
+pub const DEFAULT_STATEMENT_SKEW_MS: u64 = 600_000;
 
 impl Default for Policy {
     fn default() -> Policy {
@@ -139,6 +197,7 @@ impl Default for Policy {
             min_approvers: 2,
             required_roles: Vec::new(),
             max_age_ms: None,
+            max_statement_skew_ms: DEFAULT_STATEMENT_SKEW_MS,
             accept_imported: Vec::new(),
             environment: None,
             lineage_required: true,
@@ -148,6 +207,7 @@ impl Default for Policy {
             witness_keys: Vec::new(),
             witnesses_required: 0,
             require: Vec::new(),
+            max_checkpoint_age_ms: None,
         }
     }
 }
@@ -164,11 +224,11 @@ struct FileLog {
 pub struct RequiredApproval {
     pub role: String,
     #[serde(default = "signed")]
-    pub source: String,
+    pub source: Source,
 }
 
-fn signed() -> String {
-    "signed".into()
+fn signed() -> Source {
+    Source::Signed
 }
 
 #[derive(Deserialize, Default)]
@@ -180,6 +240,7 @@ struct FileApprovals {
     #[serde(default)]
     required_roles: Vec<String>,
     max_age: Option<String>,
+    max_statement_skew: Option<String>,
     #[serde(default)]
     accept_imported: Vec<String>,
     environment: Option<String>,
@@ -201,6 +262,19 @@ struct FileWitnesses {
     keys: Vec<String>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileFreshness {
+    max_checkpoint_age: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRetiredKey {
+    key: String,
+    until: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FilePerson {
@@ -208,6 +282,8 @@ struct FilePerson {
     #[serde(default)]
     roles: Vec<String>,
     key: String,
+    #[serde(default)]
+    retired_keys: Vec<FileRetiredKey>,
 }
 
 #[derive(Deserialize, Default)]
@@ -226,6 +302,8 @@ struct PolicyFile {
     people: Vec<FilePerson>,
     #[serde(default)]
     witnesses: FileWitnesses,
+    #[serde(default)]
+    freshness: FileFreshness,
 }
 
 /// Parses a duration such as `90s`, `30m`, `168h` or `7d` into milliseconds.
@@ -243,6 +321,19 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
+/// Parses the optional duration at `key`.
+fn duration(key: &str, value: Option<&str>) -> Result<Option<u64>, PolicyError> {
+    value
+        .map(|a| {
+            parse_duration_ms(a).ok_or_else(|| {
+                err(format!(
+                    "{key} {a:?}: write a number and a unit: s, m, h or d"
+                ))
+            })
+        })
+        .transpose()
+}
+
 impl Policy {
     /// Parses and validates a policy file (TOML, SPEC.md §7).
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
@@ -258,36 +349,38 @@ impl Policy {
         if min_approvers == 0 {
             return Err(err("approvals.min_approvers must be at least 1"));
         }
-        let max_age_ms = f
-            .approvals
-            .max_age
-            .as_deref()
-            .map(|a| {
-                parse_duration_ms(a).ok_or_else(|| {
-                    err(format!(
-                        "approvals.max_age {a:?}: write a number and a unit: s, m, h or d"
-                    ))
-                })
-            })
-            .transpose()?;
-        for s in &f.approvals.accept_imported {
-            if !["github", "servicenow"].contains(&s.as_str()) {
-                return Err(err(format!(
-                    "approvals.accept_imported: unknown source {s:?} (github, servicenow)"
-                )));
-            }
+        let max_age_ms = duration("approvals.max_age", f.approvals.max_age.as_deref())?;
+        let max_statement_skew_ms = duration(
+            "approvals.max_statement_skew",
+            f.approvals.max_statement_skew.as_deref(),
+        )?
+        .unwrap_or(d.max_statement_skew_ms);
+        let max_checkpoint_age_ms = duration(
+            "freshness.max_checkpoint_age",
+            f.freshness.max_checkpoint_age.as_deref(),
+        )?;
+        if max_checkpoint_age_ms == Some(0) {
+            return Err(err("freshness.max_checkpoint_age must be more than 0"));
         }
+        let accept_imported = f
+            .approvals
+            .accept_imported
+            .iter()
+            .map(|s| {
+                Source::from_name(s)
+                    .filter(|s| *s != Source::Signed)
+                    .ok_or_else(|| {
+                        err(format!(
+                            "approvals.accept_imported: unknown source {s:?} (github, servicenow)"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         for r in &f.approvals.require {
-            if !["signed", "github", "servicenow"].contains(&r.source.as_str()) {
-                return Err(err(format!(
-                    "approvals.require: unknown source {:?} (signed, github, servicenow)",
-                    r.source
-                )));
-            }
-            if r.source != "signed" && !f.approvals.accept_imported.contains(&r.source) {
+            if r.source != Source::Signed && !accept_imported.contains(&r.source) {
                 return Err(err(format!(
                     "approvals.require names source {:?}, which approvals.accept_imported does not accept",
-                    r.source
+                    r.source.name()
                 )));
             }
         }
@@ -308,11 +401,29 @@ impl Policy {
             .people
             .into_iter()
             .map(|p| {
+                let retired = p
+                    .retired_keys
+                    .iter()
+                    .map(|r| {
+                        Ok(RetiredKey {
+                            key: VerifierKey::parse(&r.key).map_err(|e| {
+                                err(format!("people {}: retired_keys: key: {e}", p.name))
+                            })?,
+                            until_ms: rfc3339_to_ms(&r.until).ok_or_else(|| {
+                                err(format!(
+                                    "people {}: retired_keys: until {:?} is not an RFC 3339 time",
+                                    p.name, r.until
+                                ))
+                            })?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, PolicyError>>()?;
                 Ok(Person {
                     key: VerifierKey::parse(&p.key)
                         .map_err(|e| err(format!("people {}: key: {e}", p.name)))?,
                     name: p.name,
                     roles: p.roles,
+                    retired,
                 })
             })
             .collect::<Result<Vec<_>, PolicyError>>()?;
@@ -344,7 +455,9 @@ impl Policy {
             min_approvers,
             required_roles: f.approvals.required_roles,
             max_age_ms,
-            accept_imported: f.approvals.accept_imported,
+            max_statement_skew_ms,
+            max_checkpoint_age_ms,
+            accept_imported,
             environment: f.approvals.environment,
             lineage_required: f.lineage.required.unwrap_or(d.lineage_required),
             min_datasets: f.lineage.min_datasets.unwrap_or(d.min_datasets),
@@ -372,27 +485,22 @@ impl Check {
     }
 }
 
-fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    path.iter()
-        .fold(v, |v, k| &v[*k])
-        .as_str()
-        .unwrap_or_default()
-}
-
-/// The pre-approval checks of a request body against its lineage entry (`lineage`: its leaf
-/// hash in hex and body, when it is in the log and is a lineage entry). Rules, in order:
+/// The pre-approval checks of a request against its lineage entry (`lineage`: its leaf hash
+/// and body, when it is in the log and is a lineage entry). Rules, in order:
 /// `lineage_present`, `lineage_model`, `lineage_artifact`, `lineage_datasets`, then
 /// `environment` and `policy_name` when the policy sets them, then `metric:<path>` per
 /// threshold. A request passes when every check is ok.
 pub fn pre_approval_checks(
     policy: &Policy,
-    request: &Value,
-    lineage: Option<(&str, &Value)>,
+    request: &ApprovalRequest,
+    lineage: Option<(&Hash, &Lineage)>,
 ) -> Vec<Check> {
-    let st = &request["statement"];
+    let st = &request.statement;
     let mut out = Vec::new();
-    let reference = text(st, &["lineage"]);
-    let lineage = lineage.filter(|(h, _)| *h == reference).map(|(_, v)| v);
+    let reference = st.lineage.to_hex();
+    let lineage = lineage
+        .filter(|(h, _)| **h == st.lineage)
+        .map(|(_, l)| l);
     match lineage {
         Some(_) => out.push(Check::new(
             "lineage_present",
@@ -411,68 +519,10 @@ pub fn pre_approval_checks(
         )),
     }
     if let Some(l) = lineage {
-        let (lm, sm) = (text(l, &["model_id"]), text(st, &["model_id"]));
-        out.push(Check::new(
-            "lineage_model",
-            lm == sm,
-            if lm == sm {
-                format!("model {sm}")
-            } else {
-                format!("the lineage is for model {lm}, the request for {sm}")
-            },
-        ));
-        let (la, sa) = (
-            text(l, &["artifact", "sha256"]),
-            text(st, &["artifact_sha256"]),
-        );
-        out.push(Check::new(
-            "lineage_artifact",
-            la == sa,
-            if la == sa {
-                format!("artifact {sa}")
-            } else {
-                format!("the lineage records artifact {la}, the request names {sa}")
-            },
-        ));
-        let datasets: BTreeSet<&str> = l["datasets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| text(d, &["sha256"]))
-            .filter(|s| !s.is_empty())
-            .collect();
-        let requested: BTreeSet<&str> = st["dataset_sha256"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let detail = if datasets.len() < policy.min_datasets {
-            Some(format!(
-                "the lineage records {} dataset hashes, the policy needs {}",
-                datasets.len(),
-                policy.min_datasets
-            ))
-        } else if datasets != requested {
-            Some(format!(
-                "the request names datasets [{}], the lineage records [{}]",
-                requested.iter().copied().collect::<Vec<_>>().join(", "),
-                datasets.iter().copied().collect::<Vec<_>>().join(", ")
-            ))
-        } else {
-            None
-        };
-        out.push(match detail {
-            Some(d) => Check::new("lineage_datasets", false, d),
-            None => Check::new(
-                "lineage_datasets",
-                true,
-                format!("{} dataset hashes", datasets.len()),
-            ),
-        });
+        out.extend(lineage_checks(policy, request, l));
     }
     if let Some(env) = &policy.environment {
-        let have = text(st, &["environment"]);
+        let have = &st.environment;
         out.push(Check::new(
             "environment",
             have == env,
@@ -484,7 +534,7 @@ pub fn pre_approval_checks(
         ));
     }
     if let Some(name) = &policy.name {
-        let have = text(st, &["policy"]);
+        let have = &st.policy;
         out.push(Check::new(
             "policy_name",
             have == name,
@@ -501,14 +551,70 @@ pub fn pre_approval_checks(
     out
 }
 
-fn metric_check(m: &MetricRule, request: &Value, lineage: Option<&Value>) -> Check {
+/// `lineage_model`, `lineage_artifact` and `lineage_datasets` of a request and its lineage.
+fn lineage_checks(policy: &Policy, request: &ApprovalRequest, l: &Lineage) -> Vec<Check> {
+    let st = &request.statement;
+    let mut out = Vec::new();
+    let (lm, sm) = (&l.model_id, &st.model_id);
+    out.push(Check::new(
+        "lineage_model",
+        lm == sm,
+        if lm == sm {
+            format!("model {sm}")
+        } else {
+            format!("the lineage is for model {lm}, the request for {sm}")
+        },
+    ));
+    let (la, sa) = (&l.artifact.sha256, &st.artifact_sha256);
+    out.push(Check::new(
+        "lineage_artifact",
+        la == sa,
+        if la == sa {
+            format!("artifact {sa}")
+        } else {
+            format!("the lineage records artifact {la}, the request names {sa}")
+        },
+    ));
+    let datasets: BTreeSet<&str> = l.datasets.iter().map(|d| d.sha256.as_str()).collect();
+    let requested: BTreeSet<&str> = st.dataset_sha256.iter().map(String::as_str).collect();
+    let detail = if datasets.len() < policy.min_datasets {
+        Some(format!(
+            "the lineage records {} dataset hashes, the policy needs {}",
+            datasets.len(),
+            policy.min_datasets
+        ))
+    } else if datasets != requested {
+        Some(format!(
+            "the request names datasets [{}], the lineage records [{}]",
+            requested.iter().copied().collect::<Vec<_>>().join(", "),
+            datasets.iter().copied().collect::<Vec<_>>().join(", ")
+        ))
+    } else {
+        None
+    };
+    out.push(match detail {
+        Some(d) => Check::new("lineage_datasets", false, d),
+        None => Check::new(
+            "lineage_datasets",
+            true,
+            format!("{} dataset hashes", datasets.len()),
+        ),
+    });
+    out
+}
+
+/// A metric threshold: `performance_metrics` reads the request's signed statement only (the
+/// unsigned top-level object of earlier clients is never checked).
+fn metric_check(m: &MetricRule, request: &ApprovalRequest, lineage: Option<&Lineage>) -> Check {
     let rule = format!("metric:{}", m.metric);
     let (object, name) = m.metric.split_once('.').unwrap_or_default();
     let source = match object {
-        "performance_metrics" => Some(request),
-        _ => lineage,
+        "performance_metrics" => Some(&request.statement.performance_metrics),
+        "validation_metrics" => lineage.map(|l| &l.validation_metrics),
+        "training_metrics" => lineage.map(|l| &l.training_metrics),
+        _ => None,
     };
-    let Some(value) = source.and_then(|s| s[object][name].as_f64()) else {
+    let Some(Metric(value)) = source.and_then(|s| s.get(name)).cloned() else {
         return Check::new(rule, false, format!("{} is not recorded", m.metric));
     };
     if let Some(min) = m.min.filter(|min| value < *min) {
@@ -565,15 +671,49 @@ mod tests {
         }
     }
 
+    const D: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    const H: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn request(signed: serde_json::Value, unsigned: serde_json::Value) -> ApprovalRequest {
+        let body = serde_json::json!({
+            "statement": {"model_id": "m", "artifact_sha256": D, "dataset_sha256": [D], "lineage": H,
+                          "requested_by": "alice", "environment": "production", "policy": "p",
+                          "signed_at": "2026-11-26T09:00:00Z", "performance_metrics": signed},
+            "signature": "A".repeat(86) + "==",
+            "performance_metrics": unsigned,
+        });
+        match crate::entry::Body::parse(crate::entry::EntryKind::ApprovalRequest, &body.to_string()) {
+            Ok(crate::entry::Body::ApprovalRequest(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn lineage(accuracy: f64) -> Lineage {
+        let body = serde_json::json!({
+            "model_id": "m", "model_name": "M", "model_version": "1", "model_type": "rl",
+            "created_by": "trainer", "training_config": {}, "hyperparameters": {},
+            "training_metrics": {}, "validation_metrics": {"accuracy": accuracy},
+            "datasets": [{"name": "d", "type": "training", "sha256": D, "size_bytes": 1, "files": 1}],
+            "artifact": {"path": "p.pt", "sha256": D, "size_bytes": 1},
+        });
+        match crate::entry::Body::parse(crate::entry::EntryKind::Lineage, &body.to_string()) {
+            Ok(crate::entry::Body::Lineage(l)) => l,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn metrics_thresholds() {
         let p = Policy::parse(
             "[[metrics]]\nmetric = \"validation_metrics.accuracy\"\nmin = 0.9\n[[metrics]]\nmetric = \"performance_metrics.max_drawdown\"\nmax = 0.2",
         )
         .unwrap();
-        let request = serde_json::json!({"statement": {"lineage": "ab"}, "performance_metrics": {"max_drawdown": 0.25}});
-        let lineage = serde_json::json!({"validation_metrics": {"accuracy": 0.85}});
-        let checks = pre_approval_checks(&p, &request, Some(("ab", &lineage)));
+        let h = Hash::from_hex(H).unwrap();
+        let request = request(
+            serde_json::json!({"max_drawdown": "0.25"}),
+            serde_json::json!({}),
+        );
+        let checks = pre_approval_checks(&p, &request, Some((&h, &lineage(0.85))));
         let by = |r: &str| checks.iter().find(|c| c.rule == r).unwrap().clone();
         assert!(!by("metric:validation_metrics.accuracy").ok);
         assert!(by("metric:validation_metrics.accuracy")
@@ -582,8 +722,7 @@ mod tests {
         assert!(by("metric:performance_metrics.max_drawdown")
             .detail
             .contains("above the maximum 0.2"));
-        let lineage = serde_json::json!({"validation_metrics": {"accuracy": 0.93}});
-        let checks = pre_approval_checks(&p, &request, Some(("ab", &lineage)));
+        let checks = pre_approval_checks(&p, &request, Some((&h, &lineage(0.93))));
         assert!(
             checks
                 .iter()
@@ -591,5 +730,47 @@ mod tests {
                 .unwrap()
                 .ok
         );
+    }
+
+    /// Finding: the unsigned `performance_metrics` passed the metric checks; anyone could
+    /// re-log a signed request with other metrics. Only the signed statement's count.
+    #[test]
+    fn unsigned_metrics_are_never_checked() {
+        let p = Policy::parse(
+            "[[metrics]]\nmetric = \"performance_metrics.sharpe\"\nmin = 1.5",
+        )
+        .unwrap();
+        let forged = request(serde_json::json!({}), serde_json::json!({"sharpe": 9.9}));
+        let checks = pre_approval_checks(&p, &forged, None);
+        let c = checks.iter().find(|c| c.rule == "metric:performance_metrics.sharpe").unwrap();
+        assert!(!c.ok, "{c:?}");
+        let signed = request(serde_json::json!({"sharpe": "1.7"}), serde_json::json!({"sharpe": 0}));
+        let checks = pre_approval_checks(&p, &signed, None);
+        assert!(checks.iter().find(|c| c.rule == "metric:performance_metrics.sharpe").unwrap().ok);
+    }
+
+    /// Finding: one key under two names let a requester approve her own release under her
+    /// second name. Keys compare as raw public keys, whatever name the note key carries.
+    #[test]
+    fn one_key_is_one_person() {
+        let key = |name: &str| {
+            crate::note::SignerKey::from_seed(name, [7; 32]).unwrap().verifier().to_string()
+        };
+        let text = format!(
+            "[[people]]\nname = \"alice\"\nkey = \"{}\"\n[[people]]\nname = \"alice2\"\nkey = \"{}\"\n",
+            key("alice"),
+            key("alice2")
+        );
+        let e = Policy::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("one key is registered for both"), "{e}");
+        // A retired key is still that person's key.
+        let other = crate::note::SignerKey::from_seed("bob", [8; 32]).unwrap().verifier();
+        let text = format!(
+            "[[people]]\nname = \"alice\"\nkey = \"{}\"\n[[people]]\nname = \"bob\"\nkey = \"{other}\"\nretired_keys = [{{ key = \"{}\", until = \"2026-01-01T00:00:00Z\" }}]\n",
+            key("alice"),
+            key("old-bob")
+        );
+        let e = Policy::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("one key is registered for both"), "{e}");
     }
 }

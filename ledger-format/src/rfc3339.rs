@@ -2,7 +2,19 @@
 //! `submitted_at`): a strict syntax check and the conversion to Unix milliseconds, with no
 //! time library (the crate stays free of I/O and platform clocks).
 
-/// Returns true for `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` with plausible field ranges.
+/// Returns the number of days in `month` (1..=12) of `year`, proleptic Gregorian.
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Returns true for `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` naming a real calendar day (no
+/// 31st of April, no 29th of February outside leap years), hours 00-23, minutes 00-59, seconds
+/// 00-60 (RFC 3339 §5.7 allows a leap second) and an offset of at most ±23:59.
 pub fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
     if b.len() < 20 {
@@ -15,8 +27,9 @@ pub fn is_rfc3339(s: &str) -> bool {
     if !(date && matches!(b[10], b'T' | b't') && time) {
         return false;
     }
-    if !(1..=12).contains(&num(5..7))
-        || !(1..=31).contains(&num(8..10))
+    let month = num(5..7);
+    if !(1..=12).contains(&month)
+        || !(1..=days_in_month(num(0..4), month)).contains(&num(8..10))
         || num(11..13) > 23
         || num(14..16) > 59
         || num(17..19) > 60
@@ -33,7 +46,11 @@ pub fn is_rfc3339(s: &str) -> bool {
     }
     match rest.as_bytes() {
         [b'Z' | b'z'] => true,
-        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
+                && (h1 - b'0') * 10 + (h2 - b'0') <= 23
+                && (m1 - b'0') * 10 + (m2 - b'0') <= 59
+        }
         _ => false,
     }
 }
@@ -80,4 +97,32 @@ pub fn rfc3339_to_ms(s: &str) -> Option<u64> {
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_min * 60;
     u64::try_from(secs * 1000 + ms).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finding: `max_age` was bypassed by times that parsed loosely or not at all.
+    #[test]
+    fn impossible_times_are_refused() {
+        for bad in [
+            "2999-02-31T00:00:00+99:99",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00+01:60",
+            "2026-01-01T24:00:00Z",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+            assert_eq!(rfc3339_to_ms(bad), None, "{bad}");
+        }
+        assert!(is_rfc3339("2024-02-29T00:00:00Z"));
+        assert!(is_rfc3339("2000-02-29T23:59:60-23:59"));
+        // Before 1970: no value, so nothing can treat it as "not expired".
+        assert_eq!(rfc3339_to_ms("1969-12-31T23:59:59Z"), None);
+        assert_eq!(rfc3339_to_ms("0001-01-01T00:00:00Z"), None);
+        assert_eq!(rfc3339_to_ms("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(rfc3339_to_ms("1970-01-01T01:00:00+01:00"), Some(0));
+    }
 }

@@ -136,8 +136,8 @@ impl<'a> ObjectCheck<'a> {
             name,
             required,
             64,
-            is_rfc3339,
-            "must be an RFC 3339 time such as 2026-11-26T09:30:00Z",
+            |t| rfc3339_to_ms(t).is_some(),
+            "must be an RFC 3339 time after 1970 such as 2026-11-26T09:30:00Z",
         )
     }
 

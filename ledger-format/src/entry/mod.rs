@@ -16,6 +16,13 @@ use serde_json::Value;
 
 use crate::schema;
 
+mod body;
+pub use body::{
+    Approval, ApprovalRequest, ApprovalStatement, Artifact, Attestation, Audit, Body, Dataset,
+    Decision, Deployment, DeploymentStatus, GithubRef, Lineage, Metric, RequestStatement,
+    ServicenowRef, Source, Time,
+};
+
 /// The kinds of entry the log accepts; the code is the leaf envelope's `kind` byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]

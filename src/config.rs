@@ -526,10 +526,20 @@ impl Config {
                 roles: p.roles.clone(),
                 key: ledger_format::note::VerifierKey::parse(&p.key)
                     .with_context(|| format!("person {}: key", p.name))?,
+                retired: Vec::new(),
             });
         }
         policy.people = ledger_format::policy::People::new(people)
             .map_err(|e| anyhow::anyhow!("people: {e}"))?;
+        // Witnesses cosign once per anchoring round: a freshness bound at or below the round
+        // would refuse every bundle between two rounds.
+        if let Some(age) = policy.max_checkpoint_age_ms {
+            anyhow::ensure!(
+                age > self.anchors.interval_ms,
+                "policy: freshness.max_checkpoint_age ({age} ms) must exceed anchors.interval_ms ({} ms), the time between witness cosignatures",
+                self.anchors.interval_ms
+            );
+        }
         Ok(policy)
     }
 

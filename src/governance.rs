@@ -1,22 +1,24 @@
-//! Submission-time governance checks: people and their keys, signed statements, and references
-//! between entries (DESIGN.md §4). Runs before an entry is queued; a failure appends nothing.
+//! Submission-time governance checks: people and their keys, signed statements, their times,
+//! and references between entries (ledger-format SPEC.md §7.1). Runs before an entry is queued;
+//! a failure appends nothing. Bodies are parsed once, into `ledger_format::entry::Body`.
 //!
 //! - approval_request: `requested_by` is a registered person whose key signed the statement
-//!   (Ed25519 over its RFC 8785 form); the referenced lineage entry exists, is a lineage, and
-//!   passes the policy's pre-approval checks (same model, artifact and dataset digests, metric
-//!   thresholds, environment, policy name: `ledger_format::policy::pre_approval_checks`).
-//! - approval (signed): the approver is registered, signed it, and holds the role it claims;
-//!   the request exists and is an approval_request; the artifact digest equals the request's;
-//!   the approver is not the requester. Imported approvals (`source`) are written by the log's integrations only.
+//!   (Ed25519 over its RFC 8785 form); `signed_at` is within the policy's
+//!   `max_statement_skew` of the server's clock; the referenced lineage entry exists, is a
+//!   lineage, and passes the policy's pre-approval checks.
+//! - approval (signed): the approver is registered, signed it with the key they held at
+//!   `signed_at`, which is within the skew, and is later than their latest decision already
+//!   logged on the request (no replay to win a tie); they hold the role; the request exists and
+//!   is an approval_request; the artifact digest equals the request's; the approver is not the
+//!   requester. Imported approvals (`source`) are written by the log's integrations only, and
+//!   their `decided_at` lies between the request's logging and now.
 //! - deployment: the request exists and is an approval_request.
 //! - lineage: a `parent` exists and is a lineage entry.
 
-use ledger_format::approval::verify_statement;
-use ledger_format::entry::EntryKind;
-use ledger_format::leaf::Leaf;
-use ledger_format::policy::{pre_approval_checks, Policy};
+use ledger_format::approval::{skew_error, verify_statement, Logged};
+use ledger_format::entry::{Approval, ApprovalRequest, Attestation, Body, EntryKind, Lineage};
+use ledger_format::policy::{pre_approval_checks, Person, Policy};
 use ledger_format::Hash;
-use serde_json::Value;
 
 use crate::log::Log;
 
@@ -38,65 +40,68 @@ fn refuse(status: u16, code: &'static str, field: &str, message: impl Into<Strin
     }
 }
 
-/// Verifies that `signer` (a registered name) signed `statement` with `signature`.
-fn check_signature(
-    policy: &Policy,
-    (signer_field, sig_field): (&str, &str),
-    signer: &str,
-    statement: &Value,
-    signature: &str,
-) -> Result<(), Refusal> {
-    if policy.people.get(signer).is_none() {
-        return Err(refuse(
+/// The server refuses statements this much closer to the skew bound than the evaluator does,
+/// so that a statement it accepts is still within the bound at the time the sequencer logs it.
+const SKEW_MARGIN_MS: u64 = 5_000;
+
+/// Returns the registered person `name`.
+fn person<'p>(policy: &'p Policy, field: &str, name: &str) -> Result<&'p Person, Refusal> {
+    policy.people.get(name).ok_or_else(|| {
+        refuse(
             403,
             "unknown_person",
-            signer_field,
-            format!("{signer:?} is not a registered person"),
-        ));
-    }
-    verify_statement(policy, signer, statement, signature)
-        .map_err(|why| refuse(400, "invalid_signature", sig_field, why))
+            field,
+            format!("{name:?} is not a registered person"),
+        )
+    })
 }
 
-/// Returns the body of the logged entry `reference` (a leaf hash in hex) of kind `kind`.
-fn referenced(log: &Log, field: &str, reference: &str, kind: EntryKind) -> Result<Value, Refusal> {
+/// Refuses a signed statement dated too far from now (400 `signed_at_skew`).
+fn check_skew(policy: &Policy, field: &str, signed_at_ms: u64) -> Result<(), Refusal> {
+    let skew = policy.max_statement_skew_ms.saturating_sub(SKEW_MARGIN_MS);
+    match skew_error(signed_at_ms, crate::sequencer::now_ms(), skew) {
+        Some(why) => Err(refuse(400, "signed_at_skew", field, why)),
+        None => Ok(()),
+    }
+}
+
+/// Returns the logged entry `reference` of kind `kind`, parsed.
+fn referenced(
+    log: &Log,
+    field: &str,
+    reference: &Hash,
+    kind: EntryKind,
+) -> Result<Logged, Refusal> {
     let unknown = || {
         refuse(
             400,
             "unknown_reference",
             field,
-            format!("no {} entry {reference} in the log", kind.name()),
+            format!("no {} entry {} in the log", kind.name(), reference.to_hex()),
         )
     };
-    let hash = Hash::from_hex(reference).map_err(|_| unknown())?;
     let index = log
         .index
-        .leaf(&hash)
+        .leaf(reference)
         .map_err(|e| refuse(503, "unavailable", field, e.to_string()))?
         .filter(|i| *i < log.published().size)
         .ok_or_else(unknown)?;
     let leaf = log.leaf(index).map_err(|_| unknown())?;
-    let leaf = Leaf::parse(&leaf).map_err(|_| unknown())?;
-    if leaf.kind != kind {
+    let entry = Logged::from_leaf(index, &leaf).map_err(|_| unknown())?;
+    if entry.kind() != kind {
         return Err(refuse(
             400,
             "unknown_reference",
             field,
             format!(
-                "entry {reference} is a {}, not a {}",
-                leaf.kind.name(),
+                "entry {} is a {}, not a {}",
+                reference.to_hex(),
+                entry.kind().name(),
                 kind.name()
             ),
         ));
     }
-    serde_json::from_slice(&leaf.body).map_err(|_| unknown())
-}
-
-fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    path.iter()
-        .fold(v, |v, k| &v[*k])
-        .as_str()
-        .unwrap_or_default()
+    Ok(entry)
 }
 
 /// Checks a schema-valid body of `kind` against people and the log. `prefix` is the field path
@@ -124,125 +129,196 @@ pub fn check_as(
     if matches!(kind, EntryKind::Audit) {
         return Ok(()); // nothing to check, so no second parse on the hot path
     }
-    let v: Value = serde_json::from_str(body)
-        .map_err(|e| refuse(400, "malformed_json", prefix, e.to_string()))?;
+    let parsed = Body::parse(kind, body).map_err(|e| {
+        let field = if e.field.is_empty() {
+            prefix.trim_end_matches('.').to_owned()
+        } else {
+            format!("{prefix}{}", e.field)
+        };
+        refuse(400, "schema_violation", &field, e.message)
+    })?;
     let f = |name: &str| format!("{prefix}{name}");
-    match kind {
-        EntryKind::ApprovalRequest => {
-            let st = &v["statement"];
-            check_signature(
-                policy,
-                (&f("statement.requested_by"), &f("signature")),
-                s(st, &["requested_by"]),
-                st,
-                s(&v, &["signature"]),
-            )?;
-            let lineage = referenced(
-                log,
-                &f("statement.lineage"),
-                s(st, &["lineage"]),
-                EntryKind::Lineage,
-            )?;
-            let reference = s(st, &["lineage"]);
-            let failed: Vec<_> = pre_approval_checks(policy, &v, Some((reference, &lineage)))
-                .into_iter()
-                .filter(|c| !c.ok)
-                .collect();
-            let Some(first) = failed.first() else {
-                return Ok(());
-            };
-            let (code, field) = match first.rule.as_str() {
-                "lineage_artifact" => ("artifact_mismatch", "statement.artifact_sha256"),
-                "lineage_datasets" => ("policy_check_failed", "statement.dataset_sha256"),
-                "environment" => ("policy_check_failed", "statement.environment"),
-                "policy_name" => ("policy_check_failed", "statement.policy"),
-                r if r.starts_with("metric:performance_metrics") => {
-                    ("policy_check_failed", "performance_metrics")
-                }
-                _ => ("policy_check_failed", "statement.lineage"),
-            };
-            let reasons: Vec<String> = failed
-                .iter()
-                .map(|c| format!("{}: {}", c.rule, c.detail))
-                .collect();
-            Err(refuse(400, code, &f(field), reasons.join("; ")))
+    match &parsed {
+        Body::ApprovalRequest(r) => check_request(log, policy, r, &f),
+        Body::Approval(a) => check_approval(log, policy, a, &f, imported),
+        Body::Deployment(d) => {
+            referenced(log, &f("request"), &d.request, EntryKind::ApprovalRequest).map(|_| ())
         }
-        EntryKind::Approval => {
-            let st = &v["statement"];
-            let approver = s(st, &["approver"]);
-            match (v.get("source").is_some(), imported) {
-                (true, false) => return Err(refuse(
-                    403,
-                    "imported_approval",
-                    &f("source"),
-                    "approvals from GitHub or ServiceNow are imported by the log's integrations",
-                )),
-                (true, true) if policy.people.get(approver).is_none() => {
-                    return Err(refuse(
-                        403,
-                        "unknown_person",
-                        &f("statement.approver"),
-                        format!("{approver:?} is not a registered person"),
-                    ))
-                }
-                (true, true) => {}
-                (false, _) => check_signature(
-                    policy,
-                    (&f("statement.approver"), &f("signature")),
-                    approver,
-                    st,
-                    s(&v, &["signature"]),
-                )?,
-            }
-            let role = s(st, &["role"]);
-            if let Some(p) = policy.people.get(approver) {
-                if !p.roles.iter().any(|r| r == role) {
-                    return Err(refuse(
-                        403,
-                        "role_not_held",
-                        &f("statement.role"),
-                        format!(
-                            "{approver} does not hold the role {role:?} (roles: [{}])",
-                            p.roles.join(", ")
-                        ),
-                    ));
-                }
-            }
-            let request = referenced(
-                log,
-                &f("statement.request"),
-                s(st, &["request"]),
-                EntryKind::ApprovalRequest,
-            )?;
-            if s(&request, &["statement", "artifact_sha256"]) != s(st, &["artifact_sha256"]) {
+        Body::Lineage(Lineage {
+            parent: Some(parent),
+            ..
+        }) => referenced(log, &f("parent"), parent, EntryKind::Lineage).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+fn check_request(
+    log: &Log,
+    policy: &Policy,
+    r: &ApprovalRequest,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(), Refusal> {
+    let st = &r.statement;
+    let requester = person(policy, &f("statement.requested_by"), &st.requested_by)?;
+    check_skew(policy, &f("statement.signed_at"), st.signed_at.ms)?;
+    verify_statement(requester, &r.statement_json, &r.signature, st.signed_at.ms)
+        .map_err(|why| refuse(400, "invalid_signature", &f("signature"), why))?;
+    let lineage = referenced(
+        log,
+        &f("statement.lineage"),
+        &st.lineage,
+        EntryKind::Lineage,
+    )?;
+    let failed: Vec<_> = pre_approval_checks(
+        policy,
+        r,
+        lineage.lineage().map(|l| (&lineage.leaf_hash, l)),
+    )
+    .into_iter()
+    .filter(|c| !c.ok)
+    .collect();
+    let Some(first) = failed.first() else {
+        return Ok(());
+    };
+    let (code, field) = match first.rule.as_str() {
+        "lineage_artifact" => ("artifact_mismatch", "statement.artifact_sha256"),
+        "lineage_datasets" => ("policy_check_failed", "statement.dataset_sha256"),
+        "environment" => ("policy_check_failed", "statement.environment"),
+        "policy_name" => ("policy_check_failed", "statement.policy"),
+        r if r.starts_with("metric:performance_metrics") => {
+            ("policy_check_failed", "statement.performance_metrics")
+        }
+        _ => ("policy_check_failed", "statement.lineage"),
+    };
+    let reasons: Vec<String> = failed
+        .iter()
+        .map(|c| format!("{}: {}", c.rule, c.detail))
+        .collect();
+    Err(refuse(400, code, &f(field), reasons.join("; ")))
+}
+
+fn check_approval(
+    log: &Log,
+    policy: &Policy,
+    a: &Approval,
+    f: &dyn Fn(&str) -> String,
+    imported: bool,
+) -> Result<(), Refusal> {
+    let st = &a.statement;
+    let approver = person(policy, &f("statement.approver"), &st.approver)?;
+    let request = referenced(
+        log,
+        &f("statement.request"),
+        &st.request,
+        EntryKind::ApprovalRequest,
+    )?;
+    match (&a.attestation, imported) {
+        (Attestation::Imported { .. }, false) => {
+            return Err(refuse(
+                403,
+                "imported_approval",
+                &f("source"),
+                "approvals from GitHub or ServiceNow are imported by the log's integrations",
+            ))
+        }
+        (Attestation::Imported { decided_at, .. }, true) => {
+            if decided_at.ms > crate::sequencer::now_ms() || decided_at.ms < request.logged_at_ms {
                 return Err(refuse(
                     400,
-                    "artifact_mismatch",
-                    &f("statement.artifact_sha256"),
-                    "the request is for another artifact digest",
+                    "decided_at_invalid",
+                    &f("decided_at"),
+                    format!(
+                        "decided at {}: an imported decision must come after the request was logged and before now",
+                        decided_at.text
+                    ),
                 ));
             }
-            if s(&request, &["statement", "requested_by"]) == approver {
-                return Err(refuse(
-                    403,
-                    "self_approval",
-                    &f("statement.approver"),
-                    "the requester cannot approve their own release",
-                ));
-            }
-            Ok(())
         }
-        EntryKind::Deployment => referenced(
-            log,
-            &f("request"),
-            s(&v, &["request"]),
-            EntryKind::ApprovalRequest,
-        )
-        .map(|_| ()),
-        EntryKind::Lineage => match v.get("parent").and_then(Value::as_str) {
-            Some(parent) => referenced(log, &f("parent"), parent, EntryKind::Lineage).map(|_| ()),
-            None => Ok(()),
-        },
+        (Attestation::Signed { signature }, _) => {
+            check_skew(policy, &f("statement.signed_at"), st.signed_at.ms)?;
+            verify_statement(approver, &a.statement_json, signature, st.signed_at.ms)
+                .map_err(|why| refuse(400, "invalid_signature", &f("signature"), why))?;
+        }
+    }
+    if !approver.roles.contains(&st.role) {
+        return Err(refuse(
+            403,
+            "role_not_held",
+            &f("statement.role"),
+            format!(
+                "{} does not hold the role {:?} (roles: [{}])",
+                st.approver,
+                st.role,
+                approver.roles.join(", ")
+            ),
+        ));
+    }
+    let Some(req) = request.request() else {
+        return Err(refuse(
+            400,
+            "unknown_reference",
+            &f("statement.request"),
+            "not a request",
+        ));
+    };
+    if req.statement.artifact_sha256 != st.artifact_sha256 {
+        return Err(refuse(
+            400,
+            "artifact_mismatch",
+            &f("statement.artifact_sha256"),
+            "the request is for another artifact digest",
+        ));
+    }
+    if req.statement.requested_by == st.approver {
+        return Err(refuse(
+            403,
+            "self_approval",
+            &f("statement.approver"),
+            "the requester cannot approve their own release",
+        ));
+    }
+    if matches!(a.attestation, Attestation::Signed { .. }) {
+        check_newer(log, a, f)?;
+    }
+    Ok(())
+}
+
+/// Refuses a signed decision dated no later than its approver's latest decision already
+/// logged on the request (409 `decision_not_newer`): replaying an old statement, or dating a
+/// new one to tie with a rejection, cannot change who stands where. The same statement again
+/// (a retry) passes.
+fn check_newer(log: &Log, a: &Approval, f: &dyn Fn(&str) -> String) -> Result<(), Refusal> {
+    let st = &a.statement;
+    let size = log.published().size;
+    let decisions = crate::http::approvals::decisions_on(log, &st.request, size)
+        .map_err(|e| refuse(503, "unavailable", &f("statement.request"), e.message))?;
+    let mut latest: Option<&Logged> = None;
+    for d in &decisions {
+        let Some(other) = d.approval() else { continue };
+        if other.statement.approver != st.approver {
+            continue;
+        }
+        if other.statement_json == a.statement_json && other.source() == a.source() {
+            return Ok(());
+        }
+        if latest
+            .and_then(Logged::approval)
+            .is_none_or(|l| other.decided_at().ms > l.decided_at().ms)
+        {
+            latest = Some(d);
+        }
+    }
+    match latest.and_then(|l| l.approval().map(|x| (l.index, x))) {
+        Some((index, l)) if st.signed_at.ms <= l.decided_at().ms => Err(refuse(
+            409,
+            "decision_not_newer",
+            &f("statement.signed_at"),
+            format!(
+                "{} already decided on this request at {} (entry {index}); a new decision must be dated later",
+                st.approver,
+                l.decided_at().text
+            ),
+        )),
         _ => Ok(()),
     }
 }

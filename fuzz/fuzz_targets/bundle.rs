@@ -13,8 +13,8 @@ fuzz_target!(|data: &[u8]| {
     if opened.checkpoint.is_none() {
         assert!(opened.request.is_none() && opened.approvals.is_empty());
     }
-    if let Some(r) = &opened.request {
-        let ev = evaluate(&Policy::default(), r, opened.lineage.as_ref(), &opened.approvals, 0);
+    if let Some(case) = opened.case() {
+        let ev = evaluate(&Policy::default(), &case, 0);
         assert!(!ev.approved(), "no signature can verify under a policy without people");
     }
 });

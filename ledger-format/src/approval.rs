@@ -201,7 +201,11 @@ impl Eligible<'_> {
 
 /// The requests a decision may be made on: this request, and the others for its artifact in
 /// its environment, by leaf hash, with the time each was logged.
-fn scope<'a>(request: &'a Logged, req: &ApprovalRequest, related: &'a [Logged]) -> BTreeMap<Hash, &'a Logged> {
+fn scope<'a>(
+    request: &'a Logged,
+    req: &ApprovalRequest,
+    related: &'a [Logged],
+) -> BTreeMap<Hash, &'a Logged> {
     let mut out = BTreeMap::new();
     for r in related {
         if let Some(other) = r.request() {
@@ -242,7 +246,10 @@ fn eligibility<'a>(
         .get(&st.approver)
         .ok_or_else(|| format!("{:?} is not a registered person", st.approver))?;
     if !person.roles.contains(&st.role) {
-        return Err(format!("{} does not hold the role {:?}", st.approver, st.role));
+        return Err(format!(
+            "{} does not hold the role {:?}",
+            st.approver, st.role
+        ));
     }
     let at_ms = approval.decided_at().ms;
     match &approval.attestation {
@@ -392,20 +399,30 @@ pub fn evaluate(policy: &Policy, case: &Case, now_ms: u64) -> Evaluation {
         }
     }
     let standing = standing(&eligible);
-    let standing_positions: BTreeMap<usize, &str> =
-        standing.values().map(|s| (s.position, s.approval.statement.approver.as_str())).collect();
+    let standing_positions: BTreeMap<usize, &str> = standing
+        .values()
+        .map(|s| (s.position, s.approval.statement.approver.as_str()))
+        .collect();
     for el in &eligible {
         if !standing_positions.contains_key(&el.position) {
             let who = el.approval.statement.approver.as_str();
             let by = standing[who];
-            report[el.position].reason = Some(if by.approval.statement.decision == Verdict::Reject
-                && by.approval.source() == Source::Signed
-                && el.approval.source() != Source::Signed
-            {
-                format!("an import does not supersede {who}'s signed rejection (entry {})", by.entry.index)
-            } else {
-                format!("superseded by {who}'s later decision at entry {}", by.entry.index)
-            });
+            report[el.position].reason = Some(
+                if by.approval.statement.decision == Verdict::Reject
+                    && by.approval.source() == Source::Signed
+                    && el.approval.source() != Source::Signed
+                {
+                    format!(
+                        "an import does not supersede {who}'s signed rejection (entry {})",
+                        by.entry.index
+                    )
+                } else {
+                    format!(
+                        "superseded by {who}'s later decision at entry {}",
+                        by.entry.index
+                    )
+                },
+            );
         }
     }
 
@@ -422,7 +439,10 @@ pub fn evaluate(policy: &Policy, case: &Case, now_ms: u64) -> Evaluation {
             continue;
         }
         if st.request != case.request.leaf_hash {
-            line.reason = Some(format!("it approves request {}, not this one", st.request.to_hex()));
+            line.reason = Some(format!(
+                "it approves request {}, not this one",
+                st.request.to_hex()
+            ));
             continue;
         }
         if *who == requester {
@@ -431,7 +451,10 @@ pub fn evaluate(policy: &Policy, case: &Case, now_ms: u64) -> Evaluation {
             continue;
         }
         let since = s.at_ms.min(s.entry.logged_at_ms);
-        if policy.max_age_ms.is_some_and(|max| now_ms.saturating_sub(since) > max) {
+        if policy
+            .max_age_ms
+            .is_some_and(|max| now_ms.saturating_sub(since) > max)
+        {
             expired.push(format!("{who} ({})", s.approval.decided_at().text));
             line.reason = Some(format!(
                 "decided at {}, older than the policy's maximum age",
@@ -527,7 +550,11 @@ fn describe(e: &Logged, request: Hash) -> Decision {
 }
 
 /// The `approvals` rule: enough distinct counted approvers.
-fn approvals_rule(policy: &Policy, approvers: &[(String, String, Source)], report: &[Decision]) -> Check {
+fn approvals_rule(
+    policy: &Policy,
+    approvers: &[(String, String, Source)],
+    report: &[Decision],
+) -> Check {
     let names: Vec<&str> = approvers.iter().map(|(w, _, _)| w.as_str()).collect();
     let mut detail = format!(
         "{} distinct approvers of {} required: [{}]",
@@ -559,19 +586,32 @@ fn role_rules(policy: &Policy, approvers: &[(String, String, Source)]) -> Vec<Ch
         }
     }
     let n_roles = slots.len();
-    slots.extend(policy.require.iter().map(|r| (r.role.clone(), Some(r.source))));
+    slots.extend(
+        policy
+            .require
+            .iter()
+            .map(|r| (r.role.clone(), Some(r.source))),
+    );
     let unfilled = unfilled_slots(&slots, approvers);
-    let (roles, sources): (Vec<usize>, Vec<usize>) = unfilled.into_iter().partition(|&s| s < n_roles);
+    let (roles, sources): (Vec<usize>, Vec<usize>) =
+        unfilled.into_iter().partition(|&s| s < n_roles);
     let held: BTreeSet<&str> = approvers.iter().map(|(_, r, _)| r.as_str()).collect();
     let mut out = vec![Check::new(
         "required_roles",
         roles.is_empty(),
         if roles.is_empty() {
-            format!("roles held: [{}]", held.into_iter().collect::<Vec<_>>().join(", "))
+            format!(
+                "roles held: [{}]",
+                held.into_iter().collect::<Vec<_>>().join(", ")
+            )
         } else {
             format!(
                 "no distinct counted approver in the role(s) [{}]",
-                roles.iter().map(|&s| slots[s].0.as_str()).collect::<Vec<_>>().join(", ")
+                roles
+                    .iter()
+                    .map(|&s| slots[s].0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         },
     )];
@@ -598,4 +638,32 @@ fn role_rules(policy: &Policy, approvers: &[(String, String, Source)]) -> Vec<Ch
         ));
     }
     out
+}
+
+/// Everything needed to evaluate one request out of a whole log's requests and decisions
+/// (what the audit and the monitor replay): the other requests for its artifact, and the
+/// decisions on it and on them, in log order.
+pub fn gather<'a>(
+    request: &Logged,
+    requests: impl IntoIterator<Item = &'a Logged>,
+    decisions_on: impl Fn(&Hash) -> Vec<Logged>,
+) -> (Vec<Logged>, Vec<Logged>) {
+    let Some(req) = request.request() else {
+        return (Vec::new(), Vec::new());
+    };
+    let related: Vec<Logged> = requests
+        .into_iter()
+        .filter(|r| {
+            r.leaf_hash != request.leaf_hash
+                && r.request()
+                    .is_some_and(|x| x.statement.artifact_sha256 == req.statement.artifact_sha256)
+        })
+        .cloned()
+        .collect();
+    let mut decisions = decisions_on(&request.leaf_hash);
+    for r in &related {
+        decisions.extend(decisions_on(&r.leaf_hash));
+    }
+    decisions.sort_by_key(|d| d.index);
+    (related, decisions)
 }

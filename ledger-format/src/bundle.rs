@@ -163,7 +163,10 @@ fn shape_errors(o: &OpenedBundle) -> Vec<String> {
         return errors;
     };
     let Some(req) = request.request() else {
-        errors.push(format!("entry {} is not an approval_request", request.index));
+        errors.push(format!(
+            "entry {} is not an approval_request",
+            request.index
+        ));
         return errors;
     };
     if let Some(l) = &o.lineage {
@@ -190,7 +193,10 @@ fn shape_errors(o: &OpenedBundle) -> Vec<String> {
         }
     }
     for a in &o.approvals {
-        if !a.approval().is_some_and(|d| targets.contains(&d.statement.request)) {
+        if !a
+            .approval()
+            .is_some_and(|d| targets.contains(&d.statement.request))
+        {
             errors.push(format!(
                 "entry {} is not a decision on the request or a related one",
                 a.index
@@ -199,7 +205,10 @@ fn shape_errors(o: &OpenedBundle) -> Vec<String> {
     }
     for d in &o.deployments {
         if !matches!(&d.body, Body::Deployment(x) if x.request == request.leaf_hash) {
-            errors.push(format!("entry {} is not a deployment of the request", d.index));
+            errors.push(format!(
+                "entry {} is not a deployment of the request",
+                d.index
+            ));
         }
     }
     errors
@@ -242,7 +251,12 @@ impl Bundle {
         opened.checks.push(Check::new(
             "checkpoint_signature",
             true,
-            format!("{} at size {} signed by {}", c.origin, c.size, log_key.name()),
+            format!(
+                "{} at size {} signed by {}",
+                c.origin,
+                c.size,
+                log_key.name()
+            ),
         ));
         let (mut proofs, mut bodies) = (Vec::new(), Vec::new());
         let mut open = |e: &BundleEntry| match e.open(c.size, &c.root) {
@@ -277,7 +291,9 @@ impl Bundle {
         });
         bodies.extend(shape_errors(&opened));
         if !bodies.is_empty() {
-            opened.checks.push(Check::new("bundle_format", false, bodies.join("; ")));
+            opened
+                .checks
+                .push(Check::new("bundle_format", false, bodies.join("; ")));
             opened.request = None;
             opened.lineage = None;
             opened.related.clear();

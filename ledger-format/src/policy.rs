@@ -498,9 +498,7 @@ pub fn pre_approval_checks(
     let st = &request.statement;
     let mut out = Vec::new();
     let reference = st.lineage.to_hex();
-    let lineage = lineage
-        .filter(|(h, _)| **h == st.lineage)
-        .map(|(_, l)| l);
+    let lineage = lineage.filter(|(h, _)| **h == st.lineage).map(|(_, l)| l);
     match lineage {
         Some(_) => out.push(Check::new(
             "lineage_present",
@@ -682,7 +680,8 @@ mod tests {
             "signature": "A".repeat(86) + "==",
             "performance_metrics": unsigned,
         });
-        match crate::entry::Body::parse(crate::entry::EntryKind::ApprovalRequest, &body.to_string()) {
+        match crate::entry::Body::parse(crate::entry::EntryKind::ApprovalRequest, &body.to_string())
+        {
             Ok(crate::entry::Body::ApprovalRequest(r)) => r,
             other => panic!("{other:?}"),
         }
@@ -736,17 +735,27 @@ mod tests {
     /// re-log a signed request with other metrics. Only the signed statement's count.
     #[test]
     fn unsigned_metrics_are_never_checked() {
-        let p = Policy::parse(
-            "[[metrics]]\nmetric = \"performance_metrics.sharpe\"\nmin = 1.5",
-        )
-        .unwrap();
+        let p = Policy::parse("[[metrics]]\nmetric = \"performance_metrics.sharpe\"\nmin = 1.5")
+            .unwrap();
         let forged = request(serde_json::json!({}), serde_json::json!({"sharpe": 9.9}));
         let checks = pre_approval_checks(&p, &forged, None);
-        let c = checks.iter().find(|c| c.rule == "metric:performance_metrics.sharpe").unwrap();
+        let c = checks
+            .iter()
+            .find(|c| c.rule == "metric:performance_metrics.sharpe")
+            .unwrap();
         assert!(!c.ok, "{c:?}");
-        let signed = request(serde_json::json!({"sharpe": "1.7"}), serde_json::json!({"sharpe": 0}));
+        let signed = request(
+            serde_json::json!({"sharpe": "1.7"}),
+            serde_json::json!({"sharpe": 0}),
+        );
         let checks = pre_approval_checks(&p, &signed, None);
-        assert!(checks.iter().find(|c| c.rule == "metric:performance_metrics.sharpe").unwrap().ok);
+        assert!(
+            checks
+                .iter()
+                .find(|c| c.rule == "metric:performance_metrics.sharpe")
+                .unwrap()
+                .ok
+        );
     }
 
     /// Finding: one key under two names let a requester approve her own release under her
@@ -754,7 +763,10 @@ mod tests {
     #[test]
     fn one_key_is_one_person() {
         let key = |name: &str| {
-            crate::note::SignerKey::from_seed(name, [7; 32]).unwrap().verifier().to_string()
+            crate::note::SignerKey::from_seed(name, [7; 32])
+                .unwrap()
+                .verifier()
+                .to_string()
         };
         let text = format!(
             "[[people]]\nname = \"alice\"\nkey = \"{}\"\n[[people]]\nname = \"alice2\"\nkey = \"{}\"\n",
@@ -764,7 +776,9 @@ mod tests {
         let e = Policy::parse(&text).unwrap_err().to_string();
         assert!(e.contains("one key is registered for both"), "{e}");
         // A retired key is still that person's key.
-        let other = crate::note::SignerKey::from_seed("bob", [8; 32]).unwrap().verifier();
+        let other = crate::note::SignerKey::from_seed("bob", [8; 32])
+            .unwrap()
+            .verifier();
         let text = format!(
             "[[people]]\nname = \"alice\"\nkey = \"{}\"\n[[people]]\nname = \"bob\"\nkey = \"{other}\"\nretired_keys = [{{ key = \"{}\", until = \"2026-01-01T00:00:00Z\" }}]\n",
             key("alice"),

@@ -103,15 +103,25 @@ mod kinds {
             ("servicenow", json!({"change": "CHG1^ORnumber=CHG2"})),
             ("servicenow", json!({"change": "CHG1 2"})),
             ("servicenow", json!({"change": "x".repeat(65)})),
-            ("github", json!({"repo": "o/r/../../x", "pr": 7, "head_sha": "a".repeat(40)})),
-            ("github", json!({"repo": "o r", "pr": 7, "head_sha": "a".repeat(40)})),
-            ("github", json!({"repo": "o/r", "pr": 7, "head_sha": "main"})),
+            (
+                "github",
+                json!({"repo": "o/r/../../x", "pr": 7, "head_sha": "a".repeat(40)}),
+            ),
+            (
+                "github",
+                json!({"repo": "o r", "pr": 7, "head_sha": "a".repeat(40)}),
+            ),
+            (
+                "github",
+                json!({"repo": "o/r", "pr": 7, "head_sha": "main"}),
+            ),
         ] {
             let mut v = request_ok();
             v["statement"][field] = bad.clone();
             let got = check(approval_request, v);
             assert!(
-                got.as_ref().is_err_and(|f| f.starts_with(&format!("statement.{field}."))),
+                got.as_ref()
+                    .is_err_and(|f| f.starts_with(&format!("statement.{field}."))),
                 "{bad}: {got:?}"
             );
         }

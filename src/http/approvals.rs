@@ -11,24 +11,45 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ledger_format::approval::{evaluate, Bundle, BundleEntry, Logged, BUNDLE_FORMAT};
-use ledger_format::entry::{attribute_key, EntryKind};
+use ledger_format::approval::{evaluate, Bundle, BundleEntry, Case, Logged, BUNDLE_FORMAT};
+use ledger_format::entry::{attribute_key, Body, EntryKind};
 use ledger_format::Hash;
 use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::log::{Log, LogError, Published};
 
-/// Most approvals, rejections and deployments one request may gather before the server stops
-/// answering for it (a bound on the work and the answer, far above any real release).
+/// Most approvals and rejections one request (with the other requests for its artifact) may
+/// gather before the server stops answering for it (a bound on the work and the answer, far
+/// above any real release). Deployment records are bounded apart: they decide nothing.
 pub const MAX_RELATED: usize = 10_000;
+
+/// Most deployment records a status or bundle answer carries (the latest ones).
+pub const MAX_DEPLOYMENTS: usize = 1_000;
 
 /// A request and what the log holds about it, at one published size.
 struct Related {
     request: Logged,
     lineage: Option<Logged>,
+    /// The other approval requests for the same artifact, in log order.
+    related: Vec<Logged>,
+    /// Approvals and rejections of the request and of the related requests in its
+    /// environment, in log order.
     decisions: Vec<Logged>,
+    /// The latest [`MAX_DEPLOYMENTS`] deployment records of the request, in log order.
     deployments: Vec<Logged>,
+    deployments_total: usize,
+}
+
+impl Related {
+    fn case(&self) -> Case<'_> {
+        Case {
+            request: &self.request,
+            lineage: self.lineage.as_ref(),
+            related: &self.related,
+            decisions: &self.decisions,
+        }
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -48,28 +69,18 @@ fn find(log: &Log, hash: &Hash, size: u64) -> Result<Option<u64>, ApiError> {
         .filter(|i| *i < size))
 }
 
-fn related(log: &Log, request: &str, size: u64) -> Result<Related, ApiError> {
-    let hash = Hash::parse_any(request)
-        .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("request"))?;
-    let not_found = || ApiError::not_found(format!("no approval request {}", hash.to_hex()));
-    let index = find(log, &hash, size)?.ok_or_else(not_found)?;
-    let request = logged(log, index)?;
-    if request.kind != EntryKind::ApprovalRequest {
-        return Err(not_found());
-    }
-    let lineage = match request.body["statement"]["lineage"]
-        .as_str()
-        .and_then(|h| Hash::from_hex(h).ok())
-    {
-        Some(h) => match find(log, &h, size)? {
-            Some(i) => Some(logged(log, i)?).filter(|l| l.kind == EntryKind::Lineage),
-            None => None,
-        },
-        None => None,
-    };
-    let hex = hash.to_hex();
-    let attr = attribute_key(&format!("request={hex}"));
-    let (mut decisions, mut deployments) = (Vec::new(), Vec::new());
+/// Returns the entries below `size` indexed under `attribute` that `keep` accepts (postings
+/// are keyed by a 64-bit hash of the attribute, so `keep` confirms it), in log order; more
+/// than `max` is a 422 `too_many_entries`.
+fn with_attribute(
+    log: &Log,
+    attribute: &str,
+    size: u64,
+    max: usize,
+    keep: impl Fn(&Logged) -> bool,
+) -> Result<Vec<Logged>, ApiError> {
+    let attr = attribute_key(attribute);
+    let mut out = Vec::new();
     let mut from = 0;
     loop {
         let page = log
@@ -79,20 +90,15 @@ fn related(log: &Log, request: &str, size: u64) -> Result<Related, ApiError> {
         let Some(&last) = page.last() else { break };
         for i in page.into_iter().filter(|i| *i < size) {
             let e = logged(log, i)?;
-            // Postings are keyed by a 64-bit hash of the attribute: confirm the reference.
-            match e.kind {
-                EntryKind::Approval if e.body["statement"]["request"] == hex.as_str() => {
-                    decisions.push(e)
-                }
-                EntryKind::Deployment if e.body["request"] == hex.as_str() => deployments.push(e),
-                _ => {}
+            if keep(&e) {
+                out.push(e);
             }
         }
-        if decisions.len() + deployments.len() > MAX_RELATED {
+        if out.len() > max {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "too_many_entries",
-                format!("request {hex} has more than {MAX_RELATED} approvals and deployments"),
+                format!("more than {max} entries carry {attribute}"),
             ));
         }
         if last + 1 >= size {
@@ -100,11 +106,82 @@ fn related(log: &Log, request: &str, size: u64) -> Result<Related, ApiError> {
         }
         from = last + 1;
     }
+    Ok(out)
+}
+
+/// Returns every approval and rejection of `request` in the tree of `size`, in log order.
+pub(crate) fn decisions_on(log: &Log, request: &Hash, size: u64) -> Result<Vec<Logged>, ApiError> {
+    with_attribute(
+        log,
+        &format!("request={}", request.to_hex()),
+        size,
+        MAX_RELATED,
+        |e| {
+            e.approval()
+                .is_some_and(|a| a.statement.request == *request)
+        },
+    )
+}
+
+fn related(log: &Log, request: &str, size: u64) -> Result<Related, ApiError> {
+    let hash = Hash::parse_any(request)
+        .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("request"))?;
+    let not_found = || ApiError::not_found(format!("no approval request {}", hash.to_hex()));
+    let index = find(log, &hash, size)?.ok_or_else(not_found)?;
+    let request = logged(log, index)?;
+    let Some(req) = request.request() else {
+        return Err(not_found());
+    };
+    let lineage = match find(log, &req.statement.lineage, size)? {
+        Some(i) => Some(logged(log, i)?).filter(|l| l.kind() == EntryKind::Lineage),
+        None => None,
+    };
+    let artifact = req.statement.artifact_sha256.clone();
+    let environment = req.statement.environment.clone();
+    let related = with_attribute(
+        log,
+        &format!("artifact={artifact}"),
+        size,
+        MAX_RELATED,
+        |e| {
+            e.leaf_hash != hash
+                && e.request()
+                    .is_some_and(|r| r.statement.artifact_sha256 == artifact)
+        },
+    )?;
+    let mut decisions = decisions_on(log, &hash, size)?;
+    for r in &related {
+        if r.request()
+            .is_some_and(|x| x.statement.environment == environment)
+        {
+            decisions.extend(decisions_on(log, &r.leaf_hash, size)?);
+            if decisions.len() > MAX_RELATED {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "too_many_entries",
+                    format!("the requests for {artifact} have more than {MAX_RELATED} decisions"),
+                ));
+            }
+        }
+    }
+    decisions.sort_by_key(|d| d.index);
+    let hex = hash.to_hex();
+    let mut deployments = with_attribute(
+        log,
+        &format!("request={hex}"),
+        size,
+        usize::MAX,
+        |e| matches!(&e.body, Body::Deployment(d) if d.request == hash),
+    )?;
+    let deployments_total = deployments.len();
+    deployments.drain(..deployments_total.saturating_sub(MAX_DEPLOYMENTS));
     Ok(Related {
         request,
         lineage,
+        related,
         decisions,
         deployments,
+        deployments_total,
     })
 }
 
@@ -129,30 +206,32 @@ pub async fn status(
     let size = published.size;
     let s2 = s.clone();
     let r = blocking(move || related(&s2.log, &request, size)).await?;
-    let ev = evaluate(
-        &s.policy,
-        &r.request,
-        r.lineage.as_ref(),
-        &r.decisions,
-        now_ms(),
-    );
-    let st = &r.request.body["statement"];
+    let ev = evaluate(&s.policy, &r.case(), now_ms());
+    let st = &r
+        .request
+        .request()
+        .ok_or_else(|| internal("not a request"))?
+        .statement;
     let deployments: Vec<_> = r
         .deployments
         .iter()
-        .map(|d| {
-            json!({"index": d.index, "leaf_hash": d.leaf_hash.to_hex(), "status": d.body["status"],
-                   "environment": d.body["environment"], "executed_by": d.body["executed_by"]})
+        .filter_map(|d| match &d.body {
+            Body::Deployment(x) => {
+                Some(json!({"index": d.index, "leaf_hash": d.leaf_hash.to_hex(),
+                "status": format!("{:?}", x.status).to_uppercase(),
+                "environment": x.environment, "executed_by": x.executed_by}))
+            }
+            _ => None,
         })
         .collect();
     Ok(axum::Json(json!({
         "request": r.request.leaf_hash.to_hex(),
         "index": r.request.index,
         "tree_size": size,
-        "model_id": st["model_id"],
-        "artifact_sha256": st["artifact_sha256"],
-        "requested_by": st["requested_by"],
-        "environment": st["environment"],
+        "model_id": st.model_id,
+        "artifact_sha256": st.artifact_sha256,
+        "requested_by": st.requested_by,
+        "environment": st.environment,
         "status": ev.status,
         "approved": ev.approved(),
         "required": s.policy.min_approvers,
@@ -162,6 +241,7 @@ pub async fn status(
         "checks": ev.checks,
         "rules": ev.rules,
         "deployments": deployments,
+        "deployments_total": r.deployments_total,
     }))
     .into_response())
 }
@@ -201,11 +281,13 @@ pub async fn bundle(
         let r = related(&log, &request, published.size)?;
         let mut all: Vec<&Logged> = vec![&r.request];
         all.extend(r.lineage.as_ref());
+        all.extend(&r.related);
         all.extend(&r.decisions);
         all.extend(&r.deployments);
         let mut entries = bundle_entries(&log, &all, &published)?.into_iter();
         let request = entries.next().ok_or_else(|| internal("no request"))?;
         let lineage = r.lineage.as_ref().and_then(|_| entries.next());
+        let related = entries.by_ref().take(r.related.len()).collect();
         let approvals = entries.by_ref().take(r.decisions.len()).collect();
         Ok(Bundle {
             format: BUNDLE_FORMAT.to_owned(),
@@ -214,6 +296,7 @@ pub async fn bundle(
             root: published.root.to_base64(),
             request,
             lineage,
+            related,
             approvals,
             deployments: entries.collect(),
         })

@@ -46,7 +46,7 @@ fn find_request(s: &AppState, request: &str) -> Result<Logged, ApiError> {
         .ok_or_else(not_found)?;
     let e = Logged::from_leaf(index, &s.log.leaf(index)?)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
-    if e.kind != EntryKind::ApprovalRequest {
+    if e.kind() != EntryKind::ApprovalRequest {
         return Err(not_found());
     }
     Ok(e)
@@ -77,7 +77,10 @@ pub async fn sync(
         .field("source"));
     }
     let req = find_request(&s, &request)?;
-    let st = req.body["statement"].clone();
+    let st = req
+        .request()
+        .map(|r| r.statement_json.clone())
+        .unwrap_or_default();
     let hex = req.leaf_hash.to_hex();
     let (mut found, mut skipped): (Vec<Imported>, Vec<Skipped>) = (Vec::new(), Vec::new());
     let mut consulted = Vec::new();

@@ -2,7 +2,7 @@
 //! metrics. [`router`] builds the app from its state; [`conn::serve`] runs it on a listener until the
 //! shutdown future resolves, so tests run the real app on port 0.
 
-mod approvals;
+pub(crate) mod approvals;
 pub mod conn;
 mod error;
 mod integrations;

@@ -590,6 +590,7 @@ fn rogue_bundle(story: &Story, log_key_file: &Path, request: &str, extra: Value)
         root: tree.root().to_base64(),
         request: entry(good.request.index),
         lineage: good.lineage.as_ref().map(|l| entry(l.index)),
+        related: vec![],
         approvals,
         deployments: vec![],
     };

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use ledger_format::approval::{evaluate, Logged, Status};
+use ledger_format::approval::{evaluate, gather, Case, Logged, Status};
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::EntryKind;
 use ledger_format::leaf::Leaf;
@@ -360,19 +360,30 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
     let mut request_items = Vec::new();
     if let Some(p) = &a.policy {
         for (hash, req) in &f.requests {
-            let lineage = req.body["statement"]["lineage"]
-                .as_str()
-                .and_then(|h| f.lineages.get(h));
-            let decisions = f.decisions.get(hash).cloned().unwrap_or_default();
-            let ev = evaluate(p, req, lineage, &decisions, crate::time::now_ms());
+            let Some(st) = req.request().map(|r| &r.statement) else {
+                continue;
+            };
+            let lineage = f.lineages.get(&st.lineage.to_hex());
+            let (related, decisions) = gather(req, f.requests.values(), |h| {
+                f.decisions.get(&h.to_hex()).cloned().unwrap_or_default()
+            });
+            let case = Case {
+                request: req,
+                lineage,
+                related: &related,
+                decisions: &decisions,
+            };
+            let ev = evaluate(p, &case, crate::time::now_ms());
             let s = match ev.status {
                 Status::Pending => "pending",
                 Status::Approved => "approved",
                 Status::Rejected => "rejected",
             };
             *statuses.entry(s).or_default() += 1;
-            request_items.push(json!({"request": hash, "index": req.index, "model_id": req.body["statement"]["model_id"],
-                "requested_by": req.body["statement"]["requested_by"], "status": s, "approvers": ev.approvers}));
+            request_items.push(
+                json!({"request": hash, "index": req.index, "model_id": st.model_id,
+                "requested_by": st.requested_by, "status": s, "approvers": ev.approvers}),
+            );
         }
     }
     let mut with_quorum = 0;
@@ -386,18 +397,27 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
             (Some(p), Some(r)) => {
                 let at = d["logged_at_ms"].as_u64().unwrap_or(0);
                 let index = d["index"].as_u64().unwrap_or(0);
-                let lineage = r.body["statement"]["lineage"]
-                    .as_str()
-                    .and_then(|h| f.lineages.get(h));
-                let before: Vec<Logged> = f
-                    .decisions
-                    .get(req)
-                    .into_iter()
-                    .flatten()
-                    .filter(|x| x.index < index)
-                    .cloned()
-                    .collect();
-                let ev = evaluate(p, r, lineage, &before, at);
+                let lineage = r
+                    .request()
+                    .and_then(|x| f.lineages.get(&x.statement.lineage.to_hex()));
+                let earlier = |h: &Hash| -> Vec<Logged> {
+                    f.decisions
+                        .get(&h.to_hex())
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| x.index < index)
+                        .cloned()
+                        .collect()
+                };
+                let requests = f.requests.values().filter(|x| x.index < index);
+                let (related, before) = gather(r, requests, earlier);
+                let case = Case {
+                    request: r,
+                    lineage,
+                    related: &related,
+                    decisions: &before,
+                };
+                let ev = evaluate(p, &case, at);
                 let failed: Vec<String> = ev
                     .checks
                     .iter()
@@ -527,11 +547,17 @@ fn account(f: &mut Facts, a: &AuditArgs, index: u64, leaf: &[u8], h: Hash) {
         }
     }
     let hex = h.to_hex();
-    let logged = || Logged {
-        index,
-        leaf_hash: h,
-        kind: l.kind,
-        body: body.clone(),
+    let logged = || match std::str::from_utf8(&l.body)
+        .ok()
+        .and_then(|t| ledger_format::entry::Body::parse(l.kind, t).ok())
+    {
+        Some(parsed) => Some(Logged {
+            index,
+            leaf_hash: h,
+            logged_at_ms: l.logged_at_ms,
+            body: parsed,
+        }),
+        None => None,
     };
     match l.kind {
         EntryKind::Lineage => {
@@ -546,17 +572,17 @@ fn account(f: &mut Facts, a: &AuditArgs, index: u64, leaf: &[u8], h: Hash) {
                     "leaf_hash": hex, "logged_at": crate::time::rfc3339_ms(l.logged_at_ms), "datasets": datasets,
                     "artifact_sha256": body["artifact"]["sha256"]}));
             }
-            f.lineages.insert(hex, logged());
+            f.lineages.extend(logged().map(|e| (hex, e)));
         }
         EntryKind::ApprovalRequest => {
-            f.requests.insert(hex, logged());
+            f.requests.extend(logged().map(|e| (hex, e)));
         }
         EntryKind::Approval => {
             let req = body["statement"]["request"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            f.decisions.entry(req).or_default().push(logged());
+            f.decisions.entry(req).or_default().extend(logged());
         }
         EntryKind::Deployment if in_range => {
             f.deployments.push(json!({"index": index, "leaf_hash": hex, "request": body["request"], "model_id": body["model_id"],

@@ -16,8 +16,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use ledger_format::approval::{evaluate, Bundle, Decision};
+use ledger_format::approval::{evaluate, Bundle, Decision, OpenedBundle};
 use ledger_format::checkpoint::SignedCheckpoint;
+use ledger_format::note::VerifierKey;
 use ledger_format::policy::{Check, Policy};
 use ledger_format::Hash;
 use serde::Serialize;
@@ -305,6 +306,110 @@ fn indexed_decisions(url: &str, request: &str) -> Result<Vec<String>> {
     }
 }
 
+/// The rule `entry_times`: no entry is dated after the gate's clock plus the policy's skew
+/// (a log whose clock runs ahead could otherwise keep approvals young forever).
+fn entry_times(policy: &Policy, opened: &OpenedBundle, now_ms: u64) -> Check {
+    let limit = now_ms.saturating_add(policy.max_statement_skew_ms);
+    let ahead: Vec<String> = opened
+        .entries()
+        .filter(|e| e.logged_at_ms > limit)
+        .map(|e| format!("entry {} at {} ms", e.index, e.logged_at_ms))
+        .collect();
+    Check {
+        rule: "entry_times".into(),
+        ok: ahead.is_empty(),
+        detail: if ahead.is_empty() {
+            "no entry is dated after the gate's clock".into()
+        } else {
+            format!("entries dated after the gate's clock: {}", ahead.join(", "))
+        },
+    }
+}
+
+/// The rule `checkpoint_fresh` (policy `[freshness] max_checkpoint_age`): the bundle's
+/// checkpoint carries a trusted witness cosignature no older than the bound and not from the
+/// future. Offline, a witness's timestamp is the only clock the gate can trust.
+fn checkpoint_fresh(policy: &Policy, opened: &OpenedBundle, now_ms: u64) -> Check {
+    let max = policy.max_checkpoint_age_ms.unwrap_or(u64::MAX);
+    let (ok, detail) = match opened.newest_cosignature.map(|s| s.saturating_mul(1000)) {
+        None => (
+            false,
+            "no trusted witness cosignature dates the checkpoint".to_owned(),
+        ),
+        Some(at) if at > now_ms.saturating_add(policy.max_statement_skew_ms) => (
+            false,
+            format!("the newest cosignature is dated {at} ms, after the gate's clock"),
+        ),
+        Some(at) if now_ms.saturating_sub(at) > max => (
+            false,
+            format!(
+                "the newest cosignature is {} s old, the policy allows {} s",
+                now_ms.saturating_sub(at) / 1000,
+                max / 1000
+            ),
+        ),
+        Some(at) => (
+            true,
+            format!("cosigned {} s ago", now_ms.saturating_sub(at) / 1000),
+        ),
+    };
+    Check {
+        rule: "checkpoint_fresh".into(),
+        ok,
+        detail,
+    }
+}
+
+/// The rule `log_consistency` (with `--url`): the bundle's tree is a prefix of the tree the
+/// log serves now, whose checkpoint verifies with the key the policy's key rotated to. A
+/// bundle built over a fabricated tree (say with a retired key) cannot pass.
+fn log_consistency(url: &str, policy_key: &VerifierKey, bundle: &Bundle) -> Check {
+    let outcome = (|| -> Result<String> {
+        let note = get(&format!("{url}/checkpoint"))?.text()?;
+        let claimed = SignedCheckpoint::parse(note.as_bytes())?.checkpoint;
+        let (key, _) = crate::keys::follow(url, policy_key, claimed.size.0, &claimed.root)?;
+        let served = SignedCheckpoint::open(note.as_bytes(), &key, &[])
+            .map_err(|e| anyhow::anyhow!("the served checkpoint: {e}"))?
+            .0
+            .checkpoint;
+        let root = Hash::from_base64(&bundle.root)?;
+        if bundle.tree_size > served.size.0 {
+            bail!(
+                "the bundle's tree ({}) is larger than the log's ({})",
+                bundle.tree_size,
+                served.size
+            );
+        }
+        if bundle.tree_size == served.size.0 {
+            if root != served.root {
+                bail!(
+                    "the bundle's root differs from the log's at size {}",
+                    served.size
+                );
+            }
+        } else {
+            crate::keys::consistency(url, bundle.tree_size, served.size.0)?
+                .verify(&root, &served.root)?;
+        }
+        Ok(format!(
+            "the bundle's tree of size {} is consistent with the log's of size {}",
+            bundle.tree_size, served.size
+        ))
+    })();
+    match outcome {
+        Ok(detail) => Check {
+            rule: "log_consistency".into(),
+            ok: true,
+            detail,
+        },
+        Err(e) => Check {
+            rule: "log_consistency".into(),
+            ok: false,
+            detail: format!("{e:#}"),
+        },
+    }
+}
+
 /// Reads and validates a policy file.
 pub fn read_policy(path: &Path) -> Result<Policy> {
     let text = std::fs::read_to_string(path)
@@ -368,41 +473,64 @@ pub fn run(a: &GateArgs) -> Result<Report> {
     };
     // Online, a checkpoint the policy's key did not sign may come after a key rotation: the
     // log's key_event entries, checked from the policy's key, name the key that signs it.
+    let policy_key = log_key.clone();
     let (log_key, rotation) = match url {
-        Some(u) if SignedCheckpoint::open(bundle.checkpoint.as_bytes(), &log_key, &[]).is_err() => {
-            match crate::keys::follow_note(u, &bundle.checkpoint, &log_key) {
-                Ok(Some((key, events, _))) => {
-                    let detail = format!(
+        Some(u) => match crate::keys::follow_note(u, &bundle.checkpoint, &log_key) {
+            Ok(Some((key, events, _))) => {
+                let detail = format!(
                         "followed {} key rotation(s) recorded in the log from the policy's key to {key}",
                         events.len()
                     );
-                    (
-                        key,
-                        Some(Check {
-                            rule: "key_rotation".into(),
-                            ok: true,
-                            detail,
-                        }),
-                    )
-                }
-                Ok(None) => (log_key, None),
-                Err(e) => {
-                    let detail =
-                        format!("following the log's key rotations from the policy's key: {e:#}");
-                    (
-                        log_key,
-                        Some(Check {
-                            rule: "key_rotation".into(),
-                            ok: false,
-                            detail,
-                        }),
-                    )
-                }
+                (
+                    key,
+                    Some(Check {
+                        rule: "key_rotation".into(),
+                        ok: true,
+                        detail,
+                    }),
+                )
             }
-        }
+            Ok(None) => (log_key, None),
+            Err(e) => {
+                let detail =
+                    format!("following the log's key rotations from the policy's key: {e:#}");
+                (
+                    log_key,
+                    Some(Check {
+                        rule: "key_rotation".into(),
+                        ok: false,
+                        detail,
+                    }),
+                )
+            }
+        },
         _ => (log_key, None),
     };
     let opened = bundle.open(&log_key, &policy.witness_keys);
+    if opened
+        .checks
+        .iter()
+        .any(|c| c.rule == "bundle_format" && !c.ok)
+    {
+        let failed: Vec<String> = opened
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.rule.clone())
+            .collect();
+        return Ok(Report {
+            ok: false,
+            request,
+            policy: policy.name.clone(),
+            checkpoint: None,
+            rules: opened.checks,
+            failed,
+            approvers: Vec::new(),
+            decisions: Vec::new(),
+            github_status: None,
+            github_check_run: None,
+        });
+    }
     let mut rules = opened.checks.clone();
     rules.extend(rotation);
     if policy.witnesses_required > 0 {
@@ -431,17 +559,21 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                 ok: true,
                 detail: format!("request {request} at index {}", r.index),
             });
-            let ev = evaluate(
-                &policy,
-                r,
-                opened.lineage.as_ref(),
-                &opened.approvals,
-                a.now_ms,
-            );
+            let Some(case) = opened.case() else {
+                bail!("the bundle's request is proven but has no case");
+            };
+            let ev = evaluate(&policy, &case, a.now_ms);
+            rules.push(entry_times(&policy, &opened, a.now_ms));
+            if policy.max_checkpoint_age_ms.is_some() {
+                rules.push(checkpoint_fresh(&policy, &opened, a.now_ms));
+            }
             rules.extend(ev.checks);
             rules.extend(ev.rules);
             approvers = ev.approvers;
             decisions = ev.decisions;
+            let request_json = serde_json::json!({
+                "statement": r.request().map(|x| x.statement_json.clone()).unwrap_or_default()
+            });
             if a.recheck {
                 let src = &a.sources;
                 let mut disagree = Vec::new();
@@ -451,7 +583,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                     .filter(|d| d.counted && d.source != "signed")
                 {
                     rechecked += 1;
-                    if let Some(why) = recheck(src, &github, &servicenow_token, &r.body, d)? {
+                    if let Some(why) = recheck(src, &github, &servicenow_token, &request_json, d)? {
                         disagree.push(why);
                     }
                 }
@@ -465,12 +597,13 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                     },
                 });
             }
-            request_body = Some(r.body.clone());
+            request_body = Some(request_json.clone());
             if let Some(path) = a.artifact {
                 let (hex, _) = crate::dataset::hash_file(path, &mut |_| {})?;
                 let have = format!("sha256:{hex}");
-                let want = r.body["statement"]["artifact_sha256"]
-                    .as_str()
+                let want = r
+                    .request()
+                    .map(|x| x.statement.artifact_sha256.as_str())
                     .unwrap_or_default();
                 rules.push(Check {
                     rule: "artifact".into(),
@@ -501,6 +634,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
         }),
     }
     if let Some(url) = url {
+        rules.push(log_consistency(url, &policy_key, &bundle));
         let have: HashSet<&str> = bundle
             .approvals
             .iter()

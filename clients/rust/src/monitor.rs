@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ledger_format::approval::{evaluate, verify_statement, Logged};
+use ledger_format::approval::{evaluate, gather, verify_statement, Case, Logged};
 use ledger_format::checkpoint::SignedCheckpoint;
-use ledger_format::entry::EntryKind;
+use ledger_format::entry::{Attestation, Body, DeploymentStatus};
 use ledger_format::note::VerifierKey;
 use ledger_format::policy::Policy;
 use ledger_format::proof::ConsistencyProof;
@@ -463,22 +463,19 @@ impl Monitor {
         };
         let hex = e.leaf_hash.to_hex();
         let b64 = STANDARD.encode(leaf);
-        match e.kind {
-            EntryKind::Lineage => {
-                for d in e.body["datasets"].as_array().into_iter().flatten() {
-                    if let Some(s) = d["sha256"].as_str() {
-                        st.datasets.insert(s.to_owned());
-                    }
+        match &e.body {
+            Body::Lineage(l) => {
+                for d in &l.datasets {
+                    st.datasets.insert(d.sha256.clone());
                 }
                 st.lineages.insert(hex, (index, b64));
             }
-            EntryKind::ApprovalRequest => {
-                let stmt = &e.body["statement"];
-                let unseen: Vec<&str> = stmt["dataset_sha256"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
+            Body::ApprovalRequest(r) => {
+                let unseen: Vec<&str> = r
+                    .statement
+                    .dataset_sha256
+                    .iter()
+                    .map(String::as_str)
                     .filter(|d| !st.datasets.contains(*d))
                     .collect();
                 if !unseen.is_empty() {
@@ -487,13 +484,20 @@ impl Monitor {
                         json!({"request": hex, "index": index, "datasets": unseen}));
                 }
                 if let Some(p) = &self.a.policy {
-                    let who = stmt["requested_by"].as_str().unwrap_or_default();
-                    if let Err(why) = verify_statement(
-                        p,
-                        who,
-                        stmt,
-                        e.body["signature"].as_str().unwrap_or_default(),
-                    ) {
+                    let who = &r.statement.requested_by;
+                    let verdict = p
+                        .people
+                        .get(who)
+                        .ok_or_else(|| format!("{who:?} is not a registered person"))
+                        .and_then(|person| {
+                            verify_statement(
+                                person,
+                                &r.statement_json,
+                                &r.signature,
+                                r.statement.signed_at.ms,
+                            )
+                        });
+                    if let Err(why) = verdict {
                         self.alert(
                             alerts,
                             size,
@@ -506,51 +510,72 @@ impl Monitor {
                 }
                 st.requests.insert(hex, (index, b64));
             }
-            EntryKind::Approval => {
-                let stmt = &e.body["statement"];
-                if let (Some(p), None) = (&self.a.policy, e.body.get("source")) {
-                    let who = stmt["approver"].as_str().unwrap_or_default();
-                    if let Err(why) = verify_statement(
-                        p,
-                        who,
-                        stmt,
-                        e.body["signature"].as_str().unwrap_or_default(),
-                    ) {
+            Body::Approval(a) => {
+                let stmt = &a.statement;
+                if let (Some(p), Attestation::Signed { signature }) =
+                    (&self.a.policy, &a.attestation)
+                {
+                    let who = &stmt.approver;
+                    let verdict = p
+                        .people
+                        .get(who)
+                        .ok_or_else(|| format!("{who:?} is not a registered person"))
+                        .and_then(|person| {
+                            verify_statement(
+                                person,
+                                &a.statement_json,
+                                signature,
+                                stmt.signed_at.ms,
+                            )
+                        });
+                    if let Err(why) = verdict {
                         self.alert(alerts, size, "approval_unknown_key", "critical",
                             format!("approval {hex} (entry {index}) is not signed by a key in the policy: {why}"),
                             json!({"approval": hex, "index": index, "approver": who}));
                     }
                 }
-                let req = stmt["request"].as_str().unwrap_or_default().to_owned();
-                st.decisions.entry(req).or_default().push((index, b64));
+                st.decisions
+                    .entry(stmt.request.to_hex())
+                    .or_default()
+                    .push((index, b64));
             }
-            EntryKind::Deployment => {
+            Body::Deployment(d) => {
                 let Some(p) = &self.a.policy else { return };
-                if e.body["status"] != "SUCCESS" {
+                if d.status != DeploymentStatus::Success {
                     return;
                 }
-                let req = e.body["request"].as_str().unwrap_or_default();
-                let request = st.requests.get(req).and_then(|(i, l)| logged(*i, l));
+                let req = d.request.to_hex();
+                let request = st.requests.get(&req).and_then(|(i, l)| logged(*i, l));
                 let Some(request) = request else {
                     self.alert(alerts, size, "deployment_without_quorum", "critical",
                         format!("deployment {hex} (entry {index}) names request {req}, which the log does not hold"),
                         json!({"deployment": hex, "index": index, "request": req}));
                     return;
                 };
-                let lineage = request.body["statement"]["lineage"]
-                    .as_str()
-                    .and_then(|h| st.lineages.get(h))
+                let lineage = request
+                    .request()
+                    .and_then(|r| st.lineages.get(&r.statement.lineage.to_hex()))
                     .and_then(|(i, l)| logged(*i, l));
-                let decisions: Vec<Logged> = st
-                    .decisions
-                    .get(req)
-                    .into_iter()
-                    .flatten()
+                let requests: Vec<Logged> = st
+                    .requests
+                    .values()
                     .filter_map(|(i, l)| logged(*i, l))
                     .collect();
-                let at =
-                    ledger_format::leaf::Leaf::parse(leaf).map_or(now_ms(), |l| l.logged_at_ms);
-                let ev = evaluate(p, &request, lineage.as_ref(), &decisions, at);
+                let (related, decisions) = gather(&request, &requests, |h| {
+                    st.decisions
+                        .get(&h.to_hex())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(i, l)| logged(*i, l))
+                        .collect()
+                });
+                let case = Case {
+                    request: &request,
+                    lineage: lineage.as_ref(),
+                    related: &related,
+                    decisions: &decisions,
+                };
+                let ev = evaluate(p, &case, e.logged_at_ms);
                 if !ev.approved() {
                     let failed: Vec<String> = ev
                         .checks

@@ -522,6 +522,7 @@ fn offline_release(
         root: tree.root().to_base64(),
         request: entry(1),
         lineage: Some(entry(0)),
+        related: vec![],
         approvals: vec![entry(2), entry(3)],
         deployments: vec![],
     };

@@ -4,7 +4,9 @@
 //! - approval_request: `requested_by` is a registered person whose key signed the statement
 //!   (Ed25519 over its RFC 8785 form); the referenced lineage entry exists, is a lineage, and
 //!   passes the policy's pre-approval checks (same model, artifact and dataset digests, metric
-//!   thresholds, environment, policy name: `ledger_format::policy::pre_approval_checks`).
+//!   thresholds, environment, policy name: `ledger_format::policy::pre_approval_checks`); the
+//!   pull request or change it names is not bound to another request
+//!   (`integrations::binding::check_bindings`, 409 `source_bound`).
 //! - approval (signed): the approver is registered, signed it, and holds the role it claims;
 //!   the request exists and is an approval_request; the artifact digest equals the request's;
 //!   the approver is not the requester. Imported approvals (`source`) are written by the log's integrations only.
@@ -137,6 +139,7 @@ pub fn check_as(
                 st,
                 s(&v, &["signature"]),
             )?;
+            crate::integrations::binding::check_bindings(log, st, prefix)?;
             let lineage = referenced(
                 log,
                 &f("statement.lineage"),

@@ -339,10 +339,12 @@ pub struct WitnessConfig {
 pub struct PersonConfig {
     /// The name statements use (`requested_by`, `approver`).
     pub name: String,
-    /// Their GitHub login: their approving pull-request reviews become approvals.
+    /// Their GitHub login: their approving pull-request reviews become approvals. One login
+    /// (case-insensitive) belongs to one person; the server refuses to start otherwise.
     #[serde(default)]
     pub github: Option<String>,
-    /// Their ServiceNow user name: their approved change approvals become approvals.
+    /// Their ServiceNow user name: their approved change approvals become approvals. One user
+    /// name (case-insensitive) belongs to one person.
     #[serde(default)]
     pub servicenow: Option<String>,
     /// Roles (e.g. `risk`, `engineering`), for the deploy gate's policy.
@@ -475,6 +477,8 @@ impl Config {
             "connection timeouts must be at least 1 ms"
         );
         self.policy()?;
+        // One GitHub login, one person; one ServiceNow user, one person.
+        crate::integrations::Mapping::from_config(self)?;
         anyhow::ensure!(
             self.anchors.interval_ms >= 10,
             "anchors.interval_ms must be at least 10"

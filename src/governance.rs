@@ -5,7 +5,9 @@
 //! - approval_request: `requested_by` is a registered person whose key signed the statement
 //!   (Ed25519 over its RFC 8785 form); `signed_at` is within the policy's
 //!   `max_statement_skew` of the server's clock; the referenced lineage entry exists, is a
-//!   lineage, and passes the policy's pre-approval checks.
+//!   lineage, and passes the policy's pre-approval checks; the pull request or change it names
+//!   is not bound to another request (`integrations::binding::check_bindings`, 409
+//!   `source_bound`).
 //! - approval (signed): the approver is registered, signed it with the key they held at
 //!   `signed_at`, which is within the skew, and is later than their latest decision already
 //!   logged on the request (no replay to win a tie); they hold the role; the request exists and
@@ -163,6 +165,7 @@ fn check_request(
     check_skew(policy, &f("statement.signed_at"), st.signed_at.ms)?;
     verify_statement(requester, &r.statement_json, &r.signature, st.signed_at.ms)
         .map_err(|why| refuse(400, "invalid_signature", &f("signature"), why))?;
+    crate::integrations::binding::check_bindings(log, &r.statement_json, &f(""))?;
     let lineage = referenced(
         log,
         &f("statement.lineage"),

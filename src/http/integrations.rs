@@ -1,6 +1,15 @@
 //! `POST /v1/approvals/{request}/sync[?source=github|servicenow]`: the log's integrations read
 //! the request's pull-request reviews and change approvals and append what they find as
-//! approval entries (`source`, `evidence`), each exactly once however often sync runs.
+//! approval entries (`source`, `evidence`, `decided_at`), each exactly once however often sync
+//! runs (`crate::integrations` has the rules and the entry ids).
+//!
+//! A source is not read when its identifiers in the request are not plain or an earlier
+//! request holds its binding; nothing is imported from it when its description does not name
+//! the request. Either way the answer is 200 with the reason in `skipped` (the `id` is the
+//! PR, `owner/name#number`, or the change number), and the other source is still read. Each
+//! decision that cannot be logged (bad id, unknown person, schema, governance check, leaf
+//! size) is skipped with its reason; the rest are logged. A source that fails (credentials,
+//! rate limit, not found) fails the sync with 502/503/404.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,11 +20,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ledger_format::approval::Logged;
 use ledger_format::entry::EntryKind;
+use ledger_format::leaf::Leaf;
 use ledger_format::Hash;
 use serde_json::json;
 
 use super::{ApiError, AppState};
-use crate::integrations::{body, Imported, Skipped, SourceError};
+use crate::integrations::{
+    admit, binding, body, entry_id, is_source_id, Imported, Scope, Skipped, SourceError,
+};
 use crate::log::LogError;
 use crate::sequencer::Pending;
 
@@ -33,7 +45,8 @@ fn source_error(e: SourceError) -> ApiError {
     err
 }
 
-fn find_request(s: &AppState, request: &str) -> Result<Logged, ApiError> {
+/// Returns the approval request `request` names and when it was logged (`logged_at_ms`).
+fn find_request(s: &AppState, request: &str) -> Result<(Logged, u64), ApiError> {
     let hash = Hash::parse_any(request)
         .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("request"))?;
     let not_found = || ApiError::not_found(format!("no approval request {}", hash.to_hex()));
@@ -44,12 +57,43 @@ fn find_request(s: &AppState, request: &str) -> Result<Logged, ApiError> {
         .map_err(LogError::from)?
         .filter(|i| *i < s.log.published().size)
         .ok_or_else(not_found)?;
-    let e = Logged::from_leaf(index, &s.log.leaf(index)?)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    let bytes = s.log.leaf(index)?;
+    let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
+    let e = Logged::from_leaf(index, &bytes).map_err(internal)?;
+    let logged_at_ms = e.logged_at_ms;
     if e.kind() != EntryKind::ApprovalRequest {
         return Err(not_found());
     }
-    Ok(e)
+    Ok((e, logged_at_ms))
+}
+
+/// Returns why `source` (the request names it as `target`) is not read at all: its
+/// identifiers are not plain (`target_ok`), or an earlier request holds its binding.
+fn unreadable(
+    s: &AppState,
+    req: &Logged,
+    source: &str,
+    target_ok: Result<(), String>,
+) -> Result<Option<String>, ApiError> {
+    if let Err(why) = target_ok {
+        return Ok(Some(why));
+    }
+    let statement = req
+        .request()
+        .map(|r| r.statement_json.clone())
+        .unwrap_or_default();
+    let Some(b) = binding::binding_of(&statement, source) else {
+        return Ok(None);
+    };
+    let earlier = binding::bound_elsewhere(&s.log, &b, req.index)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+    Ok(earlier.map(|h| {
+        format!(
+            "nothing imported: {} is bound to request {}, which named it first",
+            b.split_once('=').map_or(b.as_str(), |(_, v)| v),
+            h.to_hex()
+        )
+    }))
 }
 
 pub async fn sync(
@@ -76,12 +120,17 @@ pub async fn sync(
         )
         .field("source"));
     }
-    let req = find_request(&s, &request)?;
+    let (req, logged_at_ms) = find_request(&s, &request)?;
     let st = req
         .request()
         .map(|r| r.statement_json.clone())
         .unwrap_or_default();
     let hex = req.leaf_hash.to_hex();
+    let scope = Scope {
+        request: hex.clone(),
+        logged_at_ms,
+        now_ms: crate::sequencer::now_ms(),
+    };
     let (mut found, mut skipped): (Vec<Imported>, Vec<Skipped>) = (Vec::new(), Vec::new());
     let mut consulted = Vec::new();
     if want.is_none_or(|w| w == "github") && st.get("github").is_some() {
@@ -89,18 +138,31 @@ pub async fn sync(
         match &s.integrations.github {
             Some(gh) => {
                 let g = &st["github"];
-                let (f, sk) = gh
-                    .decisions(
-                        g["repo"].as_str().unwrap_or_default(),
-                        g["pr"].as_u64().unwrap_or(0),
-                        g["head_sha"].as_str().unwrap_or_default(),
-                        &s.integrations.mapping,
-                    )
-                    .await
-                    .map_err(source_error)?;
-                found.extend(f);
-                skipped.extend(sk);
-                consulted.push("github");
+                let (repo, pr, head) = (
+                    g["repo"].as_str().unwrap_or_default(),
+                    g["pr"].as_u64().unwrap_or(0),
+                    g["head_sha"].as_str().unwrap_or_default(),
+                );
+                let target = format!("{repo}#{pr}");
+                let ok = crate::integrations::github::check_target(repo, pr, head);
+                match unreadable(&s, &req, "github", ok)? {
+                    Some(reason) => skipped.push(Skipped {
+                        source: "github",
+                        id: target,
+                        reason,
+                    }),
+                    None => {
+                        let read = gh
+                            .decisions(repo, pr, head, &s.integrations.mapping)
+                            .await
+                            .map_err(source_error)?;
+                        let what = "the pull request's description";
+                        let (f, sk) = admit(&scope, "github", what, &target, read);
+                        found.extend(f);
+                        skipped.extend(sk);
+                        consulted.push("github");
+                    }
+                }
             }
             None if want == Some("github") => {
                 return Err(ApiError::new(
@@ -123,16 +185,27 @@ pub async fn sync(
     if want.is_none_or(|w| w == "servicenow") && st.get("servicenow").is_some() {
         match &s.integrations.servicenow {
             Some(sn) => {
-                let (f, sk) = sn
-                    .decisions(
-                        st["servicenow"]["change"].as_str().unwrap_or_default(),
-                        &s.integrations.mapping,
-                    )
-                    .await
-                    .map_err(source_error)?;
-                found.extend(f);
-                skipped.extend(sk);
-                consulted.push("servicenow");
+                let change = st["servicenow"]["change"].as_str().unwrap_or_default();
+                let ok = crate::integrations::servicenow::check_change(change);
+                let target: String = change.chars().take(64).collect();
+                match unreadable(&s, &req, "servicenow", ok)? {
+                    Some(reason) => skipped.push(Skipped {
+                        source: "servicenow",
+                        id: target,
+                        reason,
+                    }),
+                    None => {
+                        let read = sn
+                            .decisions(change, &s.integrations.mapping)
+                            .await
+                            .map_err(source_error)?;
+                        let what = "the change's description";
+                        let (f, sk) = admit(&scope, "servicenow", what, &target, read);
+                        found.extend(f);
+                        skipped.extend(sk);
+                        consulted.push("servicenow");
+                    }
+                }
             }
             None if want == Some("servicenow") => {
                 return Err(ApiError::new(
@@ -144,8 +217,8 @@ pub async fn sync(
             None => {}
         }
     }
-    // Log order follows the sources' time order, so a later rejection stays later.
-    found.sort_by(|a, b| (&a.signed_at, a.source, &a.id).cmp(&(&b.signed_at, b.source, &b.id)));
+    // Log order follows the sources' time order (the evaluator orders by decided_at anyway).
+    found.sort_by(|a, b| (&a.decided_at, a.source, &a.id).cmp(&(&b.decided_at, b.source, &b.id)));
     let artifact = st["artifact_sha256"]
         .as_str()
         .unwrap_or_default()
@@ -154,23 +227,46 @@ pub async fn sync(
     let mut pending = Vec::new();
     let mut meta = Vec::new();
     for i in found {
+        let skip = |i: Imported, reason: String| Skipped {
+            source: i.source,
+            id: i.id,
+            reason,
+        };
+        if i.approver == requester {
+            let why = "by the requester, who cannot approve their own release".into();
+            skipped.push(skip(i, why));
+            continue;
+        }
+        if !is_source_id(&i.id) {
+            let why = "the source's id for it is not a plain identifier".into();
+            skipped.push(skip(i, why));
+            continue;
+        }
         let role = s
             .policy
             .people
             .get(&i.approver)
             .and_then(|p| p.roles.first().cloned())
             .unwrap_or_default();
-        if i.approver == requester {
-            skipped.push(Skipped {
-                source: i.source,
-                id: i.id,
-                reason: "by the requester, who cannot approve their own release".into(),
-            });
-            continue;
-        }
-        let text = body(&i, &hex, &artifact, &role).to_string();
-        let check = ledger_format::entry::validate_body(EntryKind::Approval, &text)
-            .map_err(|e| e.to_string())
+        let v = body(&i, &hex, &artifact, &role);
+        let id = entry_id(&i, &hex, &v);
+        let text = v.to_string();
+        // Nothing reaches the sequencer that it could not encode.
+        let leaf = Leaf {
+            kind: EntryKind::Approval,
+            logged_at_ms: 0,
+            submitter: i.source.to_owned(),
+            entry_id: id,
+            body: text.clone().into_bytes(),
+        };
+        let check = leaf
+            .encode()
+            .map(|_| ())
+            .map_err(|e| format!("cannot be logged: {e}"))
+            .and_then(|_| {
+                ledger_format::entry::validate_body(EntryKind::Approval, &text)
+                    .map_err(|e| e.to_string())
+            })
             .and_then(|_| {
                 crate::governance::check_as(
                     &s.log,
@@ -183,33 +279,20 @@ pub async fn sync(
                 .map_err(|r| format!("{}: {}", r.code, r.message))
             });
         if let Err(why) = check {
-            skipped.push(Skipped {
-                source: i.source,
-                id: i.id,
-                reason: why,
-            });
+            skipped.push(skip(i, why));
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&text).expect("just built");
         pending.push(Pending {
             attrs: ledger_format::entry::attributes_of(EntryKind::Approval, &v)
                 .iter()
                 .map(|a| ledger_format::entry::attribute_key(a))
                 .collect(),
             kind: EntryKind::Approval,
-            submitter: i.source.to_owned(),
-            entry_id: format!(
-                "{}-{}",
-                if i.source == "github" {
-                    "github-review"
-                } else {
-                    "servicenow"
-                },
-                i.id
-            ),
-            body: text.into_bytes(),
+            submitter: leaf.submitter,
+            entry_id: leaf.entry_id.clone(),
+            body: leaf.body,
         });
-        meta.push(i);
+        meta.push((i, leaf.entry_id));
     }
     let size_before = s.log.published().size;
     let mut logged = Vec::new();
@@ -222,9 +305,10 @@ pub async fn sync(
                 "the sequencer stopped",
             )
         })??;
-        for (p, i) in committed.placed.iter().zip(&meta) {
+        for (p, (i, entry_id)) in committed.placed.iter().zip(&meta) {
             logged.push(json!({"index": p.index, "leaf_hash": p.leaf_hash.to_hex(), "new": p.index >= size_before,
-                "source": i.source, "id": i.id, "approver": i.approver, "decision": i.decision, "evidence": i.evidence}));
+                "source": i.source, "id": i.id, "entry_id": entry_id, "approver": i.approver, "decision": i.decision,
+                "decided_at": i.decided_at, "evidence": i.evidence}));
         }
     }
     let appended = logged.iter().filter(|l| l["new"] == true).count();

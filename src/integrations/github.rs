@@ -1,7 +1,10 @@
-//! GitHub (octocrab): a pull request's reviews. An APPROVED review on the head commit the
-//! request names, by a login mapped to a registered person, is an approval; CHANGES_REQUESTED
-//! is a rejection; DISMISSED, COMMENTED, PENDING and reviews on other commits (stale) are
-//! skipped.
+//! GitHub (octocrab): a pull request's description (its `body`, which must name the request:
+//! `super::binding`) and reviews. An APPROVED review on the head commit the request names, by
+//! a login mapped to a registered person, is an approval; CHANGES_REQUESTED is a rejection;
+//! DISMISSED, COMMENTED, PENDING, reviews on other commits (stale) and reviews whose id, login
+//! or time is not plain are skipped. The repository, number and head commit are checked
+//! before they go into a URL (`check_target`), also for requests logged before the schema
+//! refused unsafe ones.
 //!
 //! Authentication: a token from the environment, or a GitHub App (`app_id`, `app_key`): a JWT
 //! signed with the App's key finds the installation on the repository (or takes the
@@ -12,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{with_retries, Imported, Mapping, Skipped, SourceError};
+use super::{is_account, with_retries, Decisions, Imported, Mapping, Skipped, SourceError};
 use crate::config::GithubConfig;
 
 /// Reviews per page (GitHub's maximum).
@@ -183,15 +186,24 @@ impl GitHub {
         }
     }
 
-    /// Reads the reviews of `repo` (OWNER/NAME) pull request `pr`, against `head_sha`.
+    /// Reads the description and the reviews of `repo` (OWNER/NAME) pull request `pr`, against
+    /// `head_sha`; a target that is not plain (`check_target`) is refused (400) before any
+    /// call.
     pub async fn decisions(
         &self,
         repo: &str,
         pr: u64,
         head_sha: &str,
         who: &Mapping,
-    ) -> Result<(Vec<Imported>, Vec<Skipped>), SourceError> {
+    ) -> Result<Decisions, SourceError> {
+        check_target(repo, pr, head_sha).map_err(|why| SourceError::new(400, why))?;
         let oc = self.client(repo).await?;
+        let route = format!("/repos/{repo}/pulls/{pr}");
+        let pull: Value =
+            with_retries(|| async { oc.get(&route, None::<&()>).await.map_err(classify) })
+                .await
+                .inspect_err(|_| self.forget(repo))?;
+        let description = pull["body"].as_str().unwrap_or_default().to_owned();
         let mut reviews: Vec<Value> = Vec::new();
         for page in 1.. {
             let route = format!("/repos/{repo}/pulls/{pr}/reviews?per_page={PAGE}&page={page}");
@@ -207,7 +219,11 @@ impl GitHub {
         }
         let (mut out, mut skipped) = (Vec::new(), Vec::new());
         for r in reviews {
-            let id = r["id"].as_u64().map(|i| i.to_string()).unwrap_or_default();
+            let review_id = r["id"].as_u64().filter(|i| *i >= 1);
+            let id = review_id.map(|i| i.to_string()).unwrap_or_else(|| {
+                let raw = r["id"].to_string();
+                raw.chars().take(64).collect()
+            });
             let login = r["user"]["login"].as_str().unwrap_or_default().to_owned();
             let state = r["state"].as_str().unwrap_or_default().to_owned();
             let commit = r["commit_id"].as_str().unwrap_or_default().to_owned();
@@ -216,6 +232,10 @@ impl GitHub {
                 id: id.clone(),
                 reason,
             };
+            if review_id.is_none() {
+                skipped.push(skip("the review has no id (a positive integer)".into()));
+                continue;
+            }
             let decision = match state.as_str() {
                 "APPROVED" => "approve",
                 "CHANGES_REQUESTED" => "reject",
@@ -230,15 +250,21 @@ impl GitHub {
                 )));
                 continue;
             }
-            let Some(person) = who.github.get(&login.to_lowercase()) else {
+            if !is_account(&login) {
+                skipped.push(skip(format!("the reviewer's login {login:?} is not plain")));
+                continue;
+            }
+            let Some(person) = who.github_person(&login) else {
                 skipped.push(skip(format!(
                     "{login:?} is not mapped to a registered approver"
                 )));
                 continue;
             };
             let submitted = r["submitted_at"].as_str().unwrap_or_default().to_owned();
-            if !ledger_format::schema::is_rfc3339(&submitted) {
-                skipped.push(skip(format!("submitted_at {submitted:?} is not a time")));
+            if !ledger_format::schema::is_rfc3339(&submitted) || !submitted.ends_with('Z') {
+                skipped.push(skip(format!(
+                    "submitted_at {submitted:?} is not an RFC 3339 UTC time"
+                )));
                 continue;
             }
             out.push(Imported {
@@ -246,10 +272,37 @@ impl GitHub {
                 id: id.clone(),
                 approver: person.clone(),
                 decision,
-                signed_at: submitted.clone(),
+                decided_at: submitted.clone(),
                 evidence: json!({"review_id": r["id"], "reviewer": login, "commit_sha": commit, "submitted_at": submitted, "state": state}),
             });
         }
-        Ok((out, skipped))
+        Ok(Decisions {
+            description,
+            imported: out,
+            skipped,
+        })
     }
+}
+
+/// Checks a request's pull request before it goes into a URL path: `repo` OWNER/NAME in a
+/// plain charset, `pr` at least 1, `head_sha` a commit SHA (what the schema has required since
+/// 4ee4af9; requests logged before may hold anything).
+pub fn check_target(repo: &str, pr: u64, head_sha: &str) -> Result<(), String> {
+    use ledger_format::schema::{is_commit_sha, is_github_repo};
+    if !is_github_repo(repo) {
+        return Err(format!(
+            "github: the request's repo {repo:?} is not OWNER/NAME (letters, digits, '.', '-', '_')"
+        ));
+    }
+    if pr == 0 || pr > u64::from(u32::MAX) {
+        return Err(format!(
+            "github: the request's pr {pr} is not a pull request number"
+        ));
+    }
+    if !is_commit_sha(head_sha) {
+        return Err(format!(
+            "github: the request's head_sha {head_sha:?} is not a commit SHA (40 or 64 lowercase hex)"
+        ));
+    }
+    Ok(())
 }

@@ -1,12 +1,28 @@
 //! Approval sources (issue: GitHub reviews and ServiceNow change approvals). The log's own
-//! integrations read them and append approval entries with `source` and `evidence`, attested by
-//! the log (no personal signature): `POST /v1/approvals/{request}/sync[?source=github|servicenow]`.
+//! integrations read them and append approval entries with `source`, `evidence` and
+//! `decided_at` (the source's own decision time), attested by the log (no personal
+//! signature): `POST /v1/approvals/{request}/sync[?source=github|servicenow]`. Threat model:
+//! docs/THREATS-imports.md.
 //!
-//! Each imported decision has a deterministic body and the entry id
-//! `github-review-<id>` / `servicenow-<sys_id>` under the submitter `github` / `servicenow`, so
-//! repeated syncs append it exactly once (the sequencer answers a repeat with the existing
-//! entry).
+//! A decision is imported for a request only when (see [`admit`] and [`binding`]):
+//! - the request is the first in the log to name the PR or change, and the PR's or change's
+//!   description names the request (a line `govledger-request: <leaf hash hex>`);
+//! - it was made (its source time) no earlier than the second the request was logged, and
+//!   at most [`MAX_AHEAD_MS`] past the server's clock; on GitHub, on the request's head commit;
+//! - every identifier read from the source is plain ([`is_source_id`], [`is_account`]) and the
+//!   entry it makes can be logged (schema, governance, leaf size); anything else is reported in
+//!   `skipped` with the reason, and the rest are logged.
+//!
+//! Each imported decision has a deterministic body and, under the submitter `github` /
+//! `servicenow`, the entry id [`entry_id`]: `github-review-<request>-<review id>-<digest>` /
+//! `servicenow-<request>-<sys_id>-<digest>`, where `<request>` is the first 16 hex digits of
+//! the request's leaf hash and `<digest>` the first 16 hex digits of the SHA-256 of the body's
+//! RFC 8785 form. So repeated syncs append a decision exactly once (the sequencer answers a
+//! repeat with the existing entry), one request's imports never collide with another's, and a
+//! decision that changes at the source (approved, then rejected) is a new entry beside the
+//! old one, never a conflict.
 
+pub mod binding;
 #[cfg(feature = "github")]
 pub mod github;
 pub mod servicenow;
@@ -14,23 +30,40 @@ pub mod servicenow;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ledger_format::schema::rfc3339_to_ms;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::Config;
 
+pub use ledger_format::schema::is_source_id;
+
+/// How far past the server's clock a source's decision time may be (clock skew); a decision
+/// further ahead is skipped until a later sync.
+pub const MAX_AHEAD_MS: u64 = 5 * 60 * 1000;
+
 /// An approval or rejection read from a source, ready to log.
 #[derive(Clone, Debug)]
 pub struct Imported {
     pub source: &'static str,
-    /// The source's id for it (review id, approval record sys_id).
+    /// The source's id for it (review id, approval record sys_id): [`is_source_id`].
     pub id: String,
     /// The registered person.
     pub approver: String,
     pub decision: &'static str,
-    /// RFC 3339 UTC.
-    pub signed_at: String,
+    /// When the source says the decision was made: RFC 3339 UTC (`...Z`). The body's
+    /// `decided_at` and `statement.signed_at`.
+    pub decided_at: String,
     pub evidence: Value,
+}
+
+/// What a source holds for a request: the description of the PR or change, and its decisions.
+#[derive(Clone, Debug, Default)]
+pub struct Decisions {
+    /// The PR's description (GitHub `body`) or the change's `description`.
+    pub description: String,
+    pub imported: Vec<Imported>,
+    pub skipped: Vec<Skipped>,
 }
 
 /// Something read from a source that does not become an entry, and why.
@@ -57,7 +90,15 @@ impl SourceError {
     }
 }
 
-/// Who is who in each source: login or user name to registered person.
+/// Returns true for an account name as a source reports it (GitHub login, ServiceNow user
+/// name): 1 to 128 ASCII letters, digits and `-_.@+`.
+pub fn is_account(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b'+'))
+}
+
+/// Who is who in each source: login or user name (lowercase) to registered person.
 #[derive(Clone, Debug, Default)]
 pub struct Mapping {
     pub github: HashMap<String, String>,
@@ -65,17 +106,52 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    pub fn from_config(cfg: &Config) -> Mapping {
+    /// Returns the mapping of the config's `people` (the policy file's people carry no source
+    /// accounts), refusing an account that is not plain ([`is_account`]) and one GitHub login
+    /// (case-insensitive) or one ServiceNow user name (case-insensitive) given to two
+    /// different people: one account, one person. A person may have several accounts.
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Mapping> {
+        fn add(
+            map: &mut HashMap<String, String>,
+            what: &str,
+            account: &str,
+            person: &str,
+        ) -> anyhow::Result<()> {
+            anyhow::ensure!(
+                is_account(account),
+                "person {person}: {what} {account:?} must be 1 to 128 letters, digits and -_.@+"
+            );
+            let key = account.to_lowercase();
+            if let Some(other) = map.get(&key).filter(|o| *o != person) {
+                anyhow::bail!(
+                    "people: the {what} {account:?} belongs to both {other} and {person}; one account must map to one person"
+                );
+            }
+            map.insert(key, person.to_owned());
+            Ok(())
+        }
         let mut m = Mapping::default();
         for p in &cfg.people {
             if let Some(g) = &p.github {
-                m.github.insert(g.to_lowercase(), p.name.clone());
+                add(&mut m.github, "GitHub login", g, &p.name)?;
             }
             if let Some(s) = &p.servicenow {
-                m.servicenow.insert(s.clone(), p.name.clone());
+                add(&mut m.servicenow, "ServiceNow user", s, &p.name)?;
             }
         }
-        m
+        Ok(m)
+    }
+
+    /// The person with GitHub login `login`.
+    pub fn github_person(&self, login: &str) -> Option<&String> {
+        self.github.get(&login.to_lowercase())
+    }
+
+    /// The person with ServiceNow user name `user`.
+    pub fn servicenow_person(&self, user: &str) -> Option<&String> {
+        self.servicenow
+            .get(&user.to_lowercase())
+            .or_else(|| self.servicenow.get(user))
     }
 }
 
@@ -90,7 +166,7 @@ pub struct Integrations {
 impl Integrations {
     pub fn from_config(cfg: &Config) -> anyhow::Result<Integrations> {
         Ok(Integrations {
-            mapping: Mapping::from_config(cfg),
+            mapping: Mapping::from_config(cfg)?,
             #[cfg(feature = "github")]
             github: cfg.github.as_ref().map(github::GitHub::new).transpose()?,
             servicenow: cfg
@@ -102,7 +178,8 @@ impl Integrations {
     }
 }
 
-/// Returns the approval body for an imported decision on `request`.
+/// Returns the approval body for an imported decision on `request` (its leaf hash, hex):
+/// `decided_at` and `statement.signed_at` are the source's decision time.
 pub fn body(i: &Imported, request: &str, artifact: &str, role: &str) -> Value {
     json!({
         "statement": {
@@ -111,12 +188,114 @@ pub fn body(i: &Imported, request: &str, artifact: &str, role: &str) -> Value {
             "decision": i.decision,
             "approver": i.approver,
             "role": role,
-            "signed_at": i.signed_at,
+            "signed_at": i.decided_at,
             "comment": format!("imported from {} ({})", i.source, i.id),
         },
         "source": i.source,
+        "decided_at": i.decided_at,
         "evidence": i.evidence,
     })
+}
+
+/// Returns the entry id of `body`, the import `i` for `request` (leaf hash, hex):
+/// `github-review-<first 16 hex of request>-<review id>-<first 16 hex of SHA-256(JCS(body))>`,
+/// `servicenow-<...>-<sys_id>-<...>` (at most 14 + 17 + 65 + 17 bytes).
+pub fn entry_id(i: &Imported, request: &str, body: &Value) -> String {
+    let kind = if i.source == "github" {
+        "github-review"
+    } else {
+        "servicenow"
+    };
+    let canonical = ledger_format::jcs::canonicalize(body).unwrap_or_else(|_| body.to_string());
+    let digest = hex::encode(&ledger_format::hash::sha256(canonical.as_bytes())[..8]);
+    format!(
+        "{kind}-{}-{}-{digest}",
+        &request[..16.min(request.len())],
+        i.id
+    )
+}
+
+/// The request decisions are imported for.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// Its leaf hash, hex.
+    pub request: String,
+    /// When the log logged it (its leaf's `logged_at_ms`).
+    pub logged_at_ms: u64,
+    /// The server's clock now.
+    pub now_ms: u64,
+}
+
+/// Returns what of a source's `read` may be imported for `scope`: nothing unless the
+/// description (`what`: "the pull request's description") names the request, in which case
+/// `skipped` holds that one reason; then only decisions made no earlier than the second the
+/// request was logged and not more than [`MAX_AHEAD_MS`] ahead of the clock.
+pub fn admit(
+    scope: &Scope,
+    source: &'static str,
+    what: &str,
+    target: &str,
+    read: Decisions,
+) -> (Vec<Imported>, Vec<Skipped>) {
+    if let Err(reason) = binding::check_marker(what, &read.description, &scope.request) {
+        return (
+            Vec::new(),
+            vec![Skipped {
+                source,
+                id: target.to_owned(),
+                reason: format!("nothing imported from {target}: {reason}"),
+            }],
+        );
+    }
+    let (mut imported, mut skipped) = (Vec::new(), read.skipped);
+    for i in read.imported {
+        let skip = |reason: String| Skipped {
+            source: i.source,
+            id: i.id.clone(),
+            reason,
+        };
+        match rfc3339_to_ms(&i.decided_at) {
+            None => skipped.push(skip(format!("decided at {:?}: not a time", i.decided_at))),
+            // Sources give whole seconds: a decision in the second the request was logged counts.
+            Some(at) if at / 1000 < scope.logged_at_ms / 1000 => skipped.push(skip(format!(
+                "decided at {}, before the request was logged ({}): a decision counts only when made for the logged request",
+                i.decided_at,
+                rfc3339_ms(scope.logged_at_ms)
+            ))),
+            Some(at) if at > scope.now_ms.saturating_add(MAX_AHEAD_MS) => {
+                skipped.push(skip(format!(
+                    "decided at {}, ahead of this server's clock ({}); a later sync imports it",
+                    i.decided_at,
+                    rfc3339_ms(scope.now_ms)
+                )))
+            }
+            Some(_) => imported.push(i),
+        }
+    }
+    (imported, skipped)
+}
+
+/// Returns `ms` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn rfc3339_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
 }
 
 /// Retries `f` (up to 4 attempts, backoff 250 ms doubling) while it fails with a retryable

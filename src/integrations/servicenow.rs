@@ -1,9 +1,18 @@
-//! ServiceNow (Table API, reqwest): a change request's approval records
-//! (`sysapproval_approver`) become approvals (`approved`) and rejections (`rejected`).
+//! ServiceNow (Table API, reqwest): a change request's `description` (which must name the
+//! request: `super::binding`) and its approval records (`sysapproval_approver`), which become
+//! approvals (`approved`) and rejections (`rejected`), decided at their `sys_updated_on`.
+//!
+//! Nothing goes into an encoded query (`sysparm_query`) unless it can only mean itself: the
+//! change number and every `sys_id` the instance returns must pass
+//! `ledger_format::schema::is_source_id` (`^`, `=`, spaces and the like would change the
+//! query), also for requests logged before the schema refused unsafe change numbers. An
+//! approval record whose `sys_id` or user name is not plain is skipped.
 
 use serde_json::{json, Value};
 
-use super::{with_retries, Imported, Mapping, Skipped, SourceError};
+use super::{
+    is_account, is_source_id, with_retries, Decisions, Imported, Mapping, Skipped, SourceError,
+};
 use crate::config::ServiceNowConfig;
 
 /// Records per page.
@@ -212,32 +221,40 @@ impl ServiceNow {
         .await
     }
 
-    /// Reads the approval records of change `number`.
-    pub async fn decisions(
-        &self,
-        number: &str,
-        who: &Mapping,
-    ) -> Result<(Vec<Imported>, Vec<Skipped>), SourceError> {
+    /// Reads the description and the approval records of change `number`; a number that is
+    /// not plain ([`check_change`]) is refused (400) before any query.
+    pub async fn decisions(&self, number: &str, who: &Mapping) -> Result<Decisions, SourceError> {
+        check_change(number).map_err(|why| SourceError::new(400, why))?;
         let changes = self
             .table(
                 "change_request",
                 &[
                     ("sysparm_query", format!("number={number}")),
                     ("sysparm_limit", "1".into()),
-                    ("sysparm_fields", "sys_id,number".into()),
+                    ("sysparm_fields", "sys_id,number,description".into()),
                 ],
             )
             .await?;
-        let Some(sys_id) = changes
-            .first()
-            .and_then(|c| c["sys_id"].as_str())
-            .map(str::to_owned)
-        else {
+        let Some(change) = changes.first() else {
             return Err(SourceError::new(
                 404,
                 format!("servicenow: no change request {number}"),
             ));
         };
+        let sys_id = change["sys_id"].as_str().unwrap_or_default().to_owned();
+        if !is_source_id(&sys_id) {
+            return Err(SourceError::new(
+                502,
+                format!(
+                    "servicenow: the instance gave change {number} the sys_id {:?}, which is not a plain identifier; it is not queried",
+                    sys_id.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
+        let description = change["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let mut records = Vec::new();
         let mut offset = 0;
         loop {
@@ -267,7 +284,9 @@ impl ServiceNow {
         }
         let (mut out, mut skipped) = (Vec::new(), Vec::new());
         for r in records {
-            let id = r["sys_id"].as_str().unwrap_or_default().to_owned();
+            let raw = r["sys_id"].as_str().unwrap_or_default();
+            // What `skipped` shows of an id that cannot be logged: at most 64 characters.
+            let id: String = raw.chars().take(64).collect();
             let user = r["approver.user_name"]
                 .as_str()
                 .unwrap_or_default()
@@ -278,6 +297,13 @@ impl ServiceNow {
                 id: id.clone(),
                 reason,
             };
+            if !is_source_id(raw) {
+                skipped.push(skip(format!(
+                    "sys_id {:?} is not a plain identifier (1 to 64 letters, digits, '-', '_')",
+                    id
+                )));
+                continue;
+            }
             let decision = match state.as_str() {
                 "approved" => "approve",
                 "rejected" => "reject",
@@ -286,14 +312,20 @@ impl ServiceNow {
                     continue;
                 }
             };
-            let Some(person) = who.servicenow.get(&user) else {
+            if !is_account(&user) {
+                skipped.push(skip(format!(
+                    "the approver's user name {user:?} is not plain"
+                )));
+                continue;
+            }
+            let Some(person) = who.servicenow_person(&user) else {
                 skipped.push(skip(format!(
                     "{user:?} is not mapped to a registered approver"
                 )));
                 continue;
             };
             let updated = r["sys_updated_on"].as_str().unwrap_or_default().to_owned();
-            let Some(at) = to_rfc3339(&updated) else {
+            let Some(at) = to_rfc3339(&updated).filter(|_| updated.len() <= 64) else {
                 skipped.push(skip(format!("sys_updated_on {updated:?} is not a time")));
                 continue;
             };
@@ -302,10 +334,27 @@ impl ServiceNow {
                 id: id.clone(),
                 approver: person.clone(),
                 decision,
-                signed_at: at,
+                decided_at: at,
                 evidence: json!({"change": number, "sys_id": id, "approver": user, "state": state, "sys_updated_on": updated}),
             });
         }
-        Ok((out, skipped))
+        Ok(Decisions {
+            description,
+            imported: out,
+            skipped,
+        })
+    }
+}
+
+/// Checks a request's change number before it goes into a query: `is_source_id` (what the
+/// schema has required since 4ee4af9; requests logged before may hold anything).
+pub fn check_change(number: &str) -> Result<(), String> {
+    if is_source_id(number) {
+        Ok(())
+    } else {
+        Err(format!(
+            "servicenow: the request's change {:?} is not a plain change number (1 to 64 letters, digits, '-', '_'); it is not queried",
+            number.chars().take(80).collect::<String>()
+        ))
     }
 }

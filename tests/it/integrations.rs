@@ -45,6 +45,14 @@ struct Emulated {
     sn_grants: Vec<String>,
     sn_revoked: Vec<String>,
     sn_expires_in: u64,
+    /// The pull request's description (GitHub `body`) and the change's `description`: where
+    /// the marker `govledger-request: <hash>` goes.
+    pr_body: String,
+    change_description: String,
+    /// The change's sys_id, when not `chg-sys-1` (an instance answering with query syntax).
+    change_sys_id: Option<String>,
+    /// Every `sysparm_query` the Table API was asked, by table.
+    sn_queries: Vec<(String, String)>,
 }
 
 const SN_CLIENT_ID: &str = "govledger-oauth-client";
@@ -262,6 +270,23 @@ async fn list_reviews(
     resp
 }
 
+/// A pull request (the fields the server reads: its description and head).
+async fn pull(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((o, r, n)): Path<(String, String, u64)>,
+) -> Response {
+    if let Some(e) = gh_auth(&s, &h) {
+        return e;
+    }
+    let body = s.lock().unwrap().pr_body.clone();
+    Json(json!({"id": 90_000 + n, "number": n, "state": "open", "title": "Release ppo",
+        "body": if body.is_empty() { Value::Null } else { body.into() },
+        "head": {"ref": "release", "sha": HEAD}, "base": {"ref": "main", "repo": {"full_name": format!("{o}/{r}")}},
+        "html_url": format!("https://github.com/{o}/{r}/pull/{n}")}))
+    .into_response()
+}
+
 async fn one_review(
     State(s): State<Shared>,
     h: HeaderMap,
@@ -323,8 +348,12 @@ async fn changes(
     if let Some(e) = sn_auth(&s, &h) {
         return e;
     }
-    let result = if q.get("sysparm_query").map(String::as_str) == Some("number=CHG0001") {
-        vec![json!({"sys_id": "chg-sys-1", "number": "CHG0001"})]
+    let mut st = s.lock().unwrap();
+    let query = q.get("sysparm_query").cloned().unwrap_or_default();
+    st.sn_queries.push(("change_request".into(), query.clone()));
+    let result = if query == "number=CHG0001" {
+        let sys_id = st.change_sys_id.clone().unwrap_or("chg-sys-1".into());
+        vec![json!({"sys_id": sys_id, "number": "CHG0001", "description": st.change_description})]
     } else {
         vec![]
     };
@@ -339,10 +368,12 @@ async fn approvals(
     if let Some(e) = sn_auth(&s, &h) {
         return e;
     }
-    assert!(
-        q["sysparm_query"].starts_with("sysapproval=chg-sys-1"),
-        "{q:?}"
-    );
+    let query = q.get("sysparm_query").cloned().unwrap_or_default();
+    s.lock()
+        .unwrap()
+        .sn_queries
+        .push(("sysapproval_approver".into(), query.clone()));
+    assert!(query.starts_with("sysapproval=chg-sys-1^"), "{q:?}");
     let limit: usize = q
         .get("sysparm_limit")
         .and_then(|v| v.parse().ok())
@@ -386,6 +417,7 @@ async fn emulators(state: Shared) -> String {
 /// The emulators under a path prefix (GitHub Enterprise serves its API under `/api/v3`).
 async fn emulators_at(state: Shared, prefix: &str) -> String {
     let app = axum::Router::new()
+        .route("/repos/{o}/{r}/pulls/{n}", get(pull))
         .route("/repos/{o}/{r}/pulls/{n}/reviews", get(list_reviews))
         .route("/repos/{o}/{r}/pulls/{n}/reviews/{id}", get(one_review))
         .route(
@@ -422,6 +454,26 @@ fn review(id: u64, login: &str, state: &str, commit: &str, at: &str) -> Value {
            "body": "", "state": state, "html_url": format!("https://github.com/quant/ppo/pull/7#pullrequestreview-{id}"),
            "pull_request_url": "https://api.github.com/repos/quant/ppo/pulls/7", "author_association": "MEMBER",
            "submitted_at": at, "commit_id": commit})
+}
+
+/// A time `secs` from now as GitHub writes it (`2026-11-26T09:00:00Z`). Decisions count only
+/// when made after the request was logged, so the emulators' decisions are dated from now.
+fn gh_at(secs: i64) -> String {
+    let ms = govledger_client::time::now_ms() as i64 + secs * 1000;
+    let t = govledger_client::time::rfc3339_ms(ms as u64);
+    format!("{}Z", &t[..19])
+}
+
+/// A time `secs` from now as ServiceNow writes it (`2026-11-26 09:00:00`, UTC).
+fn sn_at(secs: i64) -> String {
+    gh_at(secs)[..19].replacen('T', " ", 1)
+}
+
+/// Names `request` in the pull request's and the change's descriptions.
+fn mark(state: &Shared, request: &str) {
+    let mut st = state.lock().unwrap();
+    st.pr_body = format!("Release ppo 1.\n\ngovledger-request: {request}\n");
+    st.change_description = format!("Model release.\r\nGovLedger-Request: {request}");
 }
 
 fn sign(k: &SignerKey, st: &Value) -> String {
@@ -478,6 +530,22 @@ async fn policy_and_request(
         format!("{policy}[log]\nkey = \"{}\"\n", s.vkey),
     )
     .unwrap();
+    let (code, req) = s
+        .post(&release(s, requester, sources, None).await.to_string())
+        .await;
+    assert_eq!(code, 200, "{req}");
+    (policy_path, req["leaf_hash"].as_str().unwrap().to_owned())
+}
+
+/// Logs a lineage entry and returns the submission of a release request signed by
+/// `requester` whose statement has the fields of `sources` (`github`, `servicenow`, or any
+/// field to override), with `entry_id` when given.
+async fn release(
+    s: &TestServer,
+    requester: &SignerKey,
+    sources: Value,
+    entry_id: Option<&str>,
+) -> Value {
     let art = format!("sha256:{}", "ab".repeat(32));
     let ds = format!("sha256:{}", "cd".repeat(32));
     let (_, lineage) = s
@@ -491,11 +559,11 @@ async fn policy_and_request(
     for (k, v) in sources.as_object().unwrap() {
         st[k] = v.clone();
     }
-    let (code, req) = s
-        .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(requester, &st)}}).to_string())
-        .await;
-    assert_eq!(code, 200, "{req}");
-    (policy_path, req["leaf_hash"].as_str().unwrap().to_owned())
+    let mut sub = json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(requester, &st)}});
+    if let Some(id) = entry_id {
+        sub["entry_id"] = id.into();
+    }
+    sub
 }
 
 /// Runs the gate online against `url` with `--github-status`, on a blocking thread.
@@ -528,47 +596,22 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
     {
         let mut s = state.lock().unwrap();
         for i in 0..150 {
-            s.reviews.push(review(
-                i,
-                "ci-bot",
-                "COMMENTED",
-                HEAD,
-                "2026-11-26T08:00:00Z",
-            ));
+            s.reviews
+                .push(review(i, "ci-bot", "COMMENTED", HEAD, &gh_at(5)));
         }
-        s.reviews.push(review(
-            1001,
-            "Bob-GH",
-            "APPROVED",
-            HEAD,
-            "2026-11-26T09:00:00Z",
-        ));
-        s.reviews.push(review(
-            1002,
-            "bob-gh",
-            "APPROVED",
-            OLD,
-            "2026-11-26T08:30:00Z",
-        ));
-        s.reviews.push(review(
-            1003,
-            "bob-gh",
-            "DISMISSED",
-            HEAD,
-            "2026-11-26T08:40:00Z",
-        ));
-        s.reviews.push(review(
-            1004,
-            "mallory-gh",
-            "APPROVED",
-            HEAD,
-            "2026-11-26T09:10:00Z",
-        ));
+        s.reviews
+            .push(review(1001, "Bob-GH", "APPROVED", HEAD, &gh_at(60)));
+        s.reviews
+            .push(review(1002, "bob-gh", "APPROVED", OLD, &gh_at(30)));
+        s.reviews
+            .push(review(1003, "bob-gh", "DISMISSED", HEAD, &gh_at(40)));
+        s.reviews
+            .push(review(1004, "mallory-gh", "APPROVED", HEAD, &gh_at(70)));
         for i in 0..120 {
-            s.approvals.push(json!({"sys_id": format!("filler-{i}"), "approver.user_name": "someone", "state": "requested", "sys_updated_on": "2026-11-26 07:00:00"}));
+            s.approvals.push(json!({"sys_id": format!("filler-{i}"), "approver.user_name": "someone", "state": "requested", "sys_updated_on": sn_at(5)}));
         }
-        s.approvals.push(json!({"sys_id": "sn-approved-1", "approver.user_name": "carol.sn", "state": "approved", "sys_updated_on": "2026-11-26 09:30:00"}));
-        s.approvals.push(json!({"sys_id": "sn-requested-2", "approver.user_name": "carol.sn", "state": "requested", "sys_updated_on": "2026-11-26 09:31:00"}));
+        s.approvals.push(json!({"sys_id": "sn-approved-1", "approver.user_name": "carol.sn", "state": "approved", "sys_updated_on": sn_at(90)}));
+        s.approvals.push(json!({"sys_id": "sn-requested-2", "approver.user_name": "carol.sn", "state": "requested", "sys_updated_on": sn_at(91)}));
     }
     let emu = emulators(state.clone()).await;
     std::env::set_var("GOVLEDGER_TEST_GH_TOKEN", GH_TOKEN);
@@ -614,6 +657,7 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         json!({"github": {"repo": "quant/ppo", "pr": 7, "head_sha": HEAD}, "servicenow": {"change": "CHG0001"}}),
     )
     .await;
+    mark(&state, &request);
 
     // Sync twice: two approvals, logged exactly once.
     let http = reqwest::Client::new();
@@ -738,7 +782,7 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         "bob-gh",
         "CHANGES_REQUESTED",
         HEAD,
-        "2026-11-26T10:00:00Z",
+        &gh_at(120),
     ));
     let (code, v) = sync(Some("github")).await;
     assert_eq!((code, v["appended"].as_u64()), (200, Some(1)), "{v}");
@@ -793,13 +837,11 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run() {
     let state: Shared = Arc::new(Mutex::new(Emulated::default()));
-    state.lock().unwrap().reviews.push(review(
-        2001,
-        "bob-gh",
-        "APPROVED",
-        HEAD,
-        "2026-11-26T09:00:00Z",
-    ));
+    state
+        .lock()
+        .unwrap()
+        .reviews
+        .push(review(2001, "bob-gh", "APPROVED", HEAD, &gh_at(60)));
     // As GitHub Enterprise: the API under /api/v3, which every call (the App's JWT and
     // token exchange included) must keep.
     let emu = emulators_at(state.clone(), "/api/v3").await;
@@ -833,6 +875,7 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
         json!({"github": {"repo": "quant/ppo", "pr": 7, "head_sha": HEAD}}),
     )
     .await;
+    mark(&state, &request);
     let art = format!("sha256:{}", "ab".repeat(32));
 
     // The server finds the installation on quant/ppo with the App's JWT, takes an
@@ -995,7 +1038,7 @@ async fn servicenow_oauth_tokens_are_taken_kept_and_renewed() {
     let state: Shared = Arc::new(Mutex::new(Emulated::default()));
     state.lock().unwrap().approvals.push(
         json!({"sys_id": "sn-approved-9", "approver.user_name": "carol.sn",
-        "state": "approved", "sys_updated_on": "2026-11-26 09:30:00"}),
+        "state": "approved", "sys_updated_on": sn_at(90)}),
     );
     let emu = emulators(state.clone()).await;
     std::env::set_var("GOVLEDGER_TEST_SN_OAUTH_SECRET", SN_CLIENT_SECRET);
@@ -1035,6 +1078,7 @@ async fn servicenow_oauth_tokens_are_taken_kept_and_renewed() {
         json!({"servicenow": {"change": "CHG0001"}}),
     )
     .await;
+    mark(&state, &request);
     let http = reqwest::Client::new();
     let url = format!("{}/v1/approvals/{request}/sync?source=servicenow", s.url);
     let sync = || async {
@@ -1135,7 +1179,514 @@ async fn servicenow_oauth_tokens_are_taken_kept_and_renewed() {
     .unwrap();
     let mut mapping = govledger::integrations::Mapping::default();
     mapping.servicenow.insert("carol.sn".into(), "carol".into());
-    let (imported, _) = sn.decisions("CHG0001", &mapping).await.unwrap();
-    assert_eq!(imported.len(), 1);
+    let read = sn.decisions("CHG0001", &mapping).await.unwrap();
+    assert_eq!(read.imported.len(), 1);
+    assert!(read.description.contains("GovLedger-Request:"));
     assert_eq!(grants().last().unwrap(), "password");
+}
+
+/// A server reading both emulated sources, with alice (quant, the requester), bob
+/// (engineering, GitHub `bob-gh`) and carol (risk, ServiceNow `carol.sn`), whose own policy is
+/// `approvals` (a policy file's `[approvals]` table) with the three as its people.
+struct TwoSources {
+    s: TestServer,
+    state: Shared,
+    keys: Vec<SignerKey>,
+    _work: tempfile::TempDir,
+}
+
+async fn two_sources(seed: u8, approvals: &str) -> TwoSources {
+    let state: Shared = Arc::new(Mutex::new(Emulated::default()));
+    let emu = emulators(state.clone()).await;
+    // Variables of these tests only: others set theirs to wrong values on purpose.
+    std::env::set_var("GOVLEDGER_TEST_BIND_GH_TOKEN", GH_TOKEN);
+    std::env::set_var("GOVLEDGER_TEST_BIND_SN_PASSWORD", SN_PASSWORD);
+    let keys: Vec<SignerKey> = ["alice", "bob", "carol"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| SignerKey::from_seed(n, [i as u8 + seed; 32]).unwrap())
+        .collect();
+    let mut policy = String::from(approvals);
+    let people = people(
+        &mut policy,
+        &keys,
+        &["quant", "engineering", "risk"],
+        Some(("bob", "bob-gh")),
+        Some(("carol", "carol.sn")),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let policy_path = work.path().join("server-policy.toml");
+    std::fs::write(&policy_path, policy).unwrap();
+    let s = start_with(move |c| {
+        c.people = people;
+        c.policy = Some(policy_path);
+        c.github = Some(GithubConfig {
+            api_url: emu.clone(),
+            token_env: "GOVLEDGER_TEST_BIND_GH_TOKEN".into(),
+            ..Default::default()
+        });
+        c.servicenow = Some(ServiceNowConfig {
+            instance_url: emu,
+            user: Some("svc".into()),
+            password_env: "GOVLEDGER_TEST_BIND_SN_PASSWORD".into(),
+            token_env: "GOVLEDGER_TEST_SN_TOKEN_UNSET".into(),
+            ..Default::default()
+        });
+    })
+    .await;
+    TwoSources {
+        s,
+        state,
+        keys,
+        _work: work,
+    }
+}
+
+impl TwoSources {
+    async fn sync(&self, request: &str) -> (u16, Value) {
+        let r = self
+            .s
+            .http
+            .post(format!("{}/v1/approvals/{request}/sync", self.s.url))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn status(&self, request: &str) -> String {
+        let (code, v) = self.s.get_json(&format!("/v1/approvals/{request}")).await;
+        assert_eq!(code, 200, "{v}");
+        v["status"].as_str().unwrap().to_owned()
+    }
+}
+
+/// `skipped` as "source id: reason" lines.
+fn skipped(v: &Value) -> Vec<String> {
+    v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| format!("{} {}: {}", x["source"], x["id"], x["reason"]))
+        .collect()
+}
+
+const PR7: &str =
+    r#"{"repo": "quant/ppo", "pr": 7, "head_sha": "1111111111111111111111111111111111111111"}"#;
+
+/// Finding: a requester could name any PR and change that others had approved for something
+/// else, and the sync imported those decisions as approvals of her request. Now the PR and the
+/// change must name the request, decisions count only when made after it was logged, a PR or
+/// change binds to the first request naming it (409 `source_bound` for later ones, a retry of
+/// the same request still gets its receipt), and import entry ids carry the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_count_only_for_the_release_the_pr_and_the_change_name() {
+    let t = two_sources(
+        51,
+        "[approvals]\nmin_approvers = 2\naccept_imported = [\"github\", \"servicenow\"]\n",
+    )
+    .await;
+    // bob and carol approved this PR and this change an hour ago, for another release.
+    {
+        let mut st = t.state.lock().unwrap();
+        st.reviews
+            .push(review(3001, "bob-gh", "APPROVED", HEAD, &gh_at(-3600)));
+        st.approvals.push(
+            json!({"sys_id": "sn-old-1", "approver.user_name": "carol.sn",
+            "state": "approved", "sys_updated_on": sn_at(-3600)}),
+        );
+    }
+    let pr: Value = serde_json::from_str(PR7).unwrap();
+    let sources = json!({"github": pr, "servicenow": {"change": "CHG0001"}});
+    let sub = release(&t.s, &t.keys[0], sources.clone(), Some("release-1")).await;
+    let (code, v) = t.s.post(&sub.to_string()).await;
+    assert_eq!(code, 200, "{v}");
+    let request = v["leaf_hash"].as_str().unwrap().to_owned();
+
+    // Neither the PR nor the change names the request: nothing is imported, and the sync
+    // says why for each source.
+    let (code, v) = t.sync(&request).await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(0)), "{v:#}");
+    let why = skipped(&v);
+    assert!(
+        why.iter()
+            .any(|r| r.starts_with("\"github\" \"quant/ppo#7\"")
+                && r.contains("does not name this request")),
+        "{why:?}"
+    );
+    assert!(
+        why.iter()
+            .any(|r| r.starts_with("\"servicenow\" \"CHG0001\"")
+                && r.contains("does not name this request")),
+        "{why:?}"
+    );
+    assert_eq!(t.status(&request).await, "pending");
+    // The PR names another request: still nothing.
+    t.state.lock().unwrap().pr_body = format!("govledger-request: {}", "ab".repeat(32));
+    let (_, v) = t.sync(&request).await;
+    assert!(
+        skipped(&v)
+            .iter()
+            .any(|r| r.contains("names another request")),
+        "{v:#}"
+    );
+
+    // Both name it: the decisions made before the request was logged still do not count.
+    mark(&t.state, &request);
+    let (code, v) = t.sync(&request).await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(0)), "{v:#}");
+    let why = skipped(&v);
+    for id in ["3001", "sn-old-1"] {
+        assert!(
+            why.iter()
+                .any(|r| r.contains(&format!("\"{id}\""))
+                    && r.contains("before the request was logged")),
+            "{id}: {why:?}"
+        );
+    }
+    assert_eq!(t.status(&request).await, "pending");
+
+    // Decisions made for it count; their entry ids carry the request.
+    {
+        let mut st = t.state.lock().unwrap();
+        st.reviews
+            .push(review(3002, "bob-gh", "APPROVED", HEAD, &gh_at(30)));
+        st.approvals.push(
+            json!({"sys_id": "sn-new-1", "approver.user_name": "carol.sn",
+            "state": "approved", "sys_updated_on": sn_at(40)}),
+        );
+    }
+    let (code, v) = t.sync(&request).await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(2)), "{v:#}");
+    let ids: Vec<&str> = v["logged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["entry_id"].as_str().unwrap())
+        .collect();
+    let scope = &request[..16];
+    assert!(
+        ids[0].starts_with(&format!("github-review-{scope}-3002-"))
+            && ids[0].len() == 14 + 17 + 5 + 16,
+        "{ids:?}"
+    );
+    assert!(
+        ids[1].starts_with(&format!("servicenow-{scope}-sn-new-1-")),
+        "{ids:?}"
+    );
+    assert_eq!(
+        v["logged"][0]["decided_at"],
+        v["logged"][0]["evidence"]["submitted_at"]
+    );
+    assert_eq!(t.status(&request).await, "approved");
+
+    // A later request naming the bound PR, or the bound change, is refused.
+    let size = t.s.tree_size().await;
+    for (field, named) in [
+        (
+            "github",
+            json!({"github": pr, "signed_at": "2026-11-27T07:00:00Z"}),
+        ),
+        (
+            "servicenow",
+            json!({"servicenow": {"change": "CHG0001"}, "signed_at": "2026-11-27T07:00:00Z"}),
+        ),
+        (
+            "github",
+            // The repository's case does not matter to GitHub, nor to the binding.
+            json!({"github": {"repo": "Quant/PPO", "pr": 7, "head_sha": HEAD}}),
+        ),
+    ] {
+        let sub = release(&t.s, &t.keys[0], named, None).await;
+        let (code, v) = t.s.post(&sub.to_string()).await;
+        assert_eq!(code, 409, "{v}");
+        assert_eq!(v["error"], "source_bound", "{v}");
+        assert_eq!(v["field"], format!("body.statement.{field}"), "{v}");
+        assert!(v["message"].as_str().unwrap().contains(&request), "{v}");
+    }
+    // Another PR is free.
+    let other = json!({"github": {"repo": "quant/ppo", "pr": 8, "head_sha": HEAD}});
+    let (code, v) =
+        t.s.post(&release(&t.s, &t.keys[0], other, None).await.to_string())
+            .await;
+    assert_eq!(code, 200, "{v}");
+    // The same request again (a retry) gets its original receipt.
+    let size_before_retry = t.s.tree_size().await;
+    assert!(size_before_retry > size);
+    let (code, v) = t.s.post(&sub.to_string()).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["leaf_hash"].as_str(), Some(request.as_str()), "{v}");
+    assert_eq!(t.s.tree_size().await, size_before_retry);
+    t.s.stop().await;
+}
+
+/// Finding: a ServiceNow record flipping from approved to rejected made every later sync
+/// 409 (same entry id, another body): the rejection was never logged and the request stayed
+/// approved. The entry id now carries a digest of the body, so the rejection is a new entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servicenow_decision_that_changes_is_logged_again() {
+    let t = two_sources(
+        61,
+        "[approvals]\nmin_approvers = 1\naccept_imported = [\"servicenow\"]\n",
+    )
+    .await;
+    let sub = release(
+        &t.s,
+        &t.keys[0],
+        json!({"servicenow": {"change": "CHG0001"}}),
+        None,
+    )
+    .await;
+    let (code, v) = t.s.post(&sub.to_string()).await;
+    assert_eq!(code, 200, "{v}");
+    let request = v["leaf_hash"].as_str().unwrap().to_owned();
+    mark(&t.state, &request);
+    t.state.lock().unwrap().approvals.push(
+        json!({"sys_id": "sn-flip-1", "approver.user_name": "carol.sn",
+        "state": "approved", "sys_updated_on": sn_at(30)}),
+    );
+    let (code, v) = t.sync(&request).await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(1)), "{v:#}");
+    assert_eq!(t.status(&request).await, "approved");
+    let size = t.s.tree_size().await;
+
+    // carol changes her mind a minute later.
+    {
+        let mut st = t.state.lock().unwrap();
+        st.approvals[0]["state"] = "rejected".into();
+        st.approvals[0]["sys_updated_on"] = sn_at(90).into();
+    }
+    let (code, v) = t.sync(&request).await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(1)), "{v:#}");
+    assert_eq!(v["logged"][0]["decision"], "reject", "{v:#}");
+    assert_eq!(
+        t.s.tree_size().await,
+        size + 1,
+        "the approval stays, the rejection is added"
+    );
+    assert_ne!(t.status(&request).await, "approved");
+    let (_, st) = t.s.get_json(&format!("/v1/approvals/{request}")).await;
+    assert_eq!(st["status"], "rejected", "{st:#}");
+    // Nothing more to log.
+    let (code, v) = t.sync(&request).await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(0)), "{v:#}");
+    t.s.stop().await;
+}
+
+/// Finding: a ServiceNow sys_id with a space made an entry id the sequencer could not encode,
+/// and it panicked. Every record that cannot be logged is now skipped with its reason, the
+/// others are logged, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_records_that_cannot_be_logged_are_skipped_and_the_server_keeps_serving() {
+    let t = two_sources(
+        71,
+        "[approvals]\nmin_approvers = 2\naccept_imported = [\"github\", \"servicenow\"]\n",
+    )
+    .await;
+    let pr: Value = serde_json::from_str(PR7).unwrap();
+    let sub = release(
+        &t.s,
+        &t.keys[0],
+        json!({"github": pr, "servicenow": {"change": "CHG0001"}}),
+        None,
+    )
+    .await;
+    let (code, v) = t.s.post(&sub.to_string()).await;
+    assert_eq!(code, 200, "{v}");
+    let request = v["leaf_hash"].as_str().unwrap().to_owned();
+    mark(&t.state, &request);
+    let long = "x".repeat(300);
+    {
+        let mut st = t.state.lock().unwrap();
+        let rec = |id: &str, user: &str, at: String| json!({"sys_id": id, "approver.user_name": user, "state": "approved", "sys_updated_on": at});
+        st.approvals.push(rec("bad id", "carol.sn", sn_at(20)));
+        st.approvals.push(rec(&long, "carol.sn", sn_at(21)));
+        st.approvals
+            .push(rec("sn-quote-1", "carol.sn^ORx", sn_at(22)));
+        st.approvals.push(rec("sn-zed-1", "zed", sn_at(23)));
+        st.approvals
+            .push(rec("sn-time-1", "carol.sn", "yesterday".into()));
+        st.approvals.push(rec("sn-good-1", "carol.sn", sn_at(24)));
+        let mut no_id = review(1, "bob-gh", "APPROVED", HEAD, &gh_at(25));
+        no_id["id"] = "4000".into();
+        st.reviews.push(no_id);
+        st.reviews
+            .push(review(4001, "bob gh", "APPROVED", HEAD, &gh_at(26)));
+        st.reviews
+            .push(review(4002, "bob-gh", "APPROVED", HEAD, &gh_at(27)));
+    }
+    let (code, v) = t.sync(&request).await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(2)), "{v:#}");
+    let why = skipped(&v);
+    for (id, reason) in [
+        ("\"bad id\"", "not a plain identifier"),
+        (&format!("\"{}\"", "x".repeat(64)), "not a plain identifier"),
+        ("\"sn-quote-1\"", "is not plain"),
+        ("\"sn-zed-1\"", "not mapped"),
+        ("\"sn-time-1\"", "is not a time"),
+        ("\"\\\"4000\\\"\"", "no id"),
+        ("\"4001\"", "is not plain"),
+    ] {
+        assert!(
+            why.iter().any(|r| r.contains(id) && r.contains(reason)),
+            "{id} {reason}: {why:?}"
+        );
+    }
+    let logged: Vec<&str> = v["logged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(logged, ["sn-good-1", "4002"], "{v:#}");
+    // The server still serves and appends.
+    let (code, v) =
+        t.s.post(&json!({"kind": "audit", "body": crate::harness::audit(1)}).to_string())
+            .await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = t.sync(&request).await;
+    assert_eq!((code, v["appended"].as_u64()), (200, Some(0)), "{v:#}");
+    t.s.stop().await;
+}
+
+/// Finding: the change number went unescaped into `sysparm_query`. The schema refuses unsafe
+/// change numbers now; the integrations also refuse to query with one (requests logged
+/// before), with a sys_id the instance returns that is not plain, and to put a repository or
+/// head commit that is not plain in a GitHub URL.
+#[tokio::test]
+async fn source_queries_carry_only_plain_identifiers() {
+    let state: Shared = Arc::new(Mutex::new(Emulated::default()));
+    let emu = emulators(state.clone()).await;
+    std::env::set_var("GOVLEDGER_TEST_PLAIN_SN_PASSWORD", SN_PASSWORD);
+    std::env::set_var("GOVLEDGER_TEST_PLAIN_GH_TOKEN", GH_TOKEN);
+    let sn = govledger::integrations::servicenow::ServiceNow::new(&ServiceNowConfig {
+        instance_url: emu.clone(),
+        user: Some("svc".into()),
+        password_env: "GOVLEDGER_TEST_PLAIN_SN_PASSWORD".into(),
+        token_env: "GOVLEDGER_TEST_SN_TOKEN_UNSET".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let who = govledger::integrations::Mapping::default();
+    for bad in [
+        "CHG0001^ORnumber=CHG0002",
+        "CHG0001 2",
+        "CHG0001&sysparm_limit=1000",
+    ] {
+        match sn.decisions(bad, &who).await {
+            Err(e) => {
+                assert_eq!(e.status, 400, "{bad}: {}", e.message);
+                assert!(
+                    e.message.contains("not a plain change number"),
+                    "{}",
+                    e.message
+                );
+            }
+            Ok(_) => panic!("{bad} was queried"),
+        }
+    }
+    assert!(state.lock().unwrap().sn_queries.is_empty());
+    // The instance answers with a sys_id carrying query syntax: it is not queried.
+    state.lock().unwrap().change_sys_id = Some("chg-sys-1^ORsysapprovalISNOTEMPTY".into());
+    match sn.decisions("CHG0001", &who).await {
+        Err(e) => {
+            assert_eq!(e.status, 502, "{}", e.message);
+            assert!(
+                e.message.contains("not a plain identifier"),
+                "{}",
+                e.message
+            );
+        }
+        Ok(_) => panic!("the change's sys_id went into a query"),
+    }
+    let queried: Vec<String> = state
+        .lock()
+        .unwrap()
+        .sn_queries
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(queried, ["change_request"]);
+
+    let gh = govledger::integrations::github::GitHub::new(&GithubConfig {
+        api_url: emu,
+        token_env: "GOVLEDGER_TEST_PLAIN_GH_TOKEN".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    for (repo, pr, head) in [
+        ("quant/ppo/../../orgs/x", 7, HEAD),
+        ("quant/ppo?x=", 7, HEAD),
+        ("quant/ppo", 0, HEAD),
+        ("quant/ppo", 7, "main"),
+    ] {
+        match gh.decisions(repo, pr, head, &who).await {
+            Err(e) => assert_eq!(e.status, 400, "{repo} {pr} {head}: {}", e.message),
+            Ok(_) => panic!("{repo} {pr} {head} went into a URL"),
+        }
+    }
+}
+
+/// Finding: a later person silently took over an earlier one's GitHub login. One login
+/// (case-insensitive) or one ServiceNow user mapped to two people stops the start, naming
+/// both; one person with several accounts, or listed twice alike, is fine.
+#[tokio::test]
+async fn one_source_account_maps_to_one_person() {
+    let keys: Vec<SignerKey> = ["bob", "mallory"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| SignerKey::from_seed(n, [i as u8 + 81; 32]).unwrap())
+        .collect();
+    let person = |k: &SignerKey, github: Option<&str>, servicenow: Option<&str>| PersonConfig {
+        name: k.name().into(),
+        roles: vec!["engineering".into()],
+        key: k.verifier().to_string(),
+        github: github.map(Into::into),
+        servicenow: servicenow.map(Into::into),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = |people: Vec<PersonConfig>| govledger::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        people,
+        ..Default::default()
+    };
+    for (people, what) in [
+        (
+            vec![
+                person(&keys[0], Some("bob-gh"), None),
+                person(&keys[1], Some("Bob-GH"), None),
+            ],
+            "GitHub login",
+        ),
+        (
+            vec![
+                person(&keys[0], None, Some("bob.smith")),
+                person(&keys[1], Some("mallory-gh"), Some("bob.smith")),
+            ],
+            "ServiceNow user",
+        ),
+    ] {
+        let e = govledger::server::run(config(people), async {}, |_, _| {})
+            .await
+            .expect_err("the server started with one account for two people");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains(what) && msg.contains("bob") && msg.contains("mallory"),
+            "{msg}"
+        );
+    }
+    let fine = config(vec![
+        person(&keys[0], Some("bob-gh"), Some("bob.smith")),
+        person(&keys[0], Some("bob-gh"), None),
+        person(&keys[0], Some("bob-gh-2"), None),
+    ]);
+    fine.validate().unwrap();
+    let m = govledger::integrations::Mapping::from_config(&fine).unwrap();
+    assert_eq!(m.github_person("BOB-GH").map(String::as_str), Some("bob"));
+    // Not an account name.
+    let e = config(vec![person(&keys[0], Some("bob gh"), None)])
+        .validate()
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("bob gh"), "{e:#}");
 }

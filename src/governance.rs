@@ -225,7 +225,11 @@ fn check_approval(
             ))
         }
         (Attestation::Imported { decided_at, .. }, true) => {
-            if decided_at.ms > crate::sequencer::now_ms() || decided_at.ms < request.logged_at_ms {
+            // Sources date decisions in whole seconds, and their clocks may run a little ahead.
+            let ahead = crate::sequencer::now_ms()
+                .saturating_add(policy.max_statement_skew_ms.saturating_sub(SKEW_MARGIN_MS));
+            let logged_second = request.logged_at_ms - request.logged_at_ms % 1000;
+            if decided_at.ms > ahead || decided_at.ms < logged_second {
                 return Err(refuse(
                     400,
                     "decided_at_invalid",

@@ -266,10 +266,15 @@ fn eligibility<'a>(
                     source.name()
                 ));
             }
-            if at_ms > entry.logged_at_ms {
+            // Sources date decisions in whole seconds, and their clocks may run a little ahead.
+            if at_ms
+                > entry
+                    .logged_at_ms
+                    .saturating_add(policy.max_statement_skew_ms)
+            {
                 return Err("decided after the log recorded it".to_owned());
             }
-            if at_ms < target.logged_at_ms {
+            if at_ms < target.logged_at_ms - target.logged_at_ms % 1000 {
                 return Err("decided before the request was logged".to_owned());
             }
         }
@@ -282,27 +287,41 @@ fn eligibility<'a>(
     })
 }
 
-/// Returns each person's standing decision among their eligible ones (SPEC.md §7.1).
-fn standing<'a>(eligible: &[Eligible<'a>]) -> BTreeMap<&'a str, Eligible<'a>> {
-    let mut by_person: BTreeMap<&str, Vec<Eligible>> = BTreeMap::new();
+/// Returns the latest of `ds` by [`Eligible::rank`], where an import never supersedes a signed
+/// rejection.
+fn latest<'a>(ds: &[Eligible<'a>]) -> Option<Eligible<'a>> {
+    let signed_rejection = ds.iter().any(|d| {
+        d.approval.source() == Source::Signed && d.approval.statement.decision == Verdict::Reject
+    });
+    ds.iter()
+        .filter(|d| !(signed_rejection && d.approval.source() != Source::Signed))
+        .max_by_key(|d| d.rank())
+        .copied()
+}
+
+/// Returns each person's standing decision on `request` (SPEC.md §7.1): the latest of their
+/// decisions on it and of their standing rejections of the other requests in scope. An
+/// approval of another request stands for that request only.
+fn standing<'a>(eligible: &[Eligible<'a>], request: &Hash) -> BTreeMap<&'a str, Eligible<'a>> {
+    let mut by_target: BTreeMap<(&str, Hash), Vec<Eligible>> = BTreeMap::new();
     for e in eligible {
-        by_person
-            .entry(e.approval.statement.approver.as_str())
+        let st = &e.approval.statement;
+        by_target
+            .entry((st.approver.as_str(), st.request))
             .or_default()
             .push(*e);
     }
+    let mut by_person: BTreeMap<&str, Vec<Eligible>> = BTreeMap::new();
+    for ((who, target), ds) in by_target {
+        if let Some(d) = latest(&ds) {
+            if target == *request || d.approval.statement.decision == Verdict::Reject {
+                by_person.entry(who).or_default().push(d);
+            }
+        }
+    }
     by_person
         .into_iter()
-        .filter_map(|(who, ds)| {
-            let signed_rejection = ds.iter().any(|d| {
-                d.approval.source() == Source::Signed
-                    && d.approval.statement.decision == Verdict::Reject
-            });
-            ds.into_iter()
-                .filter(|d| !(signed_rejection && d.approval.source() != Source::Signed))
-                .max_by_key(Eligible::rank)
-                .map(|d| (who, d))
-        })
+        .filter_map(|(who, ds)| latest(&ds).map(|d| (who, d)))
         .collect()
 }
 
@@ -398,7 +417,7 @@ pub fn evaluate(policy: &Policy, case: &Case, now_ms: u64) -> Evaluation {
             Err(why) => report[position].reason = Some(why),
         }
     }
-    let standing = standing(&eligible);
+    let standing = standing(&eligible, &case.request.leaf_hash);
     let standing_positions: BTreeMap<usize, &str> = standing
         .values()
         .map(|s| (s.position, s.approval.statement.approver.as_str()))
@@ -406,7 +425,9 @@ pub fn evaluate(policy: &Policy, case: &Case, now_ms: u64) -> Evaluation {
     for el in &eligible {
         if !standing_positions.contains_key(&el.position) {
             let who = el.approval.statement.approver.as_str();
-            let by = standing[who];
+            let Some(by) = standing.get(who).copied() else {
+                continue;
+            };
             report[el.position].reason = Some(
                 if by.approval.statement.decision == Verdict::Reject
                     && by.approval.source() == Source::Signed

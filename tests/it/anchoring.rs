@@ -428,7 +428,7 @@ async fn the_gate_requires_witness_cosignatures() {
         .await;
     assert_eq!(code, 200, "{lineage}");
     let st = json!({"model_id": "m", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage["leaf_hash"],
-                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": "2026-11-26T09:00:00Z"});
+                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": crate::harness::signed_now()});
     let (code, r) = s
         .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&alice, &st)}}).to_string())
         .await;
@@ -436,7 +436,7 @@ async fn the_gate_requires_witness_cosignatures() {
     let request = r["leaf_hash"].as_str().unwrap().to_owned();
     for k in [&bob, &carol] {
         let st = json!({"request": request, "artifact_sha256": art, "decision": "approve", "approver": k.name(),
-                        "role": "risk", "signed_at": "2099-01-01T00:00:00Z"});
+                        "role": "risk", "signed_at": crate::harness::signed_now()});
         let (code, v) = s
             .post(
                 &json!({"kind": "approval", "body": {"statement": st, "signature": sign(k, &st)}})

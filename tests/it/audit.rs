@@ -72,14 +72,14 @@ pub async fn fill(s: &TestServer, keys: &[SignerKey]) -> String {
         lineage = v["leaf_hash"].as_str().unwrap().to_owned();
     }
     let st = json!({"model_id": "ppo-2", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage,
-                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": "2026-11-26T09:00:00Z"});
+                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": crate::harness::signed_now()});
     let (_, r) = s
         .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&keys[0], &st)}}).to_string())
         .await;
     let request = r["leaf_hash"].as_str().unwrap().to_owned();
     for k in &keys[1..3] {
         let st = json!({"request": request, "artifact_sha256": art, "decision": "approve", "approver": k.name(),
-                        "role": "risk", "signed_at": "2026-11-26T10:00:00Z"});
+                        "role": "risk", "signed_at": crate::harness::signed_now()});
         let (code, v) = s
             .post(
                 &json!({"kind": "approval", "body": {"statement": st, "signature": sign(k, &st)}})
@@ -197,7 +197,7 @@ async fn the_report_counts_what_was_submitted_and_finds_tampering() {
     let art = format!("sha256:{}", "ab".repeat(32));
     let ds = format!("sha256:{}", "cd".repeat(32));
     let st = json!({"model_id": "ppo-2", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage,
-                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": "2026-11-26T11:00:00Z"});
+                    "requested_by": "alice", "environment": "production", "policy": "p", "signed_at": crate::harness::signed_now()});
     let (_, r2) = s
         .post(&json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&keys[0], &st)}}).to_string())
         .await;

@@ -469,7 +469,7 @@ fn run_story(
     let r = story.gate(None, true, &r2, None);
     assert_eq!(failed(&r), ["approvals"]);
     assert!(
-        detail(&r, "approvals").contains("bob approved 2 times and counts once"),
+        detail(&r, "approvals").contains("superseded by bob's later decision"),
         "{}",
         r.to_text()
     );
@@ -590,7 +590,7 @@ fn rogue_bundle(story: &Story, log_key_file: &Path, request: &str, extra: Value)
         root: tree.root().to_base64(),
         request: entry(good.request.index),
         lineage: good.lineage.as_ref().map(|l| entry(l.index)),
-        related: vec![],
+        related: good.related.iter().map(|r| entry(r.index)).collect(),
         approvals,
         deployments: vec![],
     };

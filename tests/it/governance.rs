@@ -72,7 +72,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
     let statement = |by: &str, artifact: &str, lineage: &str| {
         json!({
         "model_id": "ppo-42", "artifact_sha256": artifact, "dataset_sha256": [OTHER], "lineage": lineage,
-        "requested_by": by, "environment": "production", "policy": "four-eyes-v1", "signed_at": "2026-11-26T09:00:00Z"})
+        "requested_by": by, "environment": "production", "policy": "four-eyes-v1", "signed_at": crate::harness::signed_now()})
     };
     let request = |k: &SignerKey, st: Value| json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(k, &st)}});
 
@@ -140,7 +140,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
 
     let approval = |k: &SignerKey, who: &str, artifact: &str, reference: &str| {
         let st = json!({"request": reference, "artifact_sha256": artifact, "decision": "approve", "approver": who,
-                        "role": "risk", "signed_at": "2026-11-26T10:00:00Z"});
+                        "role": "risk", "signed_at": crate::harness::signed_now()});
         json!({"kind": "approval", "body": {"statement": st, "signature": sign(k, &st)}})
     };
     expect(
@@ -154,7 +154,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
     .await;
     let quant = {
         let st = json!({"request": req, "artifact_sha256": ART, "decision": "approve", "approver": "bob",
-                        "role": "quant", "signed_at": "2026-11-26T10:00:00Z"});
+                        "role": "quant", "signed_at": crate::harness::signed_now()});
         json!({"kind": "approval", "body": {"statement": st, "signature": sign(&bob, &st)}})
     };
     expect(
@@ -195,8 +195,8 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
     .await;
     let imported = json!({"kind": "approval", "body": {
         "statement": {"request": req, "artifact_sha256": ART, "decision": "approve", "approver": "bob", "role": "risk",
-                      "signed_at": "2026-11-26T10:00:00Z"},
-        "source": "github",
+                      "signed_at": crate::harness::signed_now()},
+        "source": "github", "decided_at": "2026-11-26T10:00:00Z",
         "evidence": {"review_id": 1, "reviewer": "bob", "commit_sha": "abc", "submitted_at": "2026-11-26T10:00:00Z", "state": "APPROVED"}}});
     expect(
         &s,

@@ -147,3 +147,18 @@ impl TestServer {
             .unwrap()
     }
 }
+
+/// Returns the time now as RFC 3339 with milliseconds, strictly later than the previous call's
+/// (so a person's successive statements in a test are ordered), for `signed_at`: the server
+/// refuses statements dated outside its skew.
+pub fn signed_now() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = govledger_client::time::now_ms();
+    let ms = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .map_or(now, |last| now.max(last + 1));
+    govledger_client::time::rfc3339_ms(ms)
+}

@@ -555,7 +555,7 @@ async fn release(
         .await;
     let mut st = json!({"model_id": "ppo", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage["leaf_hash"],
                         "requested_by": requester.name(), "environment": "production", "policy": "p",
-                        "signed_at": "2026-11-26T07:00:00Z"});
+                        "signed_at": crate::harness::signed_now()});
     for (k, v) in sources.as_object().unwrap() {
         st[k] = v.clone();
     }
@@ -792,7 +792,12 @@ async fn github_and_servicenow_approvals_flow_into_the_log_and_the_gate() {
         "both failures were retried"
     );
     let r = gate(false).await;
-    assert_eq!(r.failed, ["no_later_rejection"], "{}", r.to_text());
+    assert_eq!(
+        r.failed,
+        ["approvals", "required_sources", "no_later_rejection"],
+        "{}",
+        r.to_text()
+    );
 
     // Rate limited: after the retries, 503 with Retry-After and a clear message.
     state.lock().unwrap().rate_limited = true;
@@ -917,7 +922,7 @@ async fn a_github_app_imports_reviews_and_publishes_the_verdict_as_a_check_run()
     assert_eq!(v["appended"], 0, "{v:#}");
     assert_eq!(exchanges(), (2, 2));
     let rst = json!({"request": request, "artifact_sha256": art, "decision": "approve", "approver": "carol",
-                     "role": "risk", "signed_at": "2026-11-26T09:30:00Z"});
+                     "role": "risk", "signed_at": crate::harness::signed_now()});
     let (code, v) = s
         .post(&json!({"kind": "approval", "body": {"statement": rst, "signature": sign(&keys[2], &rst)}}).to_string())
         .await;
@@ -1038,7 +1043,7 @@ async fn servicenow_oauth_tokens_are_taken_kept_and_renewed() {
     let state: Shared = Arc::new(Mutex::new(Emulated::default()));
     state.lock().unwrap().approvals.push(
         json!({"sys_id": "sn-approved-9", "approver.user_name": "carol.sn",
-        "state": "approved", "sys_updated_on": sn_at(90)}),
+        "state": "approved", "sys_updated_on": sn_at(1)}),
     );
     let emu = emulators(state.clone()).await;
     std::env::set_var("GOVLEDGER_TEST_SN_OAUTH_SECRET", SN_CLIENT_SECRET);
@@ -1146,7 +1151,7 @@ async fn servicenow_oauth_tokens_are_taken_kept_and_renewed() {
         .cloned()
         .unwrap_or_else(|| panic!("{report:#}"));
     assert_eq!(recheck["ok"], true, "{report:#}");
-    assert_eq!(grants().len(), before + 1);
+    assert_eq!(grants().len(), before + 1, "{report:#}");
     assert_eq!(grants().last().unwrap(), "client_credentials");
 
     // A wrong client secret: a clear error that does not show it.
@@ -1385,11 +1390,11 @@ async fn imports_count_only_for_the_release_the_pr_and_the_change_name() {
     for (field, named) in [
         (
             "github",
-            json!({"github": pr, "signed_at": "2026-11-27T07:00:00Z"}),
+            json!({"github": pr, "signed_at": crate::harness::signed_now()}),
         ),
         (
             "servicenow",
-            json!({"servicenow": {"change": "CHG0001"}, "signed_at": "2026-11-27T07:00:00Z"}),
+            json!({"servicenow": {"change": "CHG0001"}, "signed_at": crate::harness::signed_now()}),
         ),
         (
             "github",

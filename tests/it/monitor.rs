@@ -144,13 +144,13 @@ async fn deployments_without_quorum_and_unknown_keys_raise_governance_alerts() {
     assert_eq!(st, 200);
     let request = |by: &SignerKey| {
         let st = json!({"model_id": "m", "artifact_sha256": art, "dataset_sha256": [ds], "lineage": lineage["leaf_hash"],
-                        "requested_by": by.name(), "environment": "production", "policy": "p", "signed_at": "2026-11-26T09:00:00Z"});
+                        "requested_by": by.name(), "environment": "production", "policy": "p", "signed_at": crate::harness::signed_now()});
         json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(by, &st)}})
             .to_string()
     };
     let approve = |k: &SignerKey, req: &str| {
         let st = json!({"request": req, "artifact_sha256": art, "decision": "approve", "approver": k.name(),
-                        "role": "risk", "signed_at": "2026-11-26T10:00:00Z"});
+                        "role": "risk", "signed_at": crate::harness::signed_now()});
         json!({"kind": "approval", "body": {"statement": st, "signature": sign(k, &st)}})
             .to_string()
     };

@@ -272,7 +272,10 @@ fn eligibility<'a>(
                     .logged_at_ms
                     .saturating_add(policy.max_statement_skew_ms)
             {
-                return Err("decided after the log recorded it".to_owned());
+                return Err(format!(
+                    "decided at {at_ms} ms, after the log recorded it at {} ms",
+                    entry.logged_at_ms
+                ));
             }
             if at_ms < target.logged_at_ms - target.logged_at_ms % 1000 {
                 return Err("decided before the request was logged".to_owned());

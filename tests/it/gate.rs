@@ -80,13 +80,25 @@ impl Story {
         request: &str,
         artifact: Option<&Path>,
     ) -> Report {
+        self.gate_at(bundle, online, request, artifact, now())
+    }
+
+    /// [`Story::gate`] with the gate's clock at `now_ms`.
+    fn gate_at(
+        &self,
+        bundle: Option<&Path>,
+        online: bool,
+        request: &str,
+        artifact: Option<&Path>,
+        now_ms: u64,
+    ) -> Report {
         govledger_client::gate::run(&GateArgs {
             policy: &self.policy,
             bundle,
             url: online.then_some(self.url.as_str()),
             request,
             artifact,
-            now_ms: now(),
+            now_ms,
             recheck: false,
             sources: Default::default(),
             github_status: false,
@@ -512,14 +524,18 @@ fn run_story(
     assert_eq!(failed(&r), ["bundle_complete"]);
     assert!(detail(&r, "bundle_complete").contains(&rejection));
 
-    // An expired approval (signed two days ago; the policy allows one).
+    // A statement dated two days ago is refused at submission (finding: max_age bypassed by
+    // the time a signer chooses): signed_at must be within the skew of the log's clock.
     let r4 = ok(url, &story.request(&alice, &meta));
-    ok(
+    let (st, v) = post(
         url,
         &approval(&bob, &r4, &art, "approve", "risk", now() - 2 * 86_400_000),
     );
+    assert_eq!((st, v["error"].as_str().unwrap()), (400, "signed_at_skew"), "{v}");
+    // An expired approval: the gate's clock two days on; the policy allows one.
+    ok(url, &approval(&bob, &r4, &art, "approve", "risk", now()));
     ok(url, &approval(&carol, &r4, &art, "approve", "risk", now()));
-    let r = story.gate(None, true, &r4, None);
+    let r = story.gate_at(None, false, &r4, None, now() + 2 * 86_400_000);
     assert_eq!(failed(&r), ["approvals", "approval_age"], "{}", r.to_text());
     assert!(detail(&r, "approval_age").contains("bob"));
     let _ = (dave, carol);

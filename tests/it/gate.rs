@@ -222,8 +222,10 @@ async fn the_governance_story_and_every_refusal_of_the_gate() {
     };
     tokio::task::spawn_blocking(move || {
         // Online, the gate follows the rotation from the pinned key through the log.
+        // (dave's later rejection of another request for this artifact now stands against
+        // this one too: the only failing rule.)
         let r = story.gate(None, true, &request, None);
-        assert!(r.ok, "{}", r.to_text());
+        assert_eq!(failed(&r), ["no_later_rejection"], "{}", r.to_text());
         assert!(
             detail(&r, "key_rotation").contains("followed 1 key rotation"),
             "{}",
@@ -531,12 +533,29 @@ fn run_story(
         url,
         &approval(&bob, &r4, &art, "approve", "risk", now() - 2 * 86_400_000),
     );
-    assert_eq!((st, v["error"].as_str().unwrap()), (400, "signed_at_skew"), "{v}");
+    assert_eq!(
+        (st, v["error"].as_str().unwrap()),
+        (400, "signed_at_skew"),
+        "{v}"
+    );
     // An expired approval: the gate's clock two days on; the policy allows one.
     ok(url, &approval(&bob, &r4, &art, "approve", "risk", now()));
     ok(url, &approval(&carol, &r4, &art, "approve", "risk", now()));
-    let r = story.gate_at(None, false, &r4, None, now() + 2 * 86_400_000);
-    assert_eq!(failed(&r), ["approvals", "approval_age"], "{}", r.to_text());
+    // Two days on, both approvals have expired; and dave's standing rejection of an earlier
+    // request for this artifact in production blocks this request too.
+    let r = story.gate_at(None, true, &r4, None, now() + 2 * 86_400_000);
+    assert_eq!(
+        failed(&r),
+        [
+            "approvals",
+            "required_roles",
+            "no_later_rejection",
+            "approval_age"
+        ],
+        "{}",
+        r.to_text()
+    );
+    assert!(detail(&r, "no_later_rejection").contains("dave"));
     assert!(detail(&r, "approval_age").contains("bob"));
     let _ = (dave, carol);
     (request, good)

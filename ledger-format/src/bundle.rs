@@ -270,7 +270,7 @@ impl Bundle {
                 None
             }
         };
-        opened.request = open(&self.request);
+        opened.request = Some(&self.request).and_then(&mut open);
         opened.lineage = self.lineage.as_ref().and_then(&mut open);
         opened.related = self.related.iter().filter_map(&mut open).collect();
         opened.approvals = self.approvals.iter().filter_map(&mut open).collect();

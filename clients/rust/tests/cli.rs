@@ -456,10 +456,13 @@ fn offline_release(
         let c = ledger_format::jcs::canonicalize(&st).unwrap();
         serde_json::json!({"statement": st, "signature": STANDARD.encode(k.sign_raw(c.as_bytes()))})
     };
+    // Statements dated when the log recorded them (the evaluator refuses a skew).
+    let now = govledger_client::time::now_ms();
+    let stamp = govledger_client::time::rfc3339_ms(now);
     let leaf = |kind, body: Value| {
         Leaf {
             kind,
-            logged_at_ms: 1,
+            logged_at_ms: now,
             submitter: "anonymous".into(),
             entry_id: String::new(),
             body: body.to_string().into_bytes(),
@@ -479,7 +482,7 @@ fn offline_release(
             &keys[0],
             serde_json::json!({"model_id": "m", "artifact_sha256": art, "dataset_sha256": [ds],
             "lineage": leaf_hash(&lineage).to_hex(), "requested_by": "alice", "environment": "production",
-            "policy": "p", "signed_at": "2099-01-01T00:00:00Z"}),
+            "policy": "p", "signed_at": stamp}),
         ),
     );
     let req = leaf_hash(&request).to_hex();
@@ -489,7 +492,7 @@ fn offline_release(
             sign(
                 k,
                 serde_json::json!({"request": req, "artifact_sha256": art, "decision": "approve",
-                "approver": k.name(), "role": "risk", "signed_at": "2099-01-01T00:00:00Z"}),
+                "approver": k.name(), "role": "risk", "signed_at": stamp}),
             ),
         )
     };

@@ -62,6 +62,11 @@ pub enum SubmitError {
         entry_id: String,
         index: u64,
     },
+    #[error("entry_id {entry_id:?} of {submitter} names two different entries of one batch")]
+    EntryIdRepeated { submitter: String, entry_id: String },
+    /// The entry cannot be encoded as a leaf (an invalid field): nothing was written.
+    #[error("the entry cannot be logged: {0}")]
+    Unencodable(String),
     #[error("the submission queue is full; retry shortly")]
     QueueFull,
     #[error("the log is not accepting entries: {0}")]
@@ -236,8 +241,8 @@ type Answer = (
 enum Slot {
     /// Already in the log (an idempotent retry or an identical leaf).
     Existing(Placed),
-    /// To be appended.
-    New(Leaf),
+    /// To be appended, with its encoding.
+    New(Leaf, Vec<u8>),
 }
 
 /// The wall clock in Unix milliseconds.
@@ -363,6 +368,50 @@ impl Sequencer {
         }
     }
 
+    /// Resolves the entries of one request: each is already placed (a retry or an earlier entry
+    /// of the group) or new and encoded. Within the request an `entry_id` names one entry: the
+    /// same id twice with different contents is a conflict, as it would be across requests. A
+    /// leaf that cannot be encoded (a source record with an invalid identifier) is refused
+    /// here, never unwrapped.
+    fn resolve_request(
+        &self,
+        entries: &[Pending],
+        by_id: &HashMap<(String, String), Placed>,
+        ms: u64,
+    ) -> Result<Vec<Slot>, SubmitError> {
+        let mut within: HashMap<(&str, &str), &Pending> = HashMap::new();
+        let mut slots = Vec::with_capacity(entries.len());
+        for p in entries {
+            if !p.entry_id.is_empty() {
+                if let Some(first) = within.insert((&p.submitter, &p.entry_id), p) {
+                    if first.kind != p.kind || first.body != p.body {
+                        return Err(SubmitError::EntryIdRepeated {
+                            submitter: p.submitter.clone(),
+                            entry_id: p.entry_id.clone(),
+                        });
+                    }
+                }
+            }
+            slots.push(match self.resolve(p, by_id)? {
+                Some(placed) => Slot::Existing(placed),
+                None => {
+                    let leaf = Leaf {
+                        kind: p.kind,
+                        logged_at_ms: ms,
+                        submitter: p.submitter.clone(),
+                        entry_id: p.entry_id.clone(),
+                        body: p.body.clone(),
+                    };
+                    let bytes = leaf
+                        .encode()
+                        .map_err(|e| SubmitError::Unencodable(e.to_string()))?;
+                    Slot::New(leaf, bytes)
+                }
+            });
+        }
+        Ok(slots)
+    }
+
     fn commit_group(&mut self, group: Vec<Request>) {
         let started = Instant::now();
         let mut by_id: HashMap<(String, String), Placed> = HashMap::new();
@@ -380,24 +429,9 @@ impl Sequencer {
         let ms = self.last_ms.max(now_ms());
 
         for req in group {
-            // First pass: resolve every entry without changing anything, so that a batch with
-            // one conflicting entry appends nothing.
-            let slots: Result<Vec<Slot>, SubmitError> = req
-                .entries
-                .iter()
-                .map(|p| {
-                    Ok(match self.resolve(p, &by_id)? {
-                        Some(placed) => Slot::Existing(placed),
-                        None => Slot::New(Leaf {
-                            kind: p.kind,
-                            logged_at_ms: ms,
-                            submitter: p.submitter.clone(),
-                            entry_id: p.entry_id.clone(),
-                            body: p.body.clone(),
-                        }),
-                    })
-                })
-                .collect();
+            // First pass: resolve and encode every entry without changing anything, so that a
+            // batch with one conflicting or unencodable entry appends nothing.
+            let slots = self.resolve_request(&req.entries, &by_id, ms);
             let slots = match slots {
                 Ok(s) => s,
                 Err(e) => {
@@ -412,8 +446,7 @@ impl Sequencer {
                         self.metrics.deduplicated.fetch_add(1, Ordering::Relaxed);
                         p
                     }
-                    Slot::New(leaf) => {
-                        let bytes = leaf.encode().expect("validated at submission");
+                    Slot::New(leaf, bytes) => {
                         let hash = ledger_format::leaf_hash(&bytes);
                         // Every stored leaf has logged_at_ms <= self.last_ms, so a leaf with a
                         // newer timestamp cannot be in the store: only the group can hold it.

@@ -126,7 +126,9 @@ pub struct LogState {
 /// Opens `note`, a checkpoint of `origin`, with the keys trusted for that origin: a witness may
 /// trust several (a log rotating its key, for the time of the hand-over). At least one must
 /// have signed it, and a line that names a trusted key but does not verify is refused (403),
-/// whatever the other lines.
+/// whatever the other lines. The returned note keeps only the signature lines of the trusted
+/// keys that verified it: what a witness stores and serves is the log's checkpoint under the
+/// key that signed it, whichever of the trusted keys that was.
 pub fn open_trusted(
     note: &[u8],
     origin: &str,
@@ -136,15 +138,25 @@ pub fn open_trusted(
     if trusted.is_empty() {
         return Err(WitnessError::UnknownLog(origin.to_owned()));
     }
-    let mut opened = None;
+    let mut opened: Option<SignedCheckpoint> = None;
+    let mut signers: Vec<&VerifierKey> = Vec::new();
     for key in trusted {
         match SignedCheckpoint::open(note, key, &[]) {
-            Ok((signed, _)) => opened = Some(signed),
+            Ok((signed, _)) => {
+                opened = Some(signed);
+                signers.push(key);
+            }
             Err(crate::checkpoint::CheckpointError::Note(NoteError::NoVerifiedSignature)) => {}
             Err(_) => return Err(WitnessError::BadSignature),
         }
     }
-    opened.ok_or(WitnessError::BadSignature)
+    let mut signed = opened.ok_or(WitnessError::BadSignature)?;
+    signed.note.signatures.retain(|s| {
+        signers
+            .iter()
+            .any(|k| k.name() == s.name && k.key_id() == s.key_id)
+    });
+    Ok(signed)
 }
 
 /// Decides a request. `logs` are the log keys this witness follows (name = origin); `state`

@@ -85,6 +85,11 @@ impl From<SubmitError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "entry_id_conflict", e.to_string())
                     .field("entry_id")
             }
+            SubmitError::EntryIdRepeated { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "entry_id_conflict", e.to_string())
+                    .field("entry_id")
+            }
+            SubmitError::Unencodable(_) => ApiError::bad_request("invalid_entry", e.to_string()),
             SubmitError::QueueFull => ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())

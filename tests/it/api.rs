@@ -196,6 +196,20 @@ async fn retries_are_idempotent_and_conflicts_change_nothing() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["receipts"][0]["index"], v["receipts"][1]["index"]);
     assert_eq!(s.tree_size().await, 4);
+
+    // The same entry_id for two different bodies inside one batch is a conflict, in any
+    // position, and the batch appends nothing (finding 13: both bodies were appended).
+    for order in [[7, 8], [8, 7]] {
+        let batch = json!({"entries": [
+            {"kind": "audit", "entry_id": "twice", "body": audit(order[0])},
+            {"kind": "audit", "entry_id": "fresh", "body": audit(9)},
+            {"kind": "audit", "entry_id": "twice", "body": audit(order[1])},
+        ]});
+        let (st, v) = s.post(&batch.to_string()).await;
+        assert_eq!(st, 409, "{v}");
+        assert_eq!(v["error"], "entry_id_conflict", "{v}");
+        assert_eq!(s.tree_size().await, 4, "nothing appended");
+    }
     s.stop().await;
 }
 

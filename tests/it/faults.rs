@@ -413,3 +413,39 @@ fn a_newer_format_version_is_refused() {
         "{err}"
     );
 }
+
+/// Finding 3: a source record whose identifier makes an invalid entry id (a space, or more than
+/// 255 bytes) reached the sequencer, which panicked on `encode().expect(..)` and took the server
+/// down on every sync. Now the request is refused, nothing is appended, and the sequencer goes on.
+#[tokio::test]
+async fn an_unencodable_leaf_is_refused_and_the_sequencer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SignerKey::from_seed("localhost/govledger", [5; 32]).unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 16).unwrap());
+    let (log, compact, last_ms) = Log::open(store, key, "localhost/govledger").unwrap();
+    let (handle, thread) = sequencer::start(log.clone(), compact, last_ms, SETTINGS);
+    let mut spaced = pending(1);
+    spaced.entry_id = "servicenow:CHG 1".into();
+    let mut long = pending(2);
+    long.entry_id = "x".repeat(300);
+    for bad in [spaced, long] {
+        // The bad entry second in a batch: the good first one is not appended either.
+        let err = handle
+            .submit(vec![pending(0), bad])
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, SubmitError::Unencodable(_)), "{err}");
+    }
+    assert_eq!(log.published().size, 0);
+    let ok = handle
+        .submit(vec![pending(0)])
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ok.published.size, 1, "the sequencer still runs");
+    drop(handle);
+    thread.join().expect("the sequencer thread did not panic");
+}

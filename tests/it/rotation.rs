@@ -376,5 +376,29 @@ async fn a_witness_trusting_both_keys_cosigns_across_the_rotation() {
     .unwrap();
     assert_eq!(verified.len(), 2, "the new key and the witness: {note}");
     s.stop().await;
+    // Finding 11: the witness kept the lines of the first trusted key of the origin (the old
+    // one), so it stored the size-5 checkpoint without any log signature and could not restart.
+    // It keeps the lines of the key that verified.
+    let state = w.stop().await;
+    let origin = new.verifier().name().to_owned();
+    let stored = std::fs::read_to_string(
+        state
+            .path()
+            .join(govledger_client::witness::origin_id(&origin)),
+    )
+    .unwrap();
+    assert!(stored.contains("\n5\n"), "{stored}");
+    ledger_format::checkpoint::SignedCheckpoint::open(stored.as_bytes(), &new.verifier(), &[])
+        .expect("the stored state carries the new key's signature");
+    let w = TestWitness::start_in("witness-r", 21, &both, state).await;
+    let latest = reqwest::get(format!(
+        "{}/{}/checkpoint",
+        w.url,
+        govledger_client::witness::origin_id(&origin)
+    ))
+    .await
+    .unwrap();
+    assert_eq!(latest.status(), 200, "the witness restarted on that state");
+    assert_eq!(latest.text().await.unwrap(), stored);
     w.stop().await;
 }

@@ -17,7 +17,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ledger_format::note::{Note, SignerKey, VerifierKey};
+use ledger_format::note::{SignerKey, VerifierKey};
 use ledger_format::witness::{decide, AddCheckpoint, LogState, SIZE_CONTENT_TYPE};
 use sha2::{Digest, Sha256};
 
@@ -121,22 +121,9 @@ fn add(w: &Witness, body: &[u8]) -> Result<String, ledger_format::witness::Witne
     let mut state = w.state.lock().expect("lock poisoned");
     let signed = decide(&req, &w.logs, |origin| state.get(origin).map(|l| l.state))?;
     let origin = signed.checkpoint.origin.clone();
-    let key = w
-        .logs
-        .iter()
-        .find(|k| k.name() == origin)
-        .expect("decide checked the origin");
     let cosig = ledger_format::cosig::cosign(&w.key, &signed.note.text, now_secs());
-    let mut kept = Note {
-        text: signed.note.text.clone(),
-        signatures: signed
-            .note
-            .signatures
-            .iter()
-            .filter(|s| s.name == key.name() && s.key_id == key.key_id())
-            .cloned()
-            .collect(),
-    };
+    // `decide` left only the lines of the log keys that verified the checkpoint.
+    let mut kept = signed.note;
     kept.signatures.push(cosig.clone());
     let note = kept.to_text();
     write_atomic(&w.dir.join(origin_id(&origin)), note.as_bytes())

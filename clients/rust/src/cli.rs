@@ -301,14 +301,19 @@ pub fn verify_receipt(
         )));
     }
     let proof = &file.receipts[0].0;
-    let leaf = match &proof.extra {
-        Some(bytes) => leaf_summary(bytes),
-        None => "leaf bytes not included".into(),
+    // The proof verified the leaf hash of `--leaf-hash` or, without it, of the leaf bytes in
+    // the file: bytes that hash to anything else are unauthenticated and never shown.
+    let extra_hash = proof.extra.as_deref().map(ledger_format::leaf_hash);
+    let proven = leaf_hash.or(extra_hash);
+    let leaf = match (&proof.extra, extra_hash) {
+        (Some(bytes), h) if h == proven => leaf_summary(bytes),
+        (Some(_), Some(h)) => format!(
+            "not shown: the file's leaf bytes hash to {}, not to the proven leaf hash",
+            h.to_hex()
+        ),
+        _ => "leaf bytes not included".into(),
     };
-    let leaf_hex = leaf_hash
-        .or_else(|| proof.extra.as_deref().map(ledger_format::leaf_hash))
-        .map(|h| h.to_hex())
-        .unwrap_or_default();
+    let leaf_hex = proven.map(|h| h.to_hex()).unwrap_or_default();
     Ok(Outcome::Valid(format!(
         "valid receipt\nindex: {}\nleaf_hash: {leaf_hex}\nleaf: {leaf}\n{tail}",
         proof.index,

@@ -654,3 +654,36 @@ fn gate_github_app_flags_go_together() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--github-app-key"), "{err}");
 }
+
+/// Finding 15: with `--leaf-hash H`, the proof verifies H, but the file's `extra` (the
+/// unauthenticated leaf bytes) was printed as the verified leaf even when it hashes to something
+/// else. Only bytes that hash to the proven leaf hash are shown.
+#[test]
+fn verify_with_leaf_hash_never_shows_unverified_leaf_bytes() {
+    let (key, receipt) = receipt_fixture();
+    let vkey = key.verifier().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("swapped.tlog-proof");
+    let mut proof = receipt.to_tlog_proof().unwrap();
+    let genuine = receipt.leaf_hash.clone();
+    let forged = Leaf {
+        kind: EntryKind::Audit,
+        logged_at_ms: 1_700_000_000_000,
+        submitter: "mallory".into(),
+        entry_id: "forged".into(),
+        body: br#"{"event_type":"FORGED"}"#.to_vec(),
+    }
+    .encode()
+    .unwrap();
+    proof.extra = Some(forged);
+    std::fs::write(&path, proof.to_text()).unwrap();
+    let p = path.to_str().unwrap();
+    let o = govledger(&["verify", p, "--log-key", &vkey, "--leaf-hash", &genuine]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(!out.contains("mallory") && !out.contains("forged"), "{out}");
+    assert!(out.contains(&format!("leaf_hash: {genuine}")), "{out}");
+    assert!(out.contains("not shown"), "{out}");
+    // Without --leaf-hash the forged bytes are what the proof must verify: invalid.
+    assert_eq!(code(&govledger(&["verify", p, "--log-key", &vkey])), 1);
+}

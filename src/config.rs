@@ -66,6 +66,9 @@ pub struct Config {
     pub certificates: Vec<CertificateClientConfig>,
     /// Connection limits and timeouts: slow or idle clients cannot hold connections.
     pub connections: ConnectionsConfig,
+    /// What a reader may cost: list pages bounded in bytes, a server-wide budget of response
+    /// memory, per-client read rates.
+    pub reads: ReadsConfig,
 }
 
 /// TLS with rustls. The PEM files are read at start and again on SIGHUP (a failed reload keeps
@@ -113,6 +116,35 @@ pub struct CertificateClientConfig {
     pub burst: Option<f64>,
     #[serde(default)]
     pub quota_per_day: Option<u64>,
+}
+
+/// Bounds on reads: unauthenticated clients must not be able to hold the server's memory.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadsConfig {
+    /// Largest list page (`GET /v1/entries`), in bytes of answer: the page ends before the
+    /// entry that would pass it (always at least one entry) and `next_cursor` continues there.
+    pub max_response_bytes: usize,
+    /// Memory, in MiB, that answers to reads may hold at once until their last byte is sent;
+    /// an answer that does not fit gets 503 `overloaded` with `Retry-After`.
+    pub response_budget_mb: u64,
+    /// Reads per second per client (bearer token's client, else IP address); 0: unlimited
+    /// (the default, so monitors, audits and benchmarks are not throttled). 429 `rate_limited`
+    /// with `Retry-After` beyond.
+    pub read_rate_per_s: f64,
+    /// Reads a client may make at once before the rate applies.
+    pub read_burst: f64,
+}
+
+impl Default for ReadsConfig {
+    fn default() -> ReadsConfig {
+        ReadsConfig {
+            max_response_bytes: 4 << 20,
+            response_budget_mb: 256,
+            read_rate_per_s: 0.0,
+            read_burst: 100.0,
+        }
+    }
 }
 
 /// Connection limits (DESIGN.md §7).
@@ -404,6 +436,7 @@ impl Default for Config {
             tls: None,
             certificates: Vec::new(),
             connections: ConnectionsConfig::default(),
+            reads: ReadsConfig::default(),
         }
     }
 }
@@ -475,6 +508,20 @@ impl Config {
         anyhow::ensure!(
             c.idle_timeout_ms >= 1 && c.header_timeout_ms >= 1 && c.request_timeout_ms >= 1,
             "connection timeouts must be at least 1 ms"
+        );
+        let r = &self.reads;
+        anyhow::ensure!(
+            r.max_response_bytes >= 64 << 10,
+            "reads.max_response_bytes must be at least 65536 (one entry and its proof)"
+        );
+        anyhow::ensure!(
+            r.response_budget_mb >= 1
+                && (r.response_budget_mb << 20) as usize >= r.max_response_bytes,
+            "reads.response_budget_mb must hold at least one page of reads.max_response_bytes"
+        );
+        anyhow::ensure!(
+            r.read_rate_per_s >= 0.0 && r.read_burst >= 1.0,
+            "reads.read_rate_per_s must be at least 0 and reads.read_burst at least 1"
         );
         self.policy()?;
         // One GitHub login, one person; one ServiceNow user, one person.

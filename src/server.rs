@@ -276,6 +276,10 @@ async fn serve_log(
         certificates: certificate_clients(cfg)?,
         request_timeout: Duration::from_millis(cfg.connections.request_timeout_ms),
         connections: connections.clone(),
+        budget: crate::http::reads::ResponseBudget::new(cfg.reads.response_budget_mb),
+        read_limiter: crate::http::limits::Limiter::counting("reads"),
+        read_limit: limit(cfg.reads.read_rate_per_s, cfg.reads.read_burst, 0),
+        max_response_bytes: cfg.reads.max_response_bytes,
     });
     let tls = tls_state(cfg)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -31,13 +31,26 @@ struct Bucket {
     today: u64,
 }
 
-/// The buckets of every client.
-#[derive(Default)]
+/// The buckets of every client, counting `unit` (entries for submissions, reads for reads).
 pub struct Limiter {
     buckets: Mutex<HashMap<String, Bucket>>,
+    unit: &'static str,
+}
+
+impl Default for Limiter {
+    fn default() -> Limiter {
+        Limiter::counting("entries")
+    }
 }
 
 impl Limiter {
+    pub fn counting(unit: &'static str) -> Limiter {
+        Limiter {
+            buckets: Mutex::new(HashMap::new()),
+            unit,
+        }
+    }
+
     /// Takes `n` entries from `client`'s bucket and quota, or answers 429.
     pub fn take(&self, client: &str, limit: Option<Limit>, n: usize) -> Result<(), ApiError> {
         let unix_s = crate::sequencer::now_ms() / 1000;
@@ -92,8 +105,9 @@ impl Limiter {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!(
-                    "{n} entries exceed client {client}'s burst of {} entries; send smaller batches",
-                    l.burst
+                    "{n} {unit} exceed client {client}'s burst of {} {unit}; send smaller batches",
+                    l.burst,
+                    unit = self.unit
                 ),
             ));
         }
@@ -103,8 +117,10 @@ impl Limiter {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!(
-                    "client {client} is limited to {} entries/s (burst {}); retry in {wait} s",
-                    l.rate, l.burst
+                    "client {client} is limited to {} {unit}/s (burst {}); retry in {wait} s",
+                    l.rate,
+                    l.burst,
+                    unit = self.unit
                 ),
             );
             e.retry_after = Some(wait);

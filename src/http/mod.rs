@@ -8,6 +8,7 @@ mod error;
 mod integrations;
 pub mod limits;
 mod read;
+pub mod reads;
 mod submit;
 
 pub use error::ApiError;
@@ -56,6 +57,13 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Connections open and refused (shared with the listener).
     pub connections: Arc<conn::ConnStats>,
+    /// The memory answers to reads may hold until they are sent.
+    pub budget: reads::ResponseBudget,
+    /// Per-client read rates, and the limit (`None`: unlimited).
+    pub read_limiter: limits::Limiter,
+    pub read_limit: Option<limits::Limit>,
+    /// Largest list page, in bytes of answer.
+    pub max_response_bytes: usize,
 }
 
 /// Every route as (method, OpenAPI path). `docs/openapi.json` lists exactly these, and each
@@ -109,6 +117,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(read::openapi))
         .fallback(read::no_route)
         .method_not_allowed_fallback(read::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            reads::bounded,
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -392,6 +392,18 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
         s.connections.refused.load(Ordering::Relaxed) as f64,
     );
     metric(
+        "govledger_response_bytes_in_use",
+        "gauge",
+        "Bytes of read answers held until they are sent (bounded by reads.response_budget_mb).",
+        s.budget.in_use_bytes() as f64,
+    );
+    metric(
+        "govledger_reads_overloaded_total",
+        "counter",
+        "Read answers refused with 503 overloaded: they did not fit the response budget.",
+        s.budget.refused.load(Ordering::Relaxed) as f64,
+    );
+    metric(
         "govledger_queue_depth",
         "gauge",
         "Requests waiting for the sequencer.",
@@ -530,12 +542,30 @@ pub async fn list(
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })??;
-    let proofs = s.log.inclusions(&indices, published.size)?;
-    let mut entries = Vec::with_capacity(indices.len());
-    for (i, proof) in indices.iter().zip(proofs) {
-        let leaf = s.log.leaf(*i)?;
+    // The page ends before the entry that would take it past max_response_bytes: leaves are
+    // read one by one against that bound, so a page of large entries never sits in memory.
+    let overhead = 160 + published.checkpoint.len() + 45 * 64;
+    let mut leaves = Vec::with_capacity(indices.len());
+    let mut bytes = 0usize;
+    for &i in &indices {
+        let leaf = s.log.leaf(i)?;
+        let cost = leaf.len().div_ceil(3) * 4 + overhead;
+        if !leaves.is_empty() && bytes + cost > s.max_response_bytes {
+            break;
+        }
+        bytes += cost;
+        leaves.push((i, leaf));
+    }
+    let next = match indices.get(leaves.len()) {
+        Some(&cut) => Some(cut),
+        None => next,
+    };
+    let kept: Vec<u64> = leaves.iter().map(|(i, _)| *i).collect();
+    let proofs = s.log.inclusions(&kept, published.size)?;
+    let mut entries = Vec::with_capacity(kept.len());
+    for ((index, leaf), proof) in leaves.into_iter().zip(proofs) {
         let placed = Placed {
-            index: *i,
+            index,
             leaf_hash: ledger_format::leaf_hash(&leaf),
             leaf,
         };

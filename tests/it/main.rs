@@ -22,6 +22,7 @@ mod kafka;
 mod monitor;
 #[cfg(all(feature = "s3", feature = "kafka"))]
 mod outage;
+mod reads;
 mod rotation;
 #[cfg(feature = "s3")]
 mod s3;

@@ -94,6 +94,10 @@ enum Command {
         /// Why the key changes (recorded in the entry).
         #[arg(long, default_value = "scheduled rotation")]
         reason: String,
+        /// Keep the retired private key as `<key file>.retired-<key id>` (mode 0400) instead of
+        /// destroying it (the default: only its verifier key stays, as `...retired-<id>.pub`).
+        #[arg(long)]
+        keep_retired_key: bool,
     },
     /// Offline check of a data dir: recompute every hash from the entries and verify the last
     /// signed checkpoint. Exit 0 if consistent, 1 if not, 2 on errors.
@@ -181,18 +185,32 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             )?;
             println!("imported {n} entries into {}", cfg.data_dir.display());
         }
-        Command::RotateKey { common, reason } => {
+        Command::RotateKey {
+            common,
+            reason,
+            keep_retired_key,
+        } => {
             let cfg = common.load()?;
-            let r = govledger::rotate::rotate_key(&cfg, &reason)?;
+            let r = govledger::rotate::rotate_key(&cfg, &reason, keep_retired_key)?;
             println!("old key: {}", r.old_key);
             println!("new key: {}", r.new_key);
             println!(
                 "key_event at index {}; hand-over checkpoint at size {} signed by both keys",
                 r.index, r.size
             );
+            let kept = if r.kept_private {
+                format!(
+                    "the old private key is kept (read-only) as {}",
+                    r.retired.display()
+                )
+            } else {
+                format!(
+                    "the old private key was destroyed; its verifier key is in {}",
+                    r.retired.display()
+                )
+            };
             eprintln!(
-                "the old key is kept as {}; give the new verifier key to witnesses (`govledger witness serve --log OLD --log NEW` trusts both while they catch up) and to policies that pin the log key (verifiers holding the old key follow the rotation from the log)",
-                r.retired.display()
+                "{kept}; give the new verifier key to witnesses (`govledger witness serve --log OLD --log NEW`, oldest first, trusts both while they catch up) and to policies that pin the log key (verifiers holding the old key follow the rotation from the log)"
             );
         }
         Command::Check { common } => {

@@ -8,8 +8,11 @@
 //!    `after.size` and covered by a checkpoint signed with the old key;
 //! 3. that checkpoint is signed again by both keys, so a verifier holding either key accepts
 //!    the hand-over head;
-//! 4. the old key file becomes `<key file>.retired-<key id>` and the new one takes its place;
-//!    `log.pub` names the new key.
+//! 4. the new key takes the old one's place and `log.pub` names the new key; the old private
+//!    key is destroyed (its file overwritten with zeros, synced and removed) and only its
+//!    verifier key stays, as `<key file>.retired-<key id>.pub`. Whoever later reads the data
+//!    dir cannot sign as the retired key. `--keep-retired-key` keeps the private key instead,
+//!    as `<key file>.retired-<key id>` (mode 0400), for an operator who escrows it.
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +37,10 @@ pub struct Rotation {
     pub index: u64,
     /// The tree size of the hand-over checkpoint (signed by both keys).
     pub size: u64,
+    /// Where the retired key is: its private key file with `keep_retired`, else its verifier
+    /// key file (the private key is destroyed).
     pub retired: PathBuf,
+    pub kept_private: bool,
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -44,7 +50,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Rotates the log key of the stopped server configured by `cfg`.
-pub fn rotate_key(cfg: &Config, reason: &str) -> Result<Rotation> {
+pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rotation> {
     if std::env::var_os("GOVLEDGER_LOG_KEY").is_some() {
         bail!("GOVLEDGER_LOG_KEY is set: rotate-key rotates the key file; unset it (and provide the new key the same way afterwards)");
     }
@@ -173,11 +179,51 @@ pub fn rotate_key(cfg: &Config, reason: &str) -> Result<Rotation> {
     let pub_path = cfg.data_dir.join("log.pub");
     std::fs::write(&pub_path, format!("{}\n", new.verifier()))
         .with_context(|| format!("writing {}", pub_path.display()))?;
+    let retired_pub = with_suffix(&retired, ".pub");
+    std::fs::write(&retired_pub, format!("{}\n", old.verifier()))
+        .with_context(|| format!("writing {}", retired_pub.display()))?;
+    let kept = if keep_retired {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&retired, std::fs::Permissions::from_mode(0o400))
+            .with_context(|| format!("making {} read-only", retired.display()))?;
+        retired
+    } else {
+        destroy(&retired)?;
+        retired_pub
+    };
     Ok(Rotation {
         old_key: old.verifier(),
         new_key: new.verifier(),
         index,
         size: p.size,
-        retired,
+        retired: kept,
+        kept_private: keep_retired,
     })
+}
+
+/// Overwrites the key file at `path` with zeros, syncs it and removes it. (On a copy-on-write
+/// or journaling file system the old blocks may survive on disk: the data dir's disk is to be
+/// encrypted or destroyed with the machine, as for any key.)
+fn destroy(path: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} writable to destroy it", path.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {} to destroy it", path.display()))?;
+    f.write_all(&vec![0u8; len as usize])?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }

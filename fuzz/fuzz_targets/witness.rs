@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         SignerKey::from_seed("example.com/log", [1; 32]).unwrap().verifier(),
         SignerKey::from_seed("example.com/log", [2; 32]).unwrap().verifier(),
     ];
-    let state = Some(LogState { size: 3, root: ledger_format::Hash([2; 32]) });
+    let state = Some(LogState { size: 3, root: ledger_format::Hash([2; 32]), key: 1 });
     match AddCheckpoint::parse(data) {
         Ok(req) => {
             if let Ok(note) = std::str::from_utf8(&req.note) {

@@ -273,3 +273,83 @@ mod tests {
         assert!(KeyEvent::parse(v.to_string().as_bytes()).is_err());
     }
 }
+
+/// A log's keys in rotation order: the key a verifier trusts first, then each rotation's new key
+/// with the size of the head it follows (`after.size`). Each key signs a span of tree sizes:
+/// the old key up to the hand-over head (size `after.size + 1`, the first tree holding the event,
+/// signed by both keys), the new key from that head on. A checkpoint signed by a retired key
+/// beyond the hand-over, or by a new key before it, is not the log's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyChain {
+    first: VerifierKey,
+    rotations: Vec<(u64, VerifierKey)>,
+}
+
+impl KeyChain {
+    pub fn new(first: VerifierKey) -> KeyChain {
+        KeyChain {
+            first,
+            rotations: Vec::new(),
+        }
+    }
+
+    /// Adds a rotation (in log order) that was verified against the key in use.
+    pub fn push(&mut self, after_size: u64, new_key: VerifierKey) {
+        self.rotations.push((after_size, new_key));
+    }
+
+    /// The key in use now: the last rotation's new key, else the first.
+    pub fn current(&self) -> &VerifierKey {
+        self.rotations.last().map_or(&self.first, |(_, k)| k)
+    }
+
+    /// The `after.size` of each rotation, in order.
+    pub fn rotated_after(&self) -> impl Iterator<Item = u64> + '_ {
+        self.rotations.iter().map(|(after, _)| *after)
+    }
+
+    /// Every key, oldest first.
+    pub fn keys(&self) -> impl Iterator<Item = &VerifierKey> {
+        std::iter::once(&self.first).chain(self.rotations.iter().map(|(_, k)| k))
+    }
+
+    /// The keys whose signature makes a checkpoint of `size` leaves the log's: one key, or the
+    /// two of a hand-over head.
+    pub fn keys_for(&self, size: u64) -> Vec<&VerifierKey> {
+        let mut keys = vec![&self.first];
+        for (after, key) in &self.rotations {
+            match size.cmp(&(after + 1)) {
+                std::cmp::Ordering::Greater => keys = vec![key],
+                std::cmp::Ordering::Equal => keys.push(key),
+                std::cmp::Ordering::Less => break,
+            }
+        }
+        keys
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::KeyChain;
+    use crate::note::SignerKey;
+
+    #[test]
+    fn each_key_signs_its_span_and_both_sign_the_hand_over() {
+        let k = |seed| {
+            SignerKey::from_seed("example.com/log", [seed; 32])
+                .unwrap()
+                .verifier()
+        };
+        let mut chain = KeyChain::new(k(1));
+        chain.push(5, k(2));
+        chain.push(9, k(3));
+        assert_eq!(chain.keys_for(0), [&k(1)]);
+        assert_eq!(chain.keys_for(5), [&k(1)]);
+        assert_eq!(chain.keys_for(6), [&k(1), &k(2)]);
+        assert_eq!(chain.keys_for(7), [&k(2)]);
+        assert_eq!(chain.keys_for(10), [&k(2), &k(3)]);
+        assert_eq!(chain.keys_for(11), [&k(3)]);
+        assert_eq!(chain.current(), &k(3));
+        assert_eq!(chain.keys().count(), 3);
+    }
+}

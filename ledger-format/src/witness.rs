@@ -42,6 +42,9 @@ pub enum WitnessError {
     UnknownLog(String),
     #[error("invalid signature: no valid signature by the log's key")]
     BadSignature,
+    /// Only keys older than the one that signed the last cosigned checkpoint signed this one.
+    #[error("invalid signature: signed only by {0}, a key the log has rotated away from")]
+    RetiredKey(String),
     /// The size this witness last cosigned for the origin.
     #[error("old size mismatch: the latest cosigned size is {0}")]
     Conflict(u64),
@@ -55,7 +58,7 @@ impl WitnessError {
         match self {
             WitnessError::Malformed(_) => 400,
             WitnessError::UnknownLog(_) => 404,
-            WitnessError::BadSignature => 403,
+            WitnessError::BadSignature | WitnessError::RetiredKey(_) => 403,
             WitnessError::Conflict(_) => 409,
             WitnessError::BadProof(_) => 422,
         }
@@ -121,6 +124,9 @@ impl AddCheckpoint {
 pub struct LogState {
     pub size: u64,
     pub root: Hash,
+    /// The rank, among the keys trusted for the origin in the order given (oldest first), of
+    /// the newest key that signed the cosigned checkpoint (see [`signer_rank`]).
+    pub key: usize,
 }
 
 /// Opens `note`, a checkpoint of `origin`, with the keys trusted for that origin: a witness may
@@ -159,6 +165,28 @@ pub fn open_trusted(
     Ok(signed)
 }
 
+/// Returns the rank of the newest trusted key of the checkpoint's origin that signed `signed`
+/// (a note as [`open_trusted`] returns it), the keys ranked in the order `logs` gives them:
+/// oldest first. A witness given several keys of one log (a rotation) refuses a checkpoint
+/// whose newest signer ranks below that of the checkpoint it cosigned last: once it has seen
+/// the new key (in the hand-over head, signed by both), the retired key alone no longer
+/// speaks for the log, whoever holds it.
+pub fn signer_rank(signed: &SignedCheckpoint, logs: &[VerifierKey]) -> usize {
+    logs.iter()
+        .filter(|k| k.name() == signed.checkpoint.origin)
+        .enumerate()
+        .filter(|(_, k)| {
+            signed
+                .note
+                .signatures
+                .iter()
+                .any(|s| k.name() == s.name && k.key_id() == s.key_id)
+        })
+        .map(|(rank, _)| rank)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Decides a request. `logs` are the log keys this witness follows (name = origin); `state`
 /// returns the state for an origin (`None`: never cosigned, size 0). On success returns the
 /// verified checkpoint: the caller records it as the new state (atomically with the check:
@@ -189,6 +217,23 @@ pub fn decide(
         )));
     }
     let have = state(&origin);
+    if let Some(h) = have {
+        if signer_rank(&signed, logs) < h.key {
+            let signer = logs
+                .iter()
+                .filter(|k| k.name() == origin)
+                .find(|k| {
+                    signed
+                        .note
+                        .signatures
+                        .iter()
+                        .any(|s| k.key_id() == s.key_id)
+                })
+                .map(|k| k.to_string())
+                .unwrap_or_default();
+            return Err(WitnessError::RetiredKey(signer));
+        }
+    }
     let have_size = have.map_or(0, |s| s.size);
     if req.old != have_size {
         return Err(WitnessError::Conflict(have_size));

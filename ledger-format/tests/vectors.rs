@@ -801,6 +801,7 @@ fn witness_add_checkpoint_sequence() {
                 state = Some(LogState {
                     size: signed.checkpoint.size.0,
                     root: signed.checkpoint.root,
+                    key: 0,
                 });
                 let line = ledger_format::cosig::cosign(&witness, &signed.note.text, 1_700_000_000)
                     .to_line();
@@ -847,6 +848,7 @@ fn witness_refuses_forks_rollbacks_and_malformed_requests() {
     let state = Some(LogState {
         size: 5,
         root: t5.root(),
+        key: 0,
     });
     let run = |body: String| {
         AddCheckpoint::parse(body.as_bytes()).and_then(|r| decide(&r, &keys, |_| state))
@@ -973,4 +975,82 @@ fn a_witness_trusting_two_keys_of_a_log_cosigns_either_and_refuses_a_bad_line() 
     let note = format!("{good}{forged_line}\n");
     assert_eq!(run(&both, &note), Err(403));
     assert_eq!(run(&[new.verifier()], &note), Ok(0));
+}
+
+/// Finding 9 at the witness: a witness trusting the old and the new key of a log (oldest first)
+/// must not cosign what the retired key alone signs once it has cosigned the hand-over, even
+/// over a consistent extension of the tree.
+#[test]
+fn a_witness_refuses_the_retired_key_after_the_hand_over() {
+    use ledger_format::note::{Note, SignerKey};
+    use ledger_format::witness::{decide, signer_rank, AddCheckpoint, LogState};
+    let old = SignerKey::from_seed("example.com/log", [1; 32]).unwrap();
+    let new = SignerKey::from_seed("example.com/log", [2; 32]).unwrap();
+    let both = [old.verifier(), new.verifier()];
+    let mut tree = ledger_format::tree::MemoryTree::new();
+    let note_at = |tree: &ledger_format::tree::MemoryTree, signers: &[&SignerKey]| {
+        let cp = ledger_format::checkpoint::Checkpoint {
+            origin: "example.com/log".into(),
+            size: tree.size(),
+            root: tree.root(),
+            extensions: vec![],
+        };
+        Note::sign(&cp.to_text(), signers).unwrap().to_text()
+    };
+    let mut state: Option<LogState> = None;
+    let step = |tree: &ledger_format::tree::MemoryTree,
+                signers: &[&SignerKey],
+                state: &mut Option<LogState>|
+     -> Result<(), u16> {
+        let old_size = state.map_or(0, |s| s.size);
+        let proof = if old_size == 0 {
+            vec![]
+        } else {
+            ledger_format::proof::prove_consistency(
+                ledger_format::TreeSize(old_size),
+                tree.size(),
+                tree,
+            )
+            .unwrap()
+            .path
+        };
+        let body = AddCheckpoint::encode(old_size, &proof, &note_at(tree, signers));
+        let req = AddCheckpoint::parse(body.as_bytes()).unwrap();
+        let have = *state;
+        let signed = decide(&req, &both, |_| have).map_err(|e| e.status())?;
+        *state = Some(LogState {
+            size: signed.checkpoint.size.0,
+            root: signed.checkpoint.root,
+            key: signer_rank(&signed, &both),
+        });
+        Ok(())
+    };
+    for i in 0..3u8 {
+        tree.push(ledger_format::leaf_hash(&[i]));
+    }
+    assert_eq!(
+        step(&tree, &[&old], &mut state),
+        Ok(()),
+        "the old key's span"
+    );
+    tree.push(ledger_format::leaf_hash(b"key_event"));
+    assert_eq!(
+        step(&tree, &[&old, &new], &mut state),
+        Ok(()),
+        "the hand-over"
+    );
+    tree.push(ledger_format::leaf_hash(b"after"));
+    let mut forged = state;
+    assert_eq!(
+        step(&tree, &[&old], &mut forged),
+        Err(403),
+        "the retired key alone, over a consistent extension"
+    );
+    assert_eq!(
+        step(&tree, &[&new], &mut state),
+        Ok(()),
+        "the new key goes on"
+    );
+    tree.push(ledger_format::leaf_hash(b"more"));
+    assert_eq!(step(&tree, &[&old], &mut state), Err(403));
 }

@@ -207,11 +207,19 @@ async fn the_governance_story_and_every_refusal_of_the_gate() {
     // The log's key rotates; the gate's policy still pins the old key.
     let dir = s.stop().await;
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_govledgerd"))
-        .args(["rotate-key", "--data-dir"])
+        .args(["rotate-key", "--keep-retired-key", "--data-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Whoever holds the retired key (kept here to play them).
+    let retired = work.path().join("retired.key");
+    for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("log.key.retired-") && !n.ends_with(".pub") {
+            std::fs::copy(e.path(), &retired).unwrap();
+        }
+    }
     let s = crate::harness::start_in(dir, move |c| c.policy = Some(server_policy)).await;
     // (Until the next append the head is the hand-over checkpoint, signed by both keys.)
     s.submit(crate::harness::audit(1), None).await;
@@ -228,6 +236,31 @@ async fn the_governance_story_and_every_refusal_of_the_gate() {
         assert_eq!(failed(&r), ["no_later_rejection"], "{}", r.to_text());
         assert!(
             detail(&r, "key_rotation").contains("followed 1 key rotation"),
+            "{}",
+            r.to_text()
+        );
+        // Finding 9: a tree fabricated over the real log (one approval more) and signed with
+        // the retired key does not pass online: the key in use for that size is the new one,
+        // and the fabricated tree is not the log's.
+        let rogue = rogue_bundle(
+            &story,
+            &retired,
+            &request,
+            approval(
+                &key("carol", 3),
+                &request,
+                &format!("sha256:{}", "ab".repeat(32)),
+                "approve",
+                "risk",
+                now(),
+            ),
+        );
+        let r = story.gate(Some(&rogue), true, &request, None);
+        assert!(!r.ok, "{}", r.to_text());
+        let f = failed(&r);
+        assert!(
+            f.contains(&"log_consistency")
+                && (f.contains(&"key_rotation") || f.contains(&"checkpoint_signature")),
             "{}",
             r.to_text()
         );

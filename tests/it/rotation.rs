@@ -20,8 +20,19 @@ fn govledger(args: &[&str]) -> Output {
 }
 
 fn rotate(dir: &Path) -> Output {
+    rotate_with(dir, &[])
+}
+
+/// Rotates keeping the retired private key, for tests that play its holder.
+fn rotate_keeping(dir: &Path) -> Output {
+    rotate_with(dir, &["--keep-retired-key"])
+}
+
+fn rotate_with(dir: &Path, flags: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_govledgerd"))
-        .args(["rotate-key", "--reason", "test rotation", "--data-dir"])
+        .args(["rotate-key", "--reason", "test rotation"])
+        .args(flags)
+        .arg("--data-dir")
         .arg(dir)
         .output()
         .unwrap()
@@ -97,7 +108,7 @@ async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
     );
     let dir = s.stop().await;
 
-    let o = rotate(dir.path());
+    let o = rotate_keeping(dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(stdout.contains(&format!("old key: {old_vkey}")), "{stdout}");
@@ -105,7 +116,7 @@ async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
     let retired_name = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .find(|n| n.starts_with("log.key.retired-"))
+        .find(|n| n.starts_with("log.key.retired-") && !n.ends_with(".pub"))
         .expect("the old key is kept");
     let old_key = key_file(dir.path(), &retired_name);
     let new_key = key_file(dir.path(), "log.key");
@@ -211,6 +222,18 @@ async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
             String::from_utf8_lossy(&o.stdout)
         );
     }
+    // The monitor's check (and the split-view check of witnessed checkpoints) opens a
+    // checkpoint only with the key that signs trees of its size: the retired key beyond the
+    // hand-over and the new key before it are refused (the hand-over head's two keys: KeyChain's unit test).
+    let mut chain = ledger_format::key_event::KeyChain::new(old_key.verifier());
+    chain.push(5, new_key.verifier());
+    let open = |r: &Receipt| govledger_client::keys::open_in_chain(&r.checkpoint, &chain, &[]);
+    assert!(open(&after).is_ok());
+    assert!(open(&before[4]).is_ok());
+    for forged in [resigned(&after, &old_key), resigned(&before[4], &new_key)] {
+        let e = open(&forged).unwrap_err();
+        assert!(e.contains("does not sign trees of that size"), "{e}");
+    }
     // key_event entries cannot be submitted.
     let (status, v) = s
         .post(&serde_json::json!({"kind": "key_event", "body": {}}).to_string())
@@ -234,9 +257,25 @@ async fn an_interrupted_rotation_is_finished_with_its_new_key() {
     let next = SignerKey::from_seed("localhost/govledger", [42; 32]).unwrap();
     govledger::server::write_private(&dir.path().join("log.key.next"), &next.to_secret_string())
         .unwrap();
+    let old = key_file(dir.path(), "log.key");
     let o = rotate(dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!dir.path().join("log.key.next").exists());
+    // By default the retired private key is destroyed: only its verifier key stays.
+    let retired: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("log.key.retired-"))
+        .collect();
+    let public = format!("log.key.retired-{:08x}.pub", old.verifier().key_id());
+    assert_eq!(retired, [public.clone()]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(&public)).unwrap(),
+        format!("{}\n", old.verifier())
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("destroyed"), "{stderr}");
     let s = start_in(dir, |_| {}).await;
     assert_eq!(s.vkey, next.verifier());
     assert_eq!(s.submit(audit(2), None).await.index, 2);
@@ -251,16 +290,15 @@ async fn a_rotation_interrupted_after_its_entry_finishes_without_a_second_entry(
     let s = start().await;
     s.submit(audit(1), None).await;
     let dir = s.stop().await;
-    let o = rotate(dir.path());
+    let o = rotate_keeping(dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let old = {
         let retired: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
             .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("log.key.retired-")
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("log.key.retired-") && !n.ends_with(".pub")
             })
             .collect();
         assert_eq!(retired.len(), 1);
@@ -290,10 +328,8 @@ async fn a_rotation_interrupted_after_its_entry_finishes_without_a_second_entry(
         (cp.size.0, head.size)
     };
     for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
-        if e.file_name()
-            .to_string_lossy()
-            .starts_with("log.key.retired-")
-        {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("log.key.retired-") && !n.ends_with(".pub") {
             std::fs::rename(dir.path().join("log.key"), dir.path().join("log.key.next")).unwrap();
             std::fs::rename(e.path(), dir.path().join("log.key")).unwrap();
         }

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import requests
 
-from .keys import KeyEvent, KeyEventError, follow
+from .keys import KeyEvent, KeyEventError, follow, keys_for_size
 from .merkle import verify_consistency
 from .note import Checkpoint, Note, NoteError, SignerKey, VerifierKey, open_checkpoint
 from .receipt import ReceiptError, VerifiedReceipt, batch_receipts, verify_receipt
@@ -76,21 +76,30 @@ class Client:
         self.rotations: List[KeyEvent] = []
 
     def _verify(self, receipt: Dict[str, Any]) -> VerifiedReceipt:
-        """Verifies a JSON receipt with the key in use, following key rotations when the
-        pinned key does not sign its checkpoint."""
-        try:
-            return verify_receipt(receipt, self._key_in_use)
-        except ReceiptError as first:
+        """Verifies a JSON receipt with the key that signs trees of its size, following key
+        rotations when the keys known so far do not sign its checkpoint."""
+        size = int(receipt["tree_size"])
+        first: Optional[ReceiptError] = None
+        for k in reversed(keys_for_size(self.log_key, self.rotations, size)):
             try:
-                key, events = follow(lambda path, **q: self._get(path, **q).json(), self.log_key,
-                                     int(receipt["tree_size"]), base64.b64decode(receipt["root"]))
-            except (KeyEventError, ReceiptError, KeyError, ValueError) as e:
-                raise ReceiptError(f"{first}; following the log's key rotations: {e}") from None
-            if key == self._key_in_use:
-                raise
-            verified = verify_receipt(receipt, key)
+                return verify_receipt(receipt, k)
+            except ReceiptError as e:
+                first = first or e
+        try:
+            key, events = follow(lambda path, **q: self._get(path, **q).json(), self.log_key,
+                                 size, base64.b64decode(receipt["root"]))
+        except (KeyEventError, ReceiptError, KeyError, ValueError) as e:
+            raise ReceiptError(f"{first}; following the log's key rotations: {e}") from None
+        if len(events) <= len(self.rotations):
+            raise first  # type: ignore[misc]
+        for k in reversed(keys_for_size(self.log_key, events, size)):
+            try:
+                verified = verify_receipt(receipt, k)
+            except ReceiptError:
+                continue
             self._key_in_use, self.rotations = key, events
             return verified
+        raise first  # type: ignore[misc]
 
     # -- HTTP -----------------------------------------------------------------------------
     def _get(self, path: str, **params: Any) -> requests.Response:
@@ -192,24 +201,30 @@ class Client:
         return self._get(f"/v1/approvals/{request}").json()
 
     def _open(self, note: str) -> Checkpoint:
-        """Opens a signed checkpoint with the pinned key or a key the log rotated to from it
-        (following the rotations when neither known key signs it)."""
-        keys = [self.log_key] + [e.new_key for e in self.rotations]
-        for k in reversed(keys):
+        """Opens a signed checkpoint with the key that signs trees of its size: the pinned key or
+        a key the log rotated to from it (following the rotations when the known keys do not
+        sign it). A retired key beyond its hand-over is refused."""
+        claimed = Checkpoint.parse(Note.parse(note.encode()).text)
+        last: Optional[NoteError] = None
+        for k in reversed(keys_for_size(self.log_key, self.rotations, claimed.size)):
             try:
                 return open_checkpoint(note.encode(), k)[0]
             except NoteError as e:
                 last = e
-        claimed = Checkpoint.parse(Note.parse(note.encode()).text)
         try:
             key, events = follow(lambda path, **q: self._get(path, **q).json(), self.log_key,
                                  claimed.size, claimed.root)
         except KeyEventError as e:
             raise NoteError(f"{last}; following the log's key rotations: {e}") from None
-        cp = open_checkpoint(note.encode(), key)[0]
         if len(events) > len(self.rotations):
             self._key_in_use, self.rotations = key, events
-        return cp
+        for k in reversed(keys_for_size(self.log_key, events, claimed.size)):
+            try:
+                return open_checkpoint(note.encode(), k)[0]
+            except NoteError as e:
+                last = e
+        raise NoteError(f"the checkpoint of size {claimed.size} is not signed by the key that signs trees of that size"
+                        f" (a retired key beyond its hand-over is refused): {last}")
 
     def verify_consistency(self, old_checkpoint: str, new_checkpoint: Optional[str] = None) -> None:
         """Verifies both signed checkpoints against the pinned log key (or the keys the log rotated

@@ -103,3 +103,19 @@ def follow(get: Callable[..., Any], trusted: VerifierKey, size: int, root: bytes
         if page["next_cursor"] is None:
             return current, followed
         cursor = page["next_cursor"]
+
+
+def keys_for_size(trusted: VerifierKey, events: List[KeyEvent], size: int) -> List[VerifierKey]:
+    """The keys whose signature makes a checkpoint of `size` leaves the log's, given the key
+    trusted first and the rotations followed from it (in log order): the old key up to the
+    hand-over head (size `after.size + 1`, signed by both), the new key from that head on. A
+    retired key beyond its hand-over, or a new key before it, does not sign for the log."""
+    keys = [trusted]
+    for ev in events:
+        if size > ev.after_size + 1:
+            keys = [ev.new_key]
+        elif size == ev.after_size + 1:
+            keys.append(ev.new_key)
+        else:
+            break
+    return keys

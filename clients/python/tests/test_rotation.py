@@ -66,3 +66,46 @@ def test_a_pinned_client_follows_a_key_rotation(tmp_path):
             Client(url, log_key=other).verify_consistency(before)
     finally:
         stop(proc)
+
+
+def _resigned(note: str, key) -> str:
+    """The checkpoint text of `note` signed by `key` alone."""
+    import base64
+    from govledger.note import Note
+    text = Note.parse(note.encode()).text
+    blob = key.verifier().key_id.to_bytes(4, "big") + key.sign_raw(text.encode())
+    return f"{text}\n\u2014 {key.name} {base64.b64encode(blob).decode()}\n"
+
+
+def test_the_retired_key_does_not_sign_beyond_its_hand_over(tmp_path):
+    """Finding 9 in Python: once the client follows a rotation, a checkpoint or receipt that the
+    retired key signs at a size beyond the hand-over is refused, and so is the new key signing a
+    head before it; genuine heads of both spans verify."""
+    data = str(tmp_path / "data")
+    proc, url, old = start(data)
+    before = Client(url, log_key=old).submit_audit(**AUDIT, entry_id="before")
+    stop(proc)
+    out = subprocess.run([binary("govledgerd"), "rotate-key", "--keep-retired-key", "--reason", "py test", "--data-dir", data],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    (retired,) = [f for f in os.listdir(data) if f.startswith("log.key.retired-") and not f.endswith(".pub")]
+    old_key = SignerKey.parse(open(os.path.join(data, retired)).read().strip())
+    new_key = SignerKey.parse(open(os.path.join(data, "log.key")).read().strip())
+    proc, url, new = start(data)
+    try:
+        c = Client(url, log_key=old)
+        after = c.submit_audit(**AUDIT, entry_id="after")
+        assert len(c.rotations) == 1
+        stolen = dict(after, checkpoint=_resigned(after["checkpoint"], old_key))
+        with pytest.raises(ReceiptError):
+            c._verify(stolen)
+        with pytest.raises(NoteError):
+            c.verify_consistency(before["checkpoint"], stolen["checkpoint"])
+        early = dict(before, checkpoint=_resigned(before["checkpoint"], new_key))
+        with pytest.raises(ReceiptError):
+            c._verify(early)
+        c._verify(before)
+        c._verify(after)
+        c.verify_consistency(before["checkpoint"], after["checkpoint"])
+    finally:
+        stop(proc)

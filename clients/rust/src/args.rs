@@ -378,8 +378,9 @@ pub enum WitnessCommand {
         #[arg(long)]
         key: PathBuf,
         /// A log's note verifier key (its name is the origin); repeat per log. Give a log's old
-        /// and new key together while it rotates its key (`govledgerd rotate-key`): checkpoints
-        /// signed by either are cosigned.
+        /// and new key together, oldest first, while it rotates its key (`govledgerd
+        /// rotate-key`): checkpoints signed by either are cosigned until one signed by the newer
+        /// key (the hand-over head) has been; from then on the older key alone is refused.
         #[arg(long = "log", required = true)]
         logs: Vec<String>,
         /// Directory of the persisted state (one file per log).

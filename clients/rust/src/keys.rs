@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ledger_format::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_format::entry::EntryKind;
-use ledger_format::key_event::KeyEvent;
+use ledger_format::key_event::{KeyChain, KeyEvent};
 use ledger_format::leaf::Leaf;
 use ledger_format::note::{VerifiedSignature, VerifierKey};
 use ledger_format::proof::{ConsistencyProof, InclusionProof};
@@ -122,7 +122,9 @@ pub fn follow(
 
 /// When `note` (a checkpoint) does not verify with `current`: follows the log's key_event
 /// entries from `current` to the key of `note`'s tree and returns it with the rotations and the
-/// checkpoint, when `note` verifies with it. `Ok(None)`: no rotation explains the note.
+/// checkpoint. `Ok(None)`: the log records no rotation below the note's size. An error when
+/// the rotations do not check out, or when the note is not signed by a key that signs trees of
+/// its size (a retired key beyond its hand-over: the rotation is known, so it is refused).
 pub fn follow_note(
     url: &str,
     note: &str,
@@ -133,24 +135,40 @@ pub fn follow_note(
     if events.is_empty() {
         return Ok(None);
     }
-    Ok(SignedCheckpoint::open(note.as_bytes(), &key, &[])
-        .ok()
-        .map(|(s, _)| (key, events, s.checkpoint)))
+    let mut chain = KeyChain::new(current.clone());
+    for ev in &events {
+        chain.push(ev.after_size, ev.new_key.clone());
+    }
+    let (signed, _) = open_in_chain(note, &chain, &[]).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Some((key, events, signed.checkpoint)))
 }
 
-/// Opens a checkpoint note signed by any of `keys` (tried newest first), with the witnesses'
-/// cosignatures it carries.
-pub fn open_with_any(
+/// Opens a checkpoint note signed by a key of `chain` that signs trees of its size (a retired
+/// key beyond its hand-over is refused), with the witnesses' cosignatures it carries.
+pub fn open_in_chain(
     note: &str,
-    keys: &[VerifierKey],
+    chain: &KeyChain,
     witnesses: &[VerifierKey],
 ) -> Result<(SignedCheckpoint, Vec<VerifiedSignature>), String> {
+    let size = SignedCheckpoint::parse(note.as_bytes())
+        .map_err(|e| e.to_string())?
+        .checkpoint
+        .size
+        .0;
     let mut last = String::new();
-    for k in keys.iter().rev() {
+    for k in chain.keys_for(size).into_iter().rev() {
         match SignedCheckpoint::open(note.as_bytes(), k, witnesses) {
             Ok(x) => return Ok(x),
             Err(e) => last = e.to_string(),
         }
+    }
+    let signed_by_other = chain
+        .keys()
+        .any(|k| SignedCheckpoint::open(note.as_bytes(), k, &[]).is_ok());
+    if signed_by_other {
+        return Err(format!(
+            "the checkpoint of size {size} is signed by a log key that does not sign trees of that size (a retired key beyond its hand-over, or a new key before it)"
+        ));
     }
     Err(last)
 }

@@ -21,8 +21,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ledger_format::approval::{evaluate, gather, verify_statement, Case, Logged};
-use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::{Attestation, Body, DeploymentStatus};
+use ledger_format::key_event::KeyChain;
 use ledger_format::note::VerifierKey;
 use ledger_format::policy::Policy;
 use ledger_format::proof::ConsistencyProof;
@@ -81,6 +81,10 @@ struct State {
     /// one signs the log's checkpoints now. Empty: only `--log-key`.
     #[serde(default)]
     keys: Vec<String>,
+    /// For each key after the first, the size of the head its rotation followed
+    /// (`after.size`): the spans of tree sizes each key signs.
+    #[serde(default)]
+    rotated_after: Vec<u64>,
 }
 
 use crate::time::now_ms;
@@ -221,12 +225,9 @@ impl Monitor {
         let mut alerts = Vec::new();
         let note = self.get("/checkpoint")?.error_for_status()?.text()?;
         let mut state = read_state(&self.state_path())?.unwrap_or_default();
-        let mut keys = vec![self.a.log_key.clone()];
-        for k in state.keys.iter().skip(1) {
-            keys.push(VerifierKey::parse(k).map_err(|e| anyhow!("monitor state: key {k}: {e}"))?);
-        }
-        let current = keys.last().expect("at least --log-key").clone();
-        let opened = SignedCheckpoint::open(note.as_bytes(), &current, &[])
+        let mut chain = self.chain(&state)?;
+        let current = chain.current().clone();
+        let opened = crate::keys::open_in_chain(&note, &chain, &[])
             .map(|(s, _)| s.checkpoint)
             .or_else(|e| match crate::keys::follow_note(&self.a.url, &note, &current) {
                 // The key changed: the log records the hand-over, which checks out.
@@ -244,9 +245,9 @@ impl Monitor {
                             json!({"old_key": ev.old_key.to_string(), "new_key": ev.new_key.to_string(),
                                    "index": ev.after_size}),
                         );
-                        keys.push(ev.new_key);
+                        chain.push(ev.after_size, ev.new_key);
                     }
-                    debug_assert_eq!(keys.last(), Some(&key));
+                    debug_assert_eq!(chain.current(), &key);
                     Ok(cp)
                 }
                 Ok(None) => Err(e.to_string()),
@@ -270,7 +271,7 @@ impl Monitor {
         let (old_size, old_root) = if state.checkpoint.is_empty() {
             (0, Hash::EMPTY)
         } else {
-            let (s, _) = crate::keys::open_with_any(&state.checkpoint, &keys, &[])
+            let (s, _) = crate::keys::open_in_chain(&state.checkpoint, &chain, &[])
                 .map_err(|e| anyhow!("the saved checkpoint does not verify: {e}"))?;
             (s.checkpoint.size.0, s.checkpoint.root)
         };
@@ -325,8 +326,9 @@ impl Monitor {
             }
             state.compact = range.hashes().iter().map(Hash::to_base64).collect();
         }
-        self.split_view(&mut alerts, size, &root, &keys);
-        state.keys = keys.iter().map(|k| k.to_string()).collect();
+        self.split_view(&mut alerts, size, &root, &chain);
+        state.keys = chain.keys().map(|k| k.to_string()).collect();
+        state.rotated_after = chain.rotated_after().collect();
         state.version = 1;
         state.size = size;
         state.checkpoint = note;
@@ -336,7 +338,21 @@ impl Monitor {
     }
 
     /// Compares the served checkpoint with the witnessed one and the local anchors.
-    fn split_view(&self, alerts: &mut Vec<Alert>, size: u64, root: &Hash, keys: &[VerifierKey]) {
+    /// The log's keys as the state records them, from `--log-key`.
+    fn chain(&self, state: &State) -> Result<KeyChain> {
+        let mut chain = KeyChain::new(self.a.log_key.clone());
+        let later = state.keys.iter().skip(1);
+        if later.len() != state.rotated_after.len() {
+            bail!("monitor state {}: it lists {} rotated keys but {} rotation sizes; start from a fresh state directory to re-follow the rotations", self.state_path().display(), later.len(), state.rotated_after.len());
+        }
+        for (k, after) in later.zip(&state.rotated_after) {
+            let key = VerifierKey::parse(k).map_err(|e| anyhow!("monitor state: key {k}: {e}"))?;
+            chain.push(*after, key);
+        }
+        Ok(chain)
+    }
+
+    fn split_view(&self, alerts: &mut Vec<Alert>, size: u64, root: &Hash, keys: &KeyChain) {
         let mut observed: Vec<(String, String)> = Vec::new();
         if let Ok(r) = self.get("/v1/checkpoints/witnessed") {
             if r.status().is_success() {
@@ -388,7 +404,7 @@ impl Monitor {
         }
         for (source, text) in observed {
             let (signed, verified) =
-                match crate::keys::open_with_any(&text, keys, &self.a.witness_keys) {
+                match crate::keys::open_in_chain(&text, keys, &self.a.witness_keys) {
                     Ok(x) => x,
                     Err(e) => {
                         self.alert(

@@ -72,6 +72,7 @@ fn load(dir: &Path, logs: &[VerifierKey]) -> Result<HashMap<String, Logged>> {
                 state: LogState {
                     size: signed.checkpoint.size.0,
                     root: signed.checkpoint.root,
+                    key: ledger_format::witness::signer_rank(&signed, logs),
                 },
                 note: text,
             },
@@ -123,6 +124,7 @@ fn add(w: &Witness, body: &[u8]) -> Result<String, ledger_format::witness::Witne
     let origin = signed.checkpoint.origin.clone();
     let cosig = ledger_format::cosig::cosign(&w.key, &signed.note.text, now_secs());
     // `decide` left only the lines of the log keys that verified the checkpoint.
+    let rank = ledger_format::witness::signer_rank(&signed, &w.logs);
     let mut kept = signed.note;
     kept.signatures.push(cosig.clone());
     let note = kept.to_text();
@@ -134,6 +136,7 @@ fn add(w: &Witness, body: &[u8]) -> Result<String, ledger_format::witness::Witne
             state: LogState {
                 size: signed.checkpoint.size.0,
                 root: signed.checkpoint.root,
+                key: rank,
             },
             note,
         },

@@ -1,4 +1,4 @@
-//! The archive (DESIGN.md §8): `export` writes the whole log as static C2SP tlog-tiles files
+//! The archive (ARCHITECTURE.md): `export` writes the whole log as static C2SP tlog-tiles files
 //! (checkpoint, hash tiles, entry bundles) that any tlog-tiles client can read; `import`
 //! rebuilds a data dir from such a directory after verifying every hash against the signed
 //! checkpoint. Seven-year retention therefore never depends on sled's on-disk format.

@@ -1,4 +1,4 @@
-//! Server configuration: embedded defaults (DESIGN.md §7), an optional TOML file
+//! Server configuration: embedded defaults, an optional TOML file
 //! (`config/govledger.toml` documents every key), then command-line flags, then environment
 //! variables for secrets.
 
@@ -147,7 +147,7 @@ impl Default for ReadsConfig {
     }
 }
 
-/// Connection limits (DESIGN.md §7).
+/// Connection limits.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionsConfig {
@@ -271,7 +271,7 @@ fn default_sn_token() -> String {
     "SERVICENOW_TOKEN".into()
 }
 
-/// Anchoring settings (DESIGN.md §5; names and formats pinned in ledger-format SPEC.md §9).
+/// Anchoring settings (names and formats pinned in ledger-format SPEC.md §9).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnchorsConfig {

@@ -1,5 +1,5 @@
 //! Submission-time governance checks: people and their keys, signed statements, their times,
-//! and references between entries (ledger-format SPEC.md §7.1). Runs before an entry is queued;
+//! and references between entries (ledger-format SPEC.md §7.3). Runs before an entry is queued;
 //! a failure appends nothing. Bodies are parsed once, into `ledger_format::entry::Body`.
 //!
 //! - approval_request: `requested_by` is a registered person whose key signed the statement

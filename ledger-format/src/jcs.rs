@@ -1,6 +1,6 @@
 //! RFC 8785 JSON Canonicalization Scheme (JCS) for signed statements.
 //!
-//! Statements hold strings, integers, booleans, arrays and objects (DESIGN.md §3: no floats, no
+//! Statements hold strings, integers, booleans, arrays and objects (SPEC.md §4: no floats, no
 //! null), so this implements the integer subset of JCS: object members sorted by the UTF-16 code
 //! units of their names, no whitespace, strings escaped as ECMAScript `JSON.stringify` does, and
 //! integers written in decimal. Floats, and integers beyond ±(2^53 − 1) (which JCS would round

@@ -15,7 +15,7 @@
 //! — localhost/govledger <base64 signature>
 //! ```
 //!
-//! and the JSON receipt of the HTTP API (DESIGN.md §5):
+//! and the JSON receipt of the HTTP API (SPEC.md §5):
 //!
 //! ```text
 //! {"index": 41, "leaf_hash": "<hex>", "leaf": "<base64 leaf>", "tree_size": 42,

@@ -1,4 +1,4 @@
-//! Per-kind body schemas (DESIGN.md §4, pinned in SPEC.md §3): strict (unknown fields are
+//! Per-kind body schemas (SPEC.md §3): strict (unknown fields are
 //! refused, naming the field), bounded (every string and array has a maximum), and for signed
 //! statements restricted to what RFC 8785 canonicalises identically everywhere.
 //!
@@ -168,7 +168,7 @@ impl<'a> ObjectCheck<'a> {
     }
 }
 
-/// The audit event schema (DESIGN.md §4).
+/// The audit event schema (SPEC.md §3.1).
 pub fn audit(map: &Map<String, Value>) -> Result<(), SchemaError> {
     let mut c = ObjectCheck::new(map, "");
     c.string("event_type", true, MAX_SHORT)?;
@@ -426,7 +426,7 @@ fn canonical(path: &str, statement: &Map<String, Value>) -> Result<(), SchemaErr
         .map_err(|e| SchemaError::new(path, e.to_string()))
 }
 
-/// The model-lineage schema (DESIGN.md §4).
+/// The model-lineage schema (SPEC.md §3.2).
 pub fn lineage(map: &Map<String, Value>) -> Result<(), SchemaError> {
     let mut c = ObjectCheck::new(map, "");
     c.string("model_id", true, MAX_SHORT)?;
@@ -486,7 +486,7 @@ pub fn lineage(map: &Map<String, Value>) -> Result<(), SchemaError> {
     c.finish()
 }
 
-/// The approval-request schema: a statement signed by the requester (DESIGN.md §4).
+/// The approval-request schema: a statement signed by the requester (SPEC.md §3.3).
 pub fn approval_request(map: &Map<String, Value>) -> Result<(), SchemaError> {
     let mut c = ObjectCheck::new(map, "");
     let path = c.path_of("statement");
@@ -537,7 +537,7 @@ pub fn approval_request(map: &Map<String, Value>) -> Result<(), SchemaError> {
 }
 
 /// The approval schema: a statement signed by the approver, or imported from GitHub or
-/// ServiceNow with its evidence (DESIGN.md §4).
+/// ServiceNow with its evidence (SPEC.md §3.4).
 pub fn approval(map: &Map<String, Value>) -> Result<(), SchemaError> {
     let mut c = ObjectCheck::new(map, "");
     let path = c.path_of("statement");
@@ -595,7 +595,7 @@ pub fn approval(map: &Map<String, Value>) -> Result<(), SchemaError> {
     c.finish()
 }
 
-/// The deployment-record schema (DESIGN.md §4).
+/// The deployment-record schema (SPEC.md §3.5).
 pub fn deployment(map: &Map<String, Value>) -> Result<(), SchemaError> {
     let mut c = ObjectCheck::new(map, "");
     c.string("model_id", true, MAX_SHORT)?;

@@ -1,5 +1,5 @@
-//! Anchoring (DESIGN.md §5): signed checkpoints leave the machine through a persistent outbox,
-//! and witnesses cosign them.
+//! Anchoring (ARCHITECTURE.md, Anchoring; names in ledger-format SPEC.md §9): signed
+//! checkpoints leave the machine through a persistent outbox, and witnesses cosign them.
 //!
 //! Each round (every `anchors.interval_ms`, and once more at shutdown):
 //! 1. When the tree grew since the last chosen checkpoint, the latest published checkpoint is

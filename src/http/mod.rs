@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN.md §5): submissions, receipts, proofs, C2SP tlog-tiles, health and
+//! The HTTP API (docs/openapi.json): submissions, receipts, proofs, C2SP tlog-tiles, health and
 //! metrics. [`router`] builds the app from its state; [`conn::serve`] runs it on a listener until the
 //! shutdown future resolves, so tests run the real app on port 0.
 

@@ -1,4 +1,4 @@
-//! Which release request a pull request or a ServiceNow change counts for (docs/THREATS-imports.md).
+//! Which release request a pull request or a ServiceNow change counts for (docs/THREATS.md).
 //!
 //! A source's decisions are imported as approvals of a request only when the binding holds in
 //! both directions:

@@ -1,4 +1,4 @@
-//! Dataset fingerprints (DESIGN.md §4, SPEC.md §6), identical in the Rust CLI and the Python
+//! Dataset fingerprints (SPEC.md §6), identical in the Rust CLI and the Python
 //! client:
 //!
 //! - a file: SHA-256 of its bytes;

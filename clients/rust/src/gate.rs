@@ -3,13 +3,16 @@
 //! that must have signed the checkpoint, the people, their keys and roles. Every rule is
 //! evaluated and reported; the gate passes only when all hold.
 //!
-//! Rules, in report order: `bundle_format` (only when the bundle does not parse),
-//! `checkpoint_signature`, `inclusion_proofs`, `witness_cosignatures` (when the policy requires
-//! witnesses), `request_match`, the
-//! pre-approval checks (`lineage_present`, `lineage_model`, `lineage_artifact`,
-//! `lineage_datasets`, `environment`, `policy_name`, `metric:<path>`), the approval rules
-//! (`request_signature`, `approvals`, `required_roles`, `not_requester`, `no_later_rejection`,
-//! `approval_age`), `artifact` and, with a URL, `bundle_complete`.
+//! Rules, in report order (ledger-format SPEC.md §7.5): `bundle_format` (only when the bundle
+//! does not parse or is not canonical), `checkpoint_signature`, `inclusion_proofs`,
+//! `key_rotation` (with a URL, when rotations were followed or following failed),
+//! `witness_cosignatures` (when the policy requires witnesses), `request_match`, `entry_times`,
+//! `checkpoint_fresh` (with `[freshness] max_checkpoint_age`), the pre-approval checks
+//! (`lineage_present`, `lineage_model`, `lineage_artifact`, `lineage_datasets`, `environment`,
+//! `policy_name`, `metric:<path>`), the approval rules (`request_signature`, `approvals`,
+//! `required_roles`, `required_sources`, `not_requester`, `no_later_rejection`,
+//! `approval_age`), `sources_recheck` (with `--recheck-sources`), `artifact` and, with a URL,
+//! `log_consistency` and `bundle_complete`.
 
 use std::cell::OnceCell;
 use std::collections::HashSet;

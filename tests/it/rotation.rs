@@ -269,7 +269,7 @@ async fn an_interrupted_rotation_is_finished_with_its_new_key() {
         .filter(|n| n.starts_with("log.key.retired-"))
         .collect();
     let public = format!("log.key.retired-{:08x}.pub", old.verifier().key_id());
-    assert_eq!(retired, [public.clone()]);
+    assert_eq!(retired, std::slice::from_ref(&public));
     assert_eq!(
         std::fs::read_to_string(dir.path().join(&public)).unwrap(),
         format!("{}\n", old.verifier())

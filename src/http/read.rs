@@ -435,7 +435,7 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// `GET /v1/entries?kind=&model_id=&request=&tag=&from=&to=&cursor=&limit=`: receipts (against
+/// `GET /v1/entries?kind=&model_id=&request=&artifact=&tag=&from=&to=&cursor=&limit=`: receipts (against
 /// the latest checkpoint) of the entries that match every filter, in log order, and the cursor
 /// for the next page (`null` at the end). The most selective filter drives the scan through its
 /// posting list; the others are checked on each candidate; `from`/`to` (RFC 3339) bound the
@@ -447,7 +447,7 @@ pub async fn list(
     use ledger_format::entry::{attribute_key, attributes, EntryKind};
     for k in q.keys() {
         if ![
-            "kind", "model_id", "request", "tag", "from", "to", "cursor", "limit",
+            "kind", "model_id", "request", "artifact", "tag", "from", "to", "cursor", "limit",
         ]
         .contains(&k.as_str())
         {
@@ -481,7 +481,7 @@ pub async fn list(
     let limit = param_u64(&q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
     let cursor = param_u64(&q, "cursor")?.unwrap_or(0);
     // Most selective first: a request has few entries, a kind has many.
-    let wanted: Vec<String> = ["request", "model_id", "tag", "kind"]
+    let wanted: Vec<String> = ["request", "artifact", "model_id", "tag", "kind"]
         .iter()
         .filter_map(|k| q.get(*k).map(|v| format!("{k}={v}")))
         .collect();

@@ -239,6 +239,45 @@ async fn the_governance_story_and_every_refusal_of_the_gate() {
             "{}",
             r.to_text()
         );
+        // A server that drops dave's standing rejection of the other request for the
+        // artifact (and that request) from the bundle: the evaluation alone would approve, the
+        // index shows what the bundle omits.
+        let full = story.save_bundle(&request, "full.json");
+        let on_others = |e: &ledger_format::approval::BundleEntry| {
+            let leaf =
+                ledger_format::leaf::Leaf::parse(&STANDARD.decode(&e.leaf).unwrap()).unwrap();
+            let body: Value = serde_json::from_slice(&leaf.body).unwrap();
+            body["statement"]["request"].as_str() != Some(request.as_str())
+        };
+        let dropped: Vec<String> = Bundle::parse(&std::fs::read(&full).unwrap())
+            .unwrap()
+            .approvals
+            .iter()
+            .filter(|e| on_others(e))
+            .map(|e| e.leaf_hash.clone())
+            .collect();
+        assert!(!dropped.is_empty());
+        let doctored = story.edit_bundle(&full, "doctored.json", |b| {
+            b.approvals.retain(|e| !on_others(e));
+        });
+        let r = story.gate(Some(&doctored), true, &request, None);
+        assert_eq!(failed(&r), ["bundle_complete"], "{}", r.to_text());
+        for h in &dropped {
+            assert!(
+                detail(&r, "bundle_complete").contains(h.as_str()),
+                "{}",
+                r.to_text()
+            );
+        }
+        // ... or the other requests for the artifact too.
+        let doctored = story.edit_bundle(&doctored, "doctored2.json", |b| b.related.clear());
+        let r = story.gate(Some(&doctored), true, &request, None);
+        assert_eq!(failed(&r), ["bundle_complete"], "{}", r.to_text());
+        assert!(
+            detail(&r, "bundle_complete").contains("request "),
+            "{}",
+            r.to_text()
+        );
         // Finding 9: a tree fabricated over the real log (one approval more) and signed with
         // the retired key does not pass online: the key in use for that size is the new one,
         // and the fabricated tree is not the log's.

@@ -292,11 +292,16 @@ fn get(url: &str) -> Result<reqwest::blocking::Response> {
 /// Returns the leaf hashes of every approval and rejection of `request` the server's index
 /// knows, following `next_cursor` to the end.
 fn indexed_decisions(url: &str, request: &str) -> Result<Vec<String>> {
+    indexed(url, &format!("kind=approval&request={request}"))
+}
+
+/// The leaf hashes of every entry the log's index lists for `filter`, following `next_cursor`.
+fn indexed(url: &str, filter: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cursor = 0u64;
     loop {
         let page: Value = get(&format!(
-            "{url}/v1/entries?kind=approval&request={request}&limit=1000&cursor={cursor}"
+            "{url}/v1/entries?{filter}&limit=1000&cursor={cursor}"
         ))?
         .json()?;
         for e in page["entries"].as_array().into_iter().flatten() {
@@ -307,6 +312,77 @@ fn indexed_decisions(url: &str, request: &str) -> Result<Vec<String>> {
             None => return Ok(out),
         }
     }
+}
+
+/// The rule `bundle_complete` (with `--url`): the bundle holds every other request the log's
+/// index knows for the artifact, and every decision on the request and on those of them in
+/// its environment (whose rejections stand against it). A server that leaves out a standing
+/// rejection, on this request or on another for the artifact, is caught.
+fn bundle_complete(
+    url: &str,
+    request: &str,
+    bundle: &Bundle,
+    opened: &OpenedBundle,
+) -> Result<Check> {
+    let Some(req) = opened.request.as_ref().and_then(|r| r.request()) else {
+        return Ok(Check {
+            rule: "bundle_complete".into(),
+            ok: false,
+            detail: "the bundle's request is not proven".into(),
+        });
+    };
+    let artifact = &req.statement.artifact_sha256;
+    let related: HashSet<&str> = bundle
+        .related
+        .iter()
+        .map(|e| e.leaf_hash.as_str())
+        .collect();
+    let mut missing: Vec<String> =
+        indexed(url, &format!("kind=approval_request&artifact={artifact}"))?
+            .into_iter()
+            .filter(|h| h != request && !related.contains(h.as_str()))
+            .map(|h| format!("request {h}"))
+            .collect();
+    let mut scope = vec![request.to_owned()];
+    scope.extend(
+        opened
+            .related
+            .iter()
+            .filter(|r| {
+                r.request()
+                    .is_some_and(|o| o.statement.environment == req.statement.environment)
+            })
+            .map(|r| r.leaf_hash.to_hex()),
+    );
+    let have: HashSet<&str> = bundle
+        .approvals
+        .iter()
+        .map(|e| e.leaf_hash.as_str())
+        .collect();
+    let mut known = 0;
+    for r in &scope {
+        for h in indexed_decisions(url, r)? {
+            known += 1;
+            if !have.contains(h.as_str()) {
+                missing.push(format!("decision {h}"));
+            }
+        }
+    }
+    Ok(Check {
+        rule: "bundle_complete".into(),
+        ok: missing.is_empty(),
+        detail: if missing.is_empty() {
+            format!(
+                "the bundle holds the {} other request(s) for the artifact and all {known} decisions the index knows",
+                related.len()
+            )
+        } else {
+            format!(
+                "the bundle omits entries the index knows: {}",
+                missing.join(", ")
+            )
+        },
+    })
 }
 
 /// The rule `entry_times`: no entry is dated after the gate's clock plus the policy's skew
@@ -638,30 +714,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
     }
     if let Some(url) = url {
         rules.push(log_consistency(url, &policy_key, &bundle));
-        let have: HashSet<&str> = bundle
-            .approvals
-            .iter()
-            .map(|e| e.leaf_hash.as_str())
-            .collect();
-        let missing: Vec<String> = indexed_decisions(url, &request)?
-            .into_iter()
-            .filter(|h| !have.contains(h.as_str()))
-            .collect();
-        rules.push(Check {
-            rule: "bundle_complete".into(),
-            ok: missing.is_empty(),
-            detail: if missing.is_empty() {
-                format!(
-                    "the bundle holds all {} decisions the index knows",
-                    have.len()
-                )
-            } else {
-                format!(
-                    "the bundle omits decisions the index knows: {}",
-                    missing.join(", ")
-                )
-            },
-        });
+        rules.push(bundle_complete(url, &request, &bundle, &opened)?);
     }
     let failed: Vec<String> = rules
         .iter()

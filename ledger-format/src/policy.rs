@@ -439,6 +439,11 @@ impl Policy {
                 })
             })
             .collect::<Result<Vec<_>, PolicyError>>()?;
+        if max_checkpoint_age_ms.is_some() && witness_keys.is_empty() {
+            return Err(err(
+                "freshness.max_checkpoint_age needs witnesses.keys: only a trusted witness's cosignature dates a checkpoint",
+            ));
+        }
         if f.witnesses.required > witness_keys.len() {
             return Err(err(format!(
                 "witnesses.required is {} but only {} keys are listed",
@@ -663,6 +668,10 @@ mod tests {
                 "needs min or max",
             ),
             ("[log]\nkey = \"nope\"", "log.key"),
+            (
+                "[freshness]\nmax_checkpoint_age = \"1h\"",
+                "needs witnesses.keys",
+            ),
         ] {
             let e = Policy::parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text}: {e}");

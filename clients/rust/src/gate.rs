@@ -514,8 +514,9 @@ pub fn run(a: &GateArgs) -> Result<Report> {
     let bytes = match (a.bundle, url) {
         (Some(path), _) => crate::cli::read_input(path)?,
         (None, Some(url)) => {
-            // With witnesses required, prove against the witnessed checkpoint.
-            let which = if policy.witnesses_required > 0 {
+            // With witnesses required or freshness bounded, prove against the witnessed
+            // checkpoint: only its cosignatures count and date it.
+            let which = if policy.witnesses_required > 0 || policy.max_checkpoint_age_ms.is_some() {
                 "witnessed"
             } else {
                 "latest"

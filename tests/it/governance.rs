@@ -224,6 +224,28 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
     )
     .await;
     ok(&s, deploy(&req)).await;
+    // Finding 12: 10,001 FAILURE deployments of a request made its status and bundle answer 422
+    // forever. The bundle carries the latest 1,000 deployment records and says how many there
+    // are; gating goes on.
+    let spam = |i: usize| {
+        json!({"kind": "deployment", "body": {"model_id": "ppo-42", "request": req, "status": "FAILURE",
+            "environment": "production", "executed_by": format!("spam-{i}")}})
+    };
+    for batch in 0..11 {
+        let entries: Vec<Value> = (0..1000)
+            .map(|i| batch * 1000 + i)
+            .take_while(|&i| i < 10_001)
+            .map(spam)
+            .collect();
+        let (st, v) = s.post(&json!({ "entries": entries }).to_string()).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, status) = s.get_json(&format!("/v1/approvals/{req}")).await;
+    assert_eq!(st, 200, "{status}");
+    assert_eq!(status["deployments_total"], 10_002, "{status}");
+    let (st, bundle) = s.get_json(&format!("/v1/approvals/{req}/bundle")).await;
+    assert_eq!(st, 200);
+    assert_eq!(bundle["deployments"].as_array().unwrap().len(), 1000);
     // A lineage parent must exist.
     let child = json!({"kind": "lineage", "body": {
         "model_id": "ppo-43", "model_version": "2", "created_by": "trainer", "parent": missing,
@@ -238,7 +260,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         "no lineage entry",
     )
     .await;
-    assert_eq!(s.tree_size().await, 4);
+    assert_eq!(s.tree_size().await, 4 + 10_001);
     s.stop().await;
 }
 

@@ -349,3 +349,62 @@ proptest! {
         prop_assert!(bundle_verdict(&moved, &log_key).is_err());
     }
 }
+
+/// A person whose key changed keeps the decisions signed with the retired key before its
+/// `until`; a decision dated later that only the retired key signed does not count (someone
+/// holding the old key cannot approve as them after the change).
+#[test]
+fn retired_person_keys_verify_only_what_was_signed_before_the_change() {
+    let old_bob = SignerKey::from_seed("bob", [42; 32]).unwrap();
+    let until = T0 + 20_000;
+    let mut text = String::from("[approvals]\nmin_approvers = 2\n[lineage]\nrequired = false\n");
+    for (i, (name, roles)) in PEOPLE.iter().enumerate().take(REGISTERED) {
+        let roles: Vec<String> = roles.iter().map(|r| format!("{r:?}")).collect();
+        text.push_str(&format!(
+            "[[people]]\nname = \"{name}\"\nroles = [{}]\nkey = \"{}\"\n",
+            roles.join(", "),
+            key(i).verifier()
+        ));
+        if *name == "bob" {
+            text.push_str(&format!(
+                "retired_keys = [{{ key = \"{}\", until = \"{}\" }}]\n",
+                old_bob.verifier(),
+                rfc3339(until)
+            ));
+        }
+    }
+    let policy = Policy::parse(&text).unwrap();
+    let log = build(&[]);
+    let request = log.logged[0].leaf_hash.to_hex();
+    let decision = |signer: &SignerKey, who: &str, at_ms: u64, index: u64| {
+        let st = json!({"request": request, "artifact_sha256": ARTIFACT, "decision": "approve",
+            "approver": who, "role": "risk", "signed_at": rfc3339(at_ms)});
+        let body = json!({"statement": st, "signature": signed(signer, &st)});
+        Logged::from_leaf(index, &leaf(EntryKind::Approval, at_ms + 500, &body)).unwrap()
+    };
+    let approvers = |decisions: &[Logged]| {
+        let case = Case {
+            request: &log.logged[0],
+            lineage: None,
+            related: &log.logged[1..2],
+            decisions,
+        };
+        evaluate(&policy, &case, T0 + 60_000).approvers
+    };
+    let carol = decision(&key(2), "carol", T0 + 5_000, 2);
+    // Signed with the retired key before `until`: counts.
+    assert_eq!(
+        approvers(&[decision(&old_bob, "bob", T0 + 10_000, 3), carol.clone()]),
+        ["bob", "carol"]
+    );
+    // Signed with the retired key after `until`: does not.
+    assert_eq!(
+        approvers(&[decision(&old_bob, "bob", T0 + 30_000, 3), carol.clone()]),
+        ["carol"]
+    );
+    // The current key signs at any time.
+    assert_eq!(
+        approvers(&[decision(&key(1), "bob", T0 + 30_000, 3), carol]),
+        ["bob", "carol"]
+    );
+}

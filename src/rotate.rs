@@ -171,11 +171,7 @@ pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rota
         .with_context(|| format!("moving {} aside", key_path.display()))?;
     std::fs::rename(&next_path, &key_path)
         .with_context(|| format!("installing {}", key_path.display()))?;
-    if let Some(dir) = key_path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
+    sync_dir(&key_path);
     let pub_path = cfg.data_dir.join("log.pub");
     std::fs::write(&pub_path, format!("{}\n", new.verifier()))
         .with_context(|| format!("writing {}", pub_path.display()))?;
@@ -220,10 +216,15 @@ fn destroy(path: &Path) -> Result<()> {
     f.sync_all()?;
     drop(f);
     std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    sync_dir(path);
+    Ok(())
+}
+
+/// Makes the renames and removals in `path`'s directory durable (best effort).
+fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent() {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
     }
-    Ok(())
 }

@@ -140,7 +140,7 @@ pub fn open_trusted(
     origin: &str,
     logs: &[VerifierKey],
 ) -> Result<SignedCheckpoint, WitnessError> {
-    let trusted: Vec<&VerifierKey> = logs.iter().filter(|k| k.name() == origin).collect();
+    let trusted: Vec<&VerifierKey> = trusted_for(logs, origin).collect();
     if trusted.is_empty() {
         return Err(WitnessError::UnknownLog(origin.to_owned()));
     }
@@ -157,12 +157,24 @@ pub fn open_trusted(
         }
     }
     let mut signed = opened.ok_or(WitnessError::BadSignature)?;
-    signed.note.signatures.retain(|s| {
-        signers
-            .iter()
-            .any(|k| k.name() == s.name && k.key_id() == s.key_id)
-    });
+    signed
+        .note
+        .signatures
+        .retain(|s| signers.iter().any(|k| names(k, s)));
     Ok(signed)
+}
+
+/// Whether the signature line `s` names the key `k`.
+fn names(k: &VerifierKey, s: &crate::note::NoteSignature) -> bool {
+    k.name() == s.name && k.key_id() == s.key_id
+}
+
+/// The keys trusted for `origin`, oldest first.
+fn trusted_for<'a>(
+    logs: &'a [VerifierKey],
+    origin: &'a str,
+) -> impl Iterator<Item = &'a VerifierKey> {
+    logs.iter().filter(move |k| k.name() == origin)
 }
 
 /// Returns the rank of the newest trusted key of the checkpoint's origin that signed `signed`
@@ -172,16 +184,9 @@ pub fn open_trusted(
 /// the new key (in the hand-over head, signed by both), the retired key alone no longer
 /// speaks for the log, whoever holds it.
 pub fn signer_rank(signed: &SignedCheckpoint, logs: &[VerifierKey]) -> usize {
-    logs.iter()
-        .filter(|k| k.name() == signed.checkpoint.origin)
+    trusted_for(logs, &signed.checkpoint.origin)
         .enumerate()
-        .filter(|(_, k)| {
-            signed
-                .note
-                .signatures
-                .iter()
-                .any(|s| k.name() == s.name && k.key_id() == s.key_id)
-        })
+        .filter(|(_, k)| signed.note.signatures.iter().any(|s| names(k, s)))
         .map(|(rank, _)| rank)
         .max()
         .unwrap_or(0)
@@ -218,17 +223,10 @@ pub fn decide(
     }
     let have = state(&origin);
     if let Some(h) = have {
-        if signer_rank(&signed, logs) < h.key {
-            let signer = logs
-                .iter()
-                .filter(|k| k.name() == origin)
-                .find(|k| {
-                    signed
-                        .note
-                        .signatures
-                        .iter()
-                        .any(|s| k.key_id() == s.key_id)
-                })
+        let rank = signer_rank(&signed, logs);
+        if rank < h.key {
+            let signer = trusted_for(logs, &origin)
+                .nth(rank)
                 .map(|k| k.to_string())
                 .unwrap_or_default();
             return Err(WitnessError::RetiredKey(signer));

@@ -45,18 +45,27 @@ fn key(person: usize) -> SignerKey {
 }
 
 fn policy() -> Policy {
-    let mut text = String::from(
-        "[approvals]\nmin_approvers = 2\nrequired_roles = [\"risk\"]\n[lineage]\nrequired = false\n",
-    );
+    Policy::parse(&policy_text("required_roles = [\"risk\"]\n", |_| {
+        String::new()
+    }))
+    .unwrap()
+}
+
+/// A policy of two approvers (and `approvals`) over the registered people; `extra(name)` adds
+/// to a person's table.
+fn policy_text(approvals: &str, extra: impl Fn(&str) -> String) -> String {
+    let mut text =
+        format!("[approvals]\nmin_approvers = 2\n{approvals}[lineage]\nrequired = false\n");
     for (i, (name, roles)) in PEOPLE.iter().enumerate().take(REGISTERED) {
         let roles: Vec<String> = roles.iter().map(|r| format!("{r:?}")).collect();
         text.push_str(&format!(
-            "[[people]]\nname = \"{name}\"\nroles = [{}]\nkey = \"{}\"\n",
+            "[[people]]\nname = \"{name}\"\nroles = [{}]\nkey = \"{}\"\n{}",
             roles.join(", "),
-            key(i).verifier()
+            key(i).verifier(),
+            extra(name)
         ));
     }
-    Policy::parse(&text).unwrap()
+    text
 }
 
 fn rfc3339(ms: u64) -> String {
@@ -357,22 +366,17 @@ proptest! {
 fn retired_person_keys_verify_only_what_was_signed_before_the_change() {
     let old_bob = SignerKey::from_seed("bob", [42; 32]).unwrap();
     let until = T0 + 20_000;
-    let mut text = String::from("[approvals]\nmin_approvers = 2\n[lineage]\nrequired = false\n");
-    for (i, (name, roles)) in PEOPLE.iter().enumerate().take(REGISTERED) {
-        let roles: Vec<String> = roles.iter().map(|r| format!("{r:?}")).collect();
-        text.push_str(&format!(
-            "[[people]]\nname = \"{name}\"\nroles = [{}]\nkey = \"{}\"\n",
-            roles.join(", "),
-            key(i).verifier()
-        ));
-        if *name == "bob" {
-            text.push_str(&format!(
+    let text = policy_text("", |name| {
+        if name == "bob" {
+            format!(
                 "retired_keys = [{{ key = \"{}\", until = \"{}\" }}]\n",
                 old_bob.verifier(),
                 rfc3339(until)
-            ));
+            )
+        } else {
+            String::new()
         }
-    }
+    });
     let policy = Policy::parse(&text).unwrap();
     let log = build(&[]);
     let request = log.logged[0].leaf_hash.to_hex();

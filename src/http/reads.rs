@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
@@ -111,12 +111,7 @@ fn exempt(req: &Request) -> bool {
 
 /// The client a read is counted against: a known bearer token's client, else the peer's IP.
 fn reader(state: &AppState, req: &Request) -> String {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| hex::encode(ledger_format::hash::sha256(t.trim().as_bytes())));
+    let token = super::submit::bearer_digest(req.headers());
     if let Some(client) = token.and_then(|d| state.tokens.get(&d)) {
         return format!("client:{}", client.name);
     }

@@ -21,6 +21,17 @@ use crate::log::{Log, Published};
 use crate::sequencer::{Pending, Placed};
 use crate::tls::PeerCertificate;
 
+/// Returns the hex SHA-256 of the request's bearer token, the form `tokens` are keyed by.
+pub(super) fn bearer_digest(headers: &HeaderMap) -> Option<String> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))?;
+    Some(hex::encode(ledger_format::hash::sha256(
+        token.trim().as_bytes(),
+    )))
+}
+
 /// Returns the client making the request: a bearer token's client, else a client
 /// certificate's, else `anonymous` on loopback when neither tokens nor certificate clients are
 /// configured.
@@ -30,12 +41,7 @@ pub(super) fn authenticate(
     peer: SocketAddr,
     cert: Option<&PeerCertificate>,
 ) -> Result<Client, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(token) = bearer.filter(|_| !state.tokens.is_empty()) {
-        let digest = hex::encode(ledger_format::hash::sha256(token.trim().as_bytes()));
+    if let Some(digest) = bearer_digest(headers).filter(|_| !state.tokens.is_empty()) {
         return state.tokens.get(&digest).cloned().ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,

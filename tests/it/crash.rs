@@ -15,9 +15,14 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 fn spawn(dir: &std::path::Path) -> (Child, String, VerifierKey) {
+    spawn_serve(&["--data-dir".as_ref(), dir.as_os_str()])
+}
+
+/// Starts `govledgerd serve` on a free port with `args`; returns it, its URL and its key.
+pub fn spawn_serve(args: &[&std::ffi::OsStr]) -> (Child, String, VerifierKey) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_govledgerd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -4,8 +4,7 @@
 //! answer held against one response budget until sent (503 `overloaded` beyond), and per-client
 //! read rates when configured.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -36,24 +35,16 @@ fn spawn_with_budget() -> Server {
         format!("[reads]\nresponse_budget_mb = {BUDGET_MB}\nmax_response_bytes = 4194304\n"),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_govledgerd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = lines.next().unwrap().unwrap();
-    let addr = addr.strip_prefix("listening on ").unwrap().to_owned();
-    // The server prints its verifier key next: read it before the pipe closes.
-    lines.next().unwrap().unwrap();
+    let data = dir.path().join("data");
+    let (child, url, _) = crate::crash::spawn_serve(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
     Server {
         child,
-        url: format!("http://{addr}"),
+        url,
         _dir: dir,
     }
 }

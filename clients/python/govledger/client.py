@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import requests
 
@@ -75,31 +75,36 @@ class Client:
         self._key_in_use = self.log_key
         self.rotations: List[KeyEvent] = []
 
-    def _verify(self, receipt: Dict[str, Any]) -> VerifiedReceipt:
-        """Verifies a JSON receipt with the key that signs trees of its size, following key
-        rotations when the keys known so far do not sign its checkpoint."""
-        size = int(receipt["tree_size"])
-        first: Optional[ReceiptError] = None
+    def _with_key_for(self, size: int, root: bytes, attempt: Callable[[VerifierKey], Any], error: type) -> Any:
+        """Returns `attempt(key)` for the first key that signs trees of `size` leaves: among the
+        keys followed so far, else after following the log's rotations from the pinned key to
+        the tree of `size` leaves with `root`. A retired key beyond its hand-over never signs
+        for the log. Raises `error` when no such key makes `attempt` succeed."""
+        first = None
         for k in reversed(keys_for_size(self.log_key, self.rotations, size)):
             try:
-                return verify_receipt(receipt, k)
-            except ReceiptError as e:
+                return attempt(k)
+            except error as e:
                 first = first or e
         try:
-            key, events = follow(lambda path, **q: self._get(path, **q).json(), self.log_key,
-                                 size, base64.b64decode(receipt["root"]))
+            key, events = follow(lambda path, **q: self._get(path, **q).json(), self.log_key, size, root)
         except (KeyEventError, ReceiptError, KeyError, ValueError) as e:
-            raise ReceiptError(f"{first}; following the log's key rotations: {e}") from None
-        if len(events) <= len(self.rotations):
-            raise first  # type: ignore[misc]
-        for k in reversed(keys_for_size(self.log_key, events, size)):
-            try:
-                verified = verify_receipt(receipt, k)
-            except ReceiptError:
-                continue
-            self._key_in_use, self.rotations = key, events
-            return verified
-        raise first  # type: ignore[misc]
+            raise error(f"{first}; following the log's key rotations: {e}") from None
+        if len(events) > len(self.rotations):
+            for k in reversed(keys_for_size(self.log_key, events, size)):
+                try:
+                    result = attempt(k)
+                except error:
+                    continue
+                self._key_in_use, self.rotations = key, events
+                return result
+        raise error(f"the checkpoint of size {size} is not signed by the key that signs trees of that size"
+                    f" (a retired key beyond its hand-over is refused): {first}")
+
+    def _verify(self, receipt: Dict[str, Any]) -> VerifiedReceipt:
+        """Verifies a JSON receipt with the key that signs trees of its size."""
+        return self._with_key_for(int(receipt["tree_size"]), base64.b64decode(receipt["root"]),
+                                  lambda k: verify_receipt(receipt, k), ReceiptError)
 
     # -- HTTP -----------------------------------------------------------------------------
     def _get(self, path: str, **params: Any) -> requests.Response:
@@ -201,30 +206,10 @@ class Client:
         return self._get(f"/v1/approvals/{request}").json()
 
     def _open(self, note: str) -> Checkpoint:
-        """Opens a signed checkpoint with the key that signs trees of its size: the pinned key or
-        a key the log rotated to from it (following the rotations when the known keys do not
-        sign it). A retired key beyond its hand-over is refused."""
+        """Opens a signed checkpoint with the key that signs trees of its size."""
         claimed = Checkpoint.parse(Note.parse(note.encode()).text)
-        last: Optional[NoteError] = None
-        for k in reversed(keys_for_size(self.log_key, self.rotations, claimed.size)):
-            try:
-                return open_checkpoint(note.encode(), k)[0]
-            except NoteError as e:
-                last = e
-        try:
-            key, events = follow(lambda path, **q: self._get(path, **q).json(), self.log_key,
-                                 claimed.size, claimed.root)
-        except KeyEventError as e:
-            raise NoteError(f"{last}; following the log's key rotations: {e}") from None
-        if len(events) > len(self.rotations):
-            self._key_in_use, self.rotations = key, events
-        for k in reversed(keys_for_size(self.log_key, events, claimed.size)):
-            try:
-                return open_checkpoint(note.encode(), k)[0]
-            except NoteError as e:
-                last = e
-        raise NoteError(f"the checkpoint of size {claimed.size} is not signed by the key that signs trees of that size"
-                        f" (a retired key beyond its hand-over is refused): {last}")
+        return self._with_key_for(claimed.size, claimed.root,
+                                  lambda k: open_checkpoint(note.encode(), k)[0], NoteError)
 
     def verify_consistency(self, old_checkpoint: str, new_checkpoint: Optional[str] = None) -> None:
         """Verifies both signed checkpoints against the pinned log key (or the keys the log rotated

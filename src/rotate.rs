@@ -163,38 +163,52 @@ pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rota
     drop(log);
 
     // 4. The key files.
+    let retired = install_keys(cfg, &key_path, &next_path, &old, &new, keep_retired)?;
+    Ok(Rotation {
+        old_key: old.verifier(),
+        new_key: new.verifier(),
+        index,
+        size: p.size,
+        retired,
+        kept_private: keep_retired,
+    })
+}
+
+/// Step 4: the new key takes the key file's place, `log.pub` and `<key file>.retired-<id>.pub`
+/// name the new and the old verifier key, and the old private key is destroyed (or, with
+/// `keep_retired`, kept read-only). Returns where the retired key is.
+fn install_keys(
+    cfg: &Config,
+    key_path: &Path,
+    next_path: &Path,
+    old: &SignerKey,
+    new: &SignerKey,
+    keep_retired: bool,
+) -> Result<PathBuf> {
     let retired = with_suffix(
-        &key_path,
+        key_path,
         &format!(".retired-{:08x}", old.verifier().key_id()),
     );
-    std::fs::rename(&key_path, &retired)
+    std::fs::rename(key_path, &retired)
         .with_context(|| format!("moving {} aside", key_path.display()))?;
-    std::fs::rename(&next_path, &key_path)
+    std::fs::rename(next_path, key_path)
         .with_context(|| format!("installing {}", key_path.display()))?;
-    sync_dir(&key_path);
+    sync_dir(key_path);
     let pub_path = cfg.data_dir.join("log.pub");
     std::fs::write(&pub_path, format!("{}\n", new.verifier()))
         .with_context(|| format!("writing {}", pub_path.display()))?;
     let retired_pub = with_suffix(&retired, ".pub");
     std::fs::write(&retired_pub, format!("{}\n", old.verifier()))
         .with_context(|| format!("writing {}", retired_pub.display()))?;
-    let kept = if keep_retired {
+    if keep_retired {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&retired, std::fs::Permissions::from_mode(0o400))
             .with_context(|| format!("making {} read-only", retired.display()))?;
-        retired
+        Ok(retired)
     } else {
         destroy(&retired)?;
-        retired_pub
-    };
-    Ok(Rotation {
-        old_key: old.verifier(),
-        new_key: new.verifier(),
-        index,
-        size: p.size,
-        retired: kept,
-        kept_private: keep_retired,
-    })
+        Ok(retired_pub)
+    }
 }
 
 /// Overwrites the key file at `path` with zeros, syncs it and removes it. (On a copy-on-write

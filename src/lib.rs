@@ -1,6 +1,8 @@
 //! `govledger`: the log server. `config` → `store` (sled) → `log` (open, verify, prove) →
 //! `sequencer` (single writer, group commit) → `http` (the API). `server` wires them together.
 
+#![deny(clippy::unwrap_used)]
+
 pub mod anchor;
 pub mod archive;
 pub mod config;

@@ -1,5 +1,7 @@
 //! `govledgerd`: the govledger log server.
 
+#![deny(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};

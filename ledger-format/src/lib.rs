@@ -16,6 +16,8 @@
 //! - [`anchor`], [`witness`]: anchor object names, the witness's checkpoint state.
 //!
 //! The byte-exact formats are pinned in `SPEC.md` beside this crate.
+
+#![deny(clippy::unwrap_used)]
 #![forbid(unsafe_code)]
 
 pub mod anchor;

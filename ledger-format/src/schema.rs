@@ -490,7 +490,9 @@ pub fn lineage(map: &Map<String, Value>) -> Result<(), SchemaError> {
 pub fn approval_request(map: &Map<String, Value>) -> Result<(), SchemaError> {
     let mut c = ObjectCheck::new(map, "");
     let path = c.path_of("statement");
-    let statement = c.object("statement", true)?.expect("required");
+    let statement = c
+        .object("statement", true)?
+        .expect("a required member is Some or an error");
     let mut s = ObjectCheck::new(statement, &path);
     s.string("model_id", true, MAX_SHORT)?;
     s.digest("artifact_sha256", true)?;
@@ -541,7 +543,9 @@ pub fn approval_request(map: &Map<String, Value>) -> Result<(), SchemaError> {
 pub fn approval(map: &Map<String, Value>) -> Result<(), SchemaError> {
     let mut c = ObjectCheck::new(map, "");
     let path = c.path_of("statement");
-    let statement = c.object("statement", true)?.expect("required");
+    let statement = c
+        .object("statement", true)?
+        .expect("a required member is Some or an error");
     let mut s = ObjectCheck::new(statement, &path);
     s.leaf_ref("request", true)?;
     s.digest("artifact_sha256", true)?;

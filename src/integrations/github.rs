@@ -129,10 +129,20 @@ impl GitHub {
                 .map(Arc::new)
                 .map_err(|e| SourceError::new(500, format!("github: {e}")));
         };
-        let known = app
-            .installation
-            .or_else(|| self.installations.lock().unwrap().get(repo).copied());
-        if let Some(c) = known.and_then(|id| self.clients.lock().unwrap().get(&id).cloned()) {
+        let known = app.installation.or_else(|| {
+            self.installations
+                .lock()
+                .expect("lock poisoned")
+                .get(repo)
+                .copied()
+        });
+        if let Some(c) = known.and_then(|id| {
+            self.clients
+                .lock()
+                .expect("lock poisoned")
+                .get(&id)
+                .cloned()
+        }) {
             return Ok(c);
         }
         let as_app = builder
@@ -162,7 +172,7 @@ impl GitHub {
         };
         self.installations
             .lock()
-            .unwrap()
+            .expect("lock poisoned")
             .insert(repo.to_owned(), installation);
         let client = Arc::new(
             as_app
@@ -172,7 +182,7 @@ impl GitHub {
         Ok(self
             .clients
             .lock()
-            .unwrap()
+            .expect("lock poisoned")
             .entry(installation)
             .or_insert(client)
             .clone())
@@ -181,8 +191,13 @@ impl GitHub {
     /// Drops the cached installation client of `repo` after a failed call (the App may have been
     /// uninstalled, its token revoked): the next call exchanges a new token.
     fn forget(&self, repo: &str) {
-        if let Some(id) = self.installations.lock().unwrap().remove(repo) {
-            self.clients.lock().unwrap().remove(&id);
+        if let Some(id) = self
+            .installations
+            .lock()
+            .expect("lock poisoned")
+            .remove(repo)
+        {
+            self.clients.lock().expect("lock poisoned").remove(&id);
         }
     }
 

@@ -90,7 +90,7 @@ impl ServiceNow {
     /// The cached OAuth access token, or a new one from `/oauth_token.do`: the password grant
     /// when a user and password are configured, else client credentials.
     async fn oauth(&self, client_id: &str) -> Result<String, SourceError> {
-        if let Some((t, renew)) = self.token.lock().unwrap().as_ref() {
+        if let Some((t, renew)) = self.token.lock().expect("lock poisoned").as_ref() {
             if std::time::Instant::now() < *renew {
                 return Ok(t.clone());
             }
@@ -152,7 +152,7 @@ impl ServiceNow {
             .to_owned();
         let lifetime = std::time::Duration::from_secs(v["expires_in"].as_u64().unwrap_or(0));
         let renew = std::time::Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
-        *self.token.lock().unwrap() = Some((token.clone(), renew));
+        *self.token.lock().expect("lock poisoned") = Some((token.clone(), renew));
         Ok(token)
     }
 
@@ -185,7 +185,7 @@ impl ServiceNow {
                 200 => Ok(v["result"].as_array().cloned().unwrap_or_default()),
                 // An OAuth token revoked or expired early: drop it and retry with a new one.
                 401 if matches!(auth, Auth::OAuthToken(_)) => {
-                    *self.token.lock().unwrap() = None;
+                    *self.token.lock().expect("lock poisoned") = None;
                     Err((
                         true,
                         SourceError::new(

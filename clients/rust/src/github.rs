@@ -130,7 +130,7 @@ impl GitHub {
             Auth::Token(t) => return Ok(t.clone()),
             Auth::App(app) => app,
         };
-        let mut cached = self.installation_token.lock().unwrap();
+        let mut cached = self.installation_token.lock().expect("lock poisoned");
         if let Some(t) = cached.as_ref() {
             return Ok(t.clone());
         }

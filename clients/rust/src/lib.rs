@@ -1,6 +1,8 @@
 //! `govledger-client`: offline verification helpers and the `govledger` CLI's commands. HTTP
 //! submission and the monitor, gate and audit commands build on the same pieces.
 
+#![deny(clippy::unwrap_used)]
+
 pub mod anchors;
 pub mod audit;
 pub mod cli;

@@ -90,9 +90,9 @@ struct SingleAnswer<'a> {
 impl Verifier {
     /// Returns the size and root of a checkpoint signed by the log key.
     fn checkpoint(&self, note: &str) -> Option<(TreeSize, Hash)> {
-        if !self.seen.lock().unwrap().contains(note) {
+        if !self.seen.lock().expect("lock poisoned").contains(note) {
             SignedCheckpoint::open(note.as_bytes(), &self.key, &[]).ok()?;
-            let mut seen = self.seen.lock().unwrap();
+            let mut seen = self.seen.lock().expect("lock poisoned");
             // Answers carry recent checkpoints only: forget old ones, so that a long run does
             // not keep every checkpoint it ever saw (a thousand a second at batch 1).
             if seen.len() >= SEEN_CHECKPOINTS {
@@ -269,7 +269,7 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
                     },
                 };
                 {
-                    let mut t = tally.lock().unwrap();
+                    let mut t = tally.lock().expect("lock poisoned");
                     t.requests += 1;
                     t.entries += ok;
                     t.verified += verified;
@@ -292,7 +292,7 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
         .elapsed()
         .as_secs_f64()
         .min(args.duration.as_secs_f64().max(0.001));
-    let mut t = std::mem::take(&mut *tally.lock().unwrap());
+    let mut t = std::mem::take(&mut *tally.lock().expect("lock poisoned"));
     t.latencies_us.sort_unstable();
     let pct = |p: f64| -> f64 {
         if t.latencies_us.is_empty() {

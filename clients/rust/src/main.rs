@@ -1,6 +1,8 @@
 //! `govledger`: the user CLI. Verifying commands exit 0 when valid, 1 when invalid or a check
 //! failed (the reason on stderr, one line), 2 on usage or I/O errors.
 
+#![deny(clippy::unwrap_used)]
+
 use clap::Parser;
 use std::process::ExitCode;
 

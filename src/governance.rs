@@ -226,19 +226,27 @@ fn check_approval(
         }
         (Attestation::Imported { decided_at, .. }, true) => {
             // Sources date decisions in whole seconds, and their clocks may run a little ahead.
-            let ahead = crate::sequencer::now_ms()
-                .saturating_add(policy.max_statement_skew_ms.saturating_sub(SKEW_MARGIN_MS));
+            let now = crate::sequencer::now_ms();
+            let ahead =
+                now.saturating_add(policy.max_statement_skew_ms.saturating_sub(SKEW_MARGIN_MS));
             let logged_second = request.logged_at_ms - request.logged_at_ms % 1000;
-            if decided_at.ms > ahead || decided_at.ms < logged_second {
-                return Err(refuse(
-                    400,
-                    "decided_at_invalid",
-                    &f("decided_at"),
-                    format!(
-                        "decided at {}: an imported decision must come after the request was logged and before now",
-                        decided_at.text
-                    ),
-                ));
+            let why = if decided_at.ms < logged_second {
+                Some(format!(
+                    "decided at {}, before the request was logged ({}): a decision counts only when made for the logged request",
+                    decided_at.text,
+                    crate::integrations::rfc3339_ms(request.logged_at_ms)
+                ))
+            } else if decided_at.ms > ahead {
+                Some(format!(
+                    "decided at {}, ahead of this server's clock ({}) by more than the policy's statement skew; a later sync imports it",
+                    decided_at.text,
+                    crate::integrations::rfc3339_ms(now)
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(refuse(400, "decided_at_invalid", &f("decided_at"), why));
             }
         }
         (Attestation::Signed { signature }, _) => {

@@ -45,8 +45,8 @@ fn source_error(e: SourceError) -> ApiError {
     err
 }
 
-/// Returns the approval request `request` names and when it was logged (`logged_at_ms`).
-fn find_request(s: &AppState, request: &str) -> Result<(Logged, u64), ApiError> {
+/// Returns the approval request `request` names.
+fn find_request(s: &AppState, request: &str) -> Result<Logged, ApiError> {
     let hash = Hash::parse_any(request)
         .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("request"))?;
     let not_found = || ApiError::not_found(format!("no approval request {}", hash.to_hex()));
@@ -60,11 +60,10 @@ fn find_request(s: &AppState, request: &str) -> Result<(Logged, u64), ApiError> 
     let bytes = s.log.leaf(index)?;
     let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
     let e = Logged::from_leaf(index, &bytes).map_err(internal)?;
-    let logged_at_ms = e.logged_at_ms;
     if e.kind() != EntryKind::ApprovalRequest {
         return Err(not_found());
     }
-    Ok((e, logged_at_ms))
+    Ok(e)
 }
 
 /// Returns why `source` (the request names it as `target`) is not read at all: its
@@ -120,7 +119,7 @@ pub async fn sync(
         )
         .field("source"));
     }
-    let (req, logged_at_ms) = find_request(&s, &request)?;
+    let req = find_request(&s, &request)?;
     let st = req
         .request()
         .map(|r| r.statement_json.clone())
@@ -128,8 +127,6 @@ pub async fn sync(
     let hex = req.leaf_hash.to_hex();
     let scope = Scope {
         request: hex.clone(),
-        logged_at_ms,
-        now_ms: crate::sequencer::now_ms(),
     };
     let (mut found, mut skipped): (Vec<Imported>, Vec<Skipped>) = (Vec::new(), Vec::new());
     let mut consulted = Vec::new();

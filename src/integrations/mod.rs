@@ -8,7 +8,8 @@
 //! - the request is the first in the log to name the PR or change, and the PR's or change's
 //!   description names the request (a line `govledger-request: <leaf hash hex>`);
 //! - it was made (its source time) no earlier than the second the request was logged, and
-//!   at most [`MAX_AHEAD_MS`] past the server's clock; on GitHub, on the request's head commit;
+//!   at most the policy's statement skew past the server's clock (the submission check every
+//!   imported entry passes, `decided_at_invalid`); on GitHub, on the request's head commit;
 //! - every identifier read from the source is plain ([`is_source_id`], [`is_account`]) and the
 //!   entry it makes can be logged (schema, governance, leaf size); anything else is reported in
 //!   `skipped` with the reason, and the rest are logged.
@@ -37,10 +38,6 @@ use serde_json::{json, Value};
 use crate::config::Config;
 
 pub use ledger_format::schema::is_source_id;
-
-/// How far past the server's clock a source's decision time may be (clock skew); a decision
-/// further ahead is skipped until a later sync.
-pub const MAX_AHEAD_MS: u64 = 5 * 60 * 1000;
 
 /// An approval or rejection read from a source, ready to log.
 #[derive(Clone, Debug)]
@@ -220,16 +217,13 @@ pub fn entry_id(i: &Imported, request: &str, body: &Value) -> String {
 pub struct Scope {
     /// Its leaf hash, hex.
     pub request: String,
-    /// When the log logged it (its leaf's `logged_at_ms`).
-    pub logged_at_ms: u64,
-    /// The server's clock now.
-    pub now_ms: u64,
 }
 
 /// Returns what of a source's `read` may be imported for `scope`: nothing unless the
 /// description (`what`: "the pull request's description") names the request, in which case
-/// `skipped` holds that one reason; then only decisions made no earlier than the second the
-/// request was logged and not more than [`MAX_AHEAD_MS`] ahead of the clock.
+/// `skipped` holds that one reason; then only decisions whose source time is a time (whether
+/// it falls after the request was logged and before the clock is the submission check's, as
+/// for every imported entry).
 pub fn admit(
     scope: &Scope,
     source: &'static str,
@@ -256,19 +250,6 @@ pub fn admit(
         };
         match rfc3339_to_ms(&i.decided_at) {
             None => skipped.push(skip(format!("decided at {:?}: not a time", i.decided_at))),
-            // Sources give whole seconds: a decision in the second the request was logged counts.
-            Some(at) if at / 1000 < scope.logged_at_ms / 1000 => skipped.push(skip(format!(
-                "decided at {}, before the request was logged ({}): a decision counts only when made for the logged request",
-                i.decided_at,
-                rfc3339_ms(scope.logged_at_ms)
-            ))),
-            Some(at) if at > scope.now_ms.saturating_add(MAX_AHEAD_MS) => {
-                skipped.push(skip(format!(
-                    "decided at {}, ahead of this server's clock ({}); a later sync imports it",
-                    i.decided_at,
-                    rfc3339_ms(scope.now_ms)
-                )))
-            }
             Some(_) => imported.push(i),
         }
     }

@@ -207,7 +207,38 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         "imported",
     )
     .await;
-    ok(&s, approval(&bob, "bob", ART, &req)).await;
+    let first = approval(&bob, "bob", ART, &req);
+    ok(&s, first.clone()).await;
+    // The same statement again is a retry: answered, not refused (without an entry_id it is
+    // logged again; it counts once, for the same person).
+    let (st, v) = s.post(&first.to_string()).await;
+    assert_eq!(st, 200, "{v}");
+    // A decision of bob's dated no later than the one logged is refused (no replay of an old
+    // statement, no rejection dated to tie with the approval and win the tie).
+    let logged_at = first["body"]["statement"]["signed_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let earlier = govledger_client::time::rfc3339_ms(
+        ledger_format::rfc3339::rfc3339_to_ms(&logged_at).unwrap() - 60_000,
+    );
+    for (decision, at) in [
+        ("reject", logged_at.as_str()),
+        ("reject", earlier.as_str()),
+        ("approve", earlier.as_str()),
+    ] {
+        let st = json!({"request": req, "artifact_sha256": ART, "decision": decision, "approver": "bob",
+                        "role": "risk", "signed_at": at});
+        expect(
+            &s,
+            json!({"kind": "approval", "body": {"statement": st, "signature": sign(&bob, &st)}}),
+            409,
+            "decision_not_newer",
+            "body.statement.signed_at",
+            "must be dated later",
+        )
+        .await;
+    }
 
     // Deployments reference the request.
     let deploy = |r: &str| {
@@ -260,7 +291,7 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
         "no lineage entry",
     )
     .await;
-    assert_eq!(s.tree_size().await, 4 + 10_001);
+    assert_eq!(s.tree_size().await, 5 + 10_001);
     s.stop().await;
 }
 

@@ -1511,6 +1511,10 @@ async fn source_records_that_cannot_be_logged_are_skipped_and_the_server_keeps_s
         st.approvals.push(rec("sn-zed-1", "zed", sn_at(23)));
         st.approvals
             .push(rec("sn-time-1", "carol.sn", "yesterday".into()));
+        // An hour ahead of the server's clock: refused by the submission check every import
+        // passes (400 decided_at_invalid), imported by a later sync once it is due.
+        st.approvals
+            .push(rec("sn-ahead-1", "carol.sn", sn_at(3600)));
         st.approvals.push(rec("sn-good-1", "carol.sn", sn_at(24)));
         let mut no_id = review(1, "bob-gh", "APPROVED", HEAD, &gh_at(25));
         no_id["id"] = "4000".into();
@@ -1529,6 +1533,7 @@ async fn source_records_that_cannot_be_logged_are_skipped_and_the_server_keeps_s
         ("\"sn-quote-1\"", "is not plain"),
         ("\"sn-zed-1\"", "not mapped"),
         ("\"sn-time-1\"", "is not a time"),
+        ("\"sn-ahead-1\"", "decided_at_invalid: decided at"),
         ("\"\\\"4000\\\"\"", "no id"),
         ("\"4001\"", "is not plain"),
     ] {

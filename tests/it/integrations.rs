@@ -1700,3 +1700,54 @@ async fn one_source_account_maps_to_one_person() {
         .unwrap_err();
     assert!(format!("{e:#}").contains("bob gh"), "{e:#}");
 }
+
+/// Finding 6: whoever called `/sync` chose the order. Syncing ServiceNow (carol's rejection,
+/// decided last) before GitHub (bob's approval, decided first) put the approval later in the
+/// log, and "no rejection after the last approval" passed. A standing rejection stands however
+/// the sources are synced: the decision's own time orders a person's decisions, and a
+/// rejection blocks whoever approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_of_syncs_cannot_change_the_verdict() {
+    let t = two_sources(
+        81,
+        "[approvals]\nmin_approvers = 1\naccept_imported = [\"github\", \"servicenow\"]\n",
+    )
+    .await;
+    let pr: Value = serde_json::from_str(PR7).unwrap();
+    let sub = release(
+        &t.s,
+        &t.keys[0],
+        json!({"github": pr, "servicenow": {"change": "CHG0001"}}),
+        None,
+    )
+    .await;
+    let (code, v) = t.s.post(&sub.to_string()).await;
+    assert_eq!(code, 200, "{v}");
+    let request = v["leaf_hash"].as_str().unwrap().to_owned();
+    mark(&t.state, &request);
+    {
+        let mut st = t.state.lock().unwrap();
+        st.reviews
+            .push(review(5001, "bob-gh", "APPROVED", HEAD, &gh_at(1)));
+        st.approvals.push(
+            json!({"sys_id": "sn-order-1", "approver.user_name": "carol.sn",
+            "state": "rejected", "sys_updated_on": sn_at(3)}),
+        );
+    }
+    for source in ["servicenow", "github"] {
+        let r =
+            t.s.http
+                .post(format!(
+                    "{}/v1/approvals/{request}/sync?source={source}",
+                    t.s.url
+                ))
+                .send()
+                .await
+                .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["appended"].as_u64(), Some(1), "{source}: {v:#}");
+    }
+    let (_, st) = t.s.get_json(&format!("/v1/approvals/{request}")).await;
+    assert_eq!(st["status"], "rejected", "{st:#}");
+    t.s.stop().await;
+}

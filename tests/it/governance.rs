@@ -385,6 +385,12 @@ async fn the_cli_signs_requests_approvals_and_deployments_the_server_accepts() {
             .unwrap()
             .to_owned();
         let body = govledger_client::submit::fetch_body(&url, &hash)?;
+        // The metrics are signed, as a decimal string: the only ones thresholds read.
+        assert_eq!(
+            body["statement"]["performance_metrics"],
+            json!({"sharpe": "1.7"})
+        );
+        assert!(body.get("performance_metrics").is_none(), "{body}");
         let artifact = body["statement"]["artifact_sha256"]
             .as_str()
             .unwrap()

@@ -58,6 +58,30 @@ def now_rfc3339() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def signable_metrics(metrics: Dict[str, Any]) -> Dict[str, Union[int, str]]:
+    """Performance metrics as a signed statement holds them (SPEC.md §3.3): integers as they
+    are, other numbers as decimal strings (1.9 becomes "1.9", never an exponent), decimal strings
+    as they are. numpy scalars are taken by value."""
+    import decimal
+    out: Dict[str, Union[int, str]] = {}
+    for name, v in metrics.items():
+        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+            v = v.item()  # numpy scalar
+        if isinstance(v, bool):
+            raise ValueError(f"performance metric {name}: a number, not a boolean")
+        if isinstance(v, int):
+            out[name] = v
+        elif isinstance(v, float):
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ValueError(f"performance metric {name}: not a finite number")
+            out[name] = format(decimal.Decimal(repr(v)), "f")
+        elif isinstance(v, str):
+            out[name] = v
+        else:
+            raise ValueError(f"performance metric {name}: a number or a decimal string, not {v!r}")
+    return out
+
+
 class Client:
     """A govledger server at `url`. With `log_key` (the log's note verifier key, pinned out of
     band), every receipt is verified before it is returned; after the log's key rotates
@@ -153,14 +177,15 @@ class Client:
                          dataset_sha256: Sequence[str], lineage: str, environment: str = "production",
                          policy: str = "four-eyes-v1", performance_metrics: Optional[Dict[str, Any]] = None,
                          **extra: Any) -> Dict[str, Any]:
-        """Signs (as `key.name`) and submits an approval request."""
+        """Signs (as `key.name`) and submits an approval request. `performance_metrics` (name to
+        number) are signed in the statement, non-integers as decimal strings: the policy's
+        `performance_metrics.*` thresholds read only the signed values."""
         st = {"model_id": model_id, "artifact_sha256": artifact_sha256, "dataset_sha256": list(dataset_sha256),
               "lineage": lineage, "requested_by": key.name, "environment": environment, "policy": policy,
               "signed_at": now_rfc3339(), **extra}
-        body = sign_statement(key, st)
         if performance_metrics is not None:
-            body["performance_metrics"] = performance_metrics
-        return self.submit("approval_request", body)
+            st["performance_metrics"] = signable_metrics(performance_metrics)
+        return self.submit("approval_request", sign_statement(key, st))
 
     def approve(self, key: SignerKey, request: str, artifact_sha256: str, role: str,
                 decision: str = "approve", comment: Optional[str] = None) -> Dict[str, Any]:

@@ -131,6 +131,13 @@ def test_lineage_request_and_approvals(client, people, tmp_path):
     })
     req = client.request_approval(people["alice"], "ppo-py", art["sha256"], [ds["sha256"]], lineage["leaf_hash"],
                                   performance_metrics={"sharpe": 1.9})
+    # The metrics are signed, as a decimal string: the only ones a policy's thresholds read.
+    import base64 as _b64
+    import json as _json
+    from govledger.receipt import Leaf
+    body = _json.loads(Leaf.parse(_b64.b64decode(req["leaf"])).body)
+    assert body["statement"]["performance_metrics"] == {"sharpe": "1.9"}
+    assert "performance_metrics" not in body
     client.approve(people["bob"], req["leaf_hash"], art["sha256"], "risk")
     with pytest.raises(ServerError) as e:
         client.approve(people["alice"], req["leaf_hash"], art["sha256"], "quant")
@@ -139,3 +146,12 @@ def test_lineage_request_and_approvals(client, people, tmp_path):
     status = client.approval_status(req["leaf_hash"])
     assert status["status"] == "approved" and status["approvers"] == ["bob", "carol"]
     assert [e["index"] for e in client.entries(model_id="ppo-py")] == [lineage["index"], req["index"]]
+
+
+def test_performance_metrics_are_signable():
+    from govledger.client import signable_metrics
+    assert signable_metrics({"n": 3, "sharpe": 1.9, "tiny": 1e-7, "s": "2.5"}) == \
+        {"n": 3, "sharpe": "1.9", "tiny": "0.0000001", "s": "2.5"}
+    for bad in ({"b": True}, {"x": float("nan")}, {"x": [1]}):
+        with pytest.raises(ValueError):
+            signable_metrics(bad)

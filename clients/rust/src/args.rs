@@ -123,7 +123,9 @@ pub enum Command {
         /// ServiceNow change request number.
         #[arg(long)]
         servicenow_change: Option<String>,
-        /// JSON file of performance metrics (recorded unsigned).
+        /// JSON file of performance metrics, signed in the statement (numbers that are not
+        /// integers become decimal strings); the policy's `performance_metrics.*` thresholds
+        /// read them.
         #[arg(long)]
         metrics: Option<PathBuf>,
         /// Save the receipt here instead of printing it.

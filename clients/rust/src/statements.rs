@@ -66,11 +66,36 @@ pub fn request(key: &SignerKey, a: &RequestArgs) -> Result<Value> {
     if let Some(c) = a.servicenow_change {
         st["servicenow"] = json!({"change": c});
     }
-    let mut body = signed(key, st)?;
     if let Some(m) = &a.performance_metrics {
-        body.insert("performance_metrics".into(), m.clone());
+        st["performance_metrics"] = signable_metrics(m)?;
     }
+    let body = signed(key, st)?;
     Ok(json!({"kind": "approval_request", "body": body}))
+}
+
+/// Returns performance metrics as the signed statement holds them (SPEC.md §3.3): integers as
+/// they are, other numbers as decimal strings (`1.9` becomes `"1.9"`; signed statements hold
+/// no floats), decimal strings as they are. The policy's `performance_metrics.<name>`
+/// thresholds read these, and only these.
+pub fn signable_metrics(m: &Value) -> Result<Value> {
+    let Value::Object(map) = m else {
+        bail!("performance metrics must be a JSON object of name to number");
+    };
+    let mut out = Map::new();
+    for (name, v) in map {
+        let signable = match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => v.clone(),
+            // f64's Display is the shortest decimal that round-trips, never an exponent.
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if f.is_finite() => Value::String(format!("{f}")),
+                _ => bail!("performance metric {name}: not a finite number"),
+            },
+            Value::String(_) => v.clone(),
+            _ => bail!("performance metric {name}: a number or a decimal string, not {v}"),
+        };
+        out.insert(name.clone(), signable);
+    }
+    Ok(Value::Object(out))
 }
 
 /// Returns the approval submission for `request`, signed by `key` (whose name is `approver`).
@@ -94,4 +119,22 @@ pub fn approval(
         st["comment"] = c.into();
     }
     Ok(json!({"kind": "approval", "body": signed(key, st)?}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signable_metrics;
+    use serde_json::json;
+
+    #[test]
+    fn metrics_are_signed_as_integers_and_decimal_strings() {
+        let m =
+            signable_metrics(&json!({"n": 3, "sharpe": 1.9, "tiny": 1e-7, "s": "2.5"})).unwrap();
+        assert_eq!(
+            m,
+            json!({"n": 3, "sharpe": "1.9", "tiny": "0.0000001", "s": "2.5"})
+        );
+        assert!(signable_metrics(&json!({"b": true})).is_err());
+        assert!(signable_metrics(&json!([1])).is_err());
+    }
 }

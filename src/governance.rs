@@ -74,22 +74,14 @@ fn referenced(
     reference: &Hash,
     kind: EntryKind,
 ) -> Result<Logged, Refusal> {
-    let unknown = || {
+    let entry = lookup(log, field, reference)?.ok_or_else(|| {
         refuse(
             400,
             "unknown_reference",
             field,
             format!("no {} entry {} in the log", kind.name(), reference.to_hex()),
         )
-    };
-    let index = log
-        .index
-        .leaf(reference)
-        .map_err(|e| refuse(503, "unavailable", field, e.to_string()))?
-        .filter(|i| *i < log.published().size)
-        .ok_or_else(unknown)?;
-    let leaf = log.leaf(index).map_err(|_| unknown())?;
-    let entry = Logged::from_leaf(index, &leaf).map_err(|_| unknown())?;
+    })?;
     if entry.kind() != kind {
         return Err(refuse(
             400,
@@ -104,6 +96,23 @@ fn referenced(
         ));
     }
     Ok(entry)
+}
+
+/// Returns the entry with leaf hash `reference` within the published tree, if the log holds
+/// one that parses under today's schema.
+fn lookup(log: &Log, field: &str, reference: &Hash) -> Result<Option<Logged>, Refusal> {
+    let Some(index) = log
+        .index
+        .leaf(reference)
+        .map_err(|e| refuse(503, "unavailable", field, e.to_string()))?
+        .filter(|i| *i < log.published().size)
+    else {
+        return Ok(None);
+    };
+    Ok(log
+        .leaf(index)
+        .ok()
+        .and_then(|leaf| Logged::from_leaf(index, &leaf).ok()))
 }
 
 /// Checks a schema-valid body of `kind` against people and the log. `prefix` is the field path
@@ -166,16 +175,26 @@ fn check_request(
     verify_statement(requester, &r.statement_json, &r.signature, st.signed_at.ms)
         .map_err(|why| refuse(400, "invalid_signature", &f("signature"), why))?;
     crate::integrations::binding::check_bindings(log, &r.statement_json, &f(""))?;
-    let lineage = referenced(
-        log,
-        &f("statement.lineage"),
-        &st.lineage,
-        EntryKind::Lineage,
-    )?;
+    // A policy that does not require the lineage accepts a request whose lineage is not (yet)
+    // in the log; one that names an entry of another kind is refused either way.
+    let lineage_field = f("statement.lineage");
+    let lineage = if policy.lineage_required || lookup(log, &lineage_field, &st.lineage)?.is_some()
+    {
+        Some(referenced(
+            log,
+            &lineage_field,
+            &st.lineage,
+            EntryKind::Lineage,
+        )?)
+    } else {
+        None
+    };
     let failed: Vec<_> = pre_approval_checks(
         policy,
         r,
-        lineage.lineage().map(|l| (&lineage.leaf_hash, l)),
+        lineage
+            .as_ref()
+            .and_then(|l| l.lineage().map(|body| (&l.leaf_hash, body))),
     )
     .into_iter()
     .filter(|c| !c.ok)

@@ -414,3 +414,44 @@ async fn the_cli_signs_requests_approvals_and_deployments_the_server_accepts() {
     assert_eq!(s.tree_size().await, 3);
     s.stop().await;
 }
+
+/// A policy with `lineage.required = false` accepts a request whose lineage is not in the log
+/// (the evaluator and the gate then pass `lineage_present`); a lineage reference to an entry of
+/// another kind is refused all the same.
+#[tokio::test]
+async fn an_optional_lineage_may_be_absent_but_not_another_kind() {
+    let alice = key("alice", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[lineage]\nrequired = false\n[[people]]\nname = \"alice\"\nroles = [\"quant\"]\nkey = \"{}\"\n",
+            alice.verifier()
+        ),
+    )
+    .unwrap();
+    let s = start_with(move |c| c.policy = Some(policy)).await;
+    let audit = ok(
+        &s,
+        json!({"kind": "audit", "body": crate::harness::audit(1)}),
+    )
+    .await;
+    let request = |lineage: &str| {
+        let st = json!({"model_id": "ppo-42", "artifact_sha256": ART, "dataset_sha256": [OTHER],
+            "lineage": lineage, "requested_by": "alice", "environment": "production",
+            "policy": "four-eyes-v1", "signed_at": crate::harness::signed_now()});
+        json!({"kind": "approval_request", "body": {"statement": st, "signature": sign(&alice, &st)}})
+    };
+    ok(&s, request(&"00".repeat(32))).await;
+    expect(
+        &s,
+        request(&audit),
+        400,
+        "unknown_reference",
+        "body.statement.lineage",
+        "is a audit, not a lineage",
+    )
+    .await;
+    s.stop().await;
+}

@@ -572,6 +572,10 @@ fn run_story(
     );
     let r = story.gate(Some(&rogue), false, &request, None);
     assert_eq!(failed(&r), ["not_requester"], "{}", r.to_text());
+    // Online, the fabricated tree (the real log plus an entry the server refused, signed with
+    // the log's own key) is not the log's: log_consistency fails.
+    let r = story.gate(Some(&rogue), true, &request, None);
+    assert!(failed(&r).contains(&"log_consistency"), "{}", r.to_text());
     // Roles come from the policy: dave holds no risk role, so his approval in that role is refused.
     let (st, v) = post(url, &approval(&dave, &r2, &art, "approve", "risk", now()));
     assert_eq!(

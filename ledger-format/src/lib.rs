@@ -14,6 +14,8 @@
 //! - [`key_event`]: the log's key rotations.
 //! - [`receipt`]: C2SP tlog-proof and the JSON receipt.
 //! - [`anchor`], [`witness`]: anchor object names, the witness's checkpoint state.
+//! - [`wal`]: the write-ahead record of replicated durability, and how a record continues a
+//!   tree.
 //!
 //! The byte-exact formats are pinned in `SPEC.md` beside this crate.
 
@@ -38,6 +40,7 @@ pub mod rfc3339;
 pub mod schema;
 pub mod tile;
 pub mod tree;
+pub mod wal;
 pub mod witness;
 
 pub use hash::{leaf_hash, node_hash, Hash};

@@ -207,6 +207,48 @@ pub fn inventory(size: TreeSize) -> Vec<TileId> {
     out
 }
 
+/// Returns the tlog-tiles objects that exist at size `new` but not at size `old` (every object
+/// of a log grown from `old` to `new` entries, when `old` is 0): the entry bundles first, then
+/// the hash tiles, lowest level first. A bundle or tile that was partial at `old` and grew is
+/// new (its path carries its width); one that did not change is not. An object's bytes never
+/// change once it exists, so a mirror that wrote the objects of every size it passed holds
+/// exactly what a reader of any of those sizes asks for.
+pub fn new_objects(old: TreeSize, new: TreeSize) -> Vec<TilePath> {
+    let mut out = Vec::new();
+    if new.0 <= old.0 {
+        return out;
+    }
+    for index in old.0 / TILE_WIDTH..new.0.div_ceil(TILE_WIDTH) {
+        let at_new = BundleId::for_size(index, new);
+        if at_new != BundleId::for_size(index, old) {
+            out.extend(at_new.map(TilePath::Entries));
+        }
+    }
+    for level in 0..64u8 {
+        let count = level_count(level, new.0);
+        if count == 0 {
+            break;
+        }
+        for index in level_count(level, old.0) / TILE_WIDTH..count.div_ceil(TILE_WIDTH) {
+            let at_new = TileId::for_size(level, index, new);
+            if at_new != TileId::for_size(level, index, old) {
+                out.extend(at_new.map(TilePath::Tile));
+            }
+        }
+    }
+    out
+}
+
+impl TilePath {
+    /// Returns the object's path, `tile/...`.
+    pub fn path(&self) -> String {
+        match self {
+            TilePath::Tile(t) => t.path(),
+            TilePath::Entries(b) => b.path(),
+        }
+    }
+}
+
 /// Parses the `<N>[.p/<W>]` part of a path into (index, width), width 256 for full tiles.
 pub fn parse_index(s: &str) -> Result<(u64, u16), TileError> {
     let bad = || TileError::BadPath(format!("bad tile index {s:?}"));

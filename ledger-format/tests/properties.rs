@@ -250,3 +250,53 @@ fn consistency_from_zero_is_an_error_even_to_zero() {
     };
     assert!(p.verify(&Hash::EMPTY, &Hash::EMPTY).is_err());
 }
+
+// ---- the tlog-tiles objects a mirror writes between two sizes ----
+
+/// Every object that exists at `size`, from the definitions: each bundle and each tile of the
+/// inventory, by path.
+fn objects_at(size: u64) -> std::collections::BTreeSet<String> {
+    use ledger_format::tile::{inventory, BundleId};
+    let mut out: std::collections::BTreeSet<String> =
+        inventory(TreeSize(size)).iter().map(|t| t.path()).collect();
+    for n in 0..size.div_ceil(256) {
+        out.insert(BundleId::for_size(n, TreeSize(size)).unwrap().path());
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `new_objects(old, new)` is exactly the objects of `new` that `old` does not have, each
+    /// once, and a mirror that followed a chain of sizes holds every object of the last one.
+    #[test]
+    fn new_objects_are_the_difference_of_the_inventories(
+        a in 0u64..200_000, b in 0u64..200_000, c in 0u64..200_000
+    ) {
+        let mut sizes = [a, b, c];
+        sizes.sort_unstable();
+        let [old, mid, new] = sizes;
+        let listed: Vec<String> = ledger_format::tile::new_objects(TreeSize(old), TreeSize(new))
+            .iter()
+            .map(|o| o.path())
+            .collect();
+        let set: std::collections::BTreeSet<String> = listed.iter().cloned().collect();
+        prop_assert_eq!(set.len(), listed.len(), "an object listed twice");
+        let want: std::collections::BTreeSet<String> =
+            objects_at(new).difference(&objects_at(old)).cloned().collect();
+        prop_assert_eq!(&set, &want);
+        let mut chain: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for (x, y) in [(0, old), (old, mid), (mid, new)] {
+            chain.extend(
+                ledger_format::tile::new_objects(TreeSize(x), TreeSize(y)).iter().map(|o| o.path()),
+            );
+        }
+        prop_assert!(objects_at(new).is_subset(&chain));
+        // Bundles come before tiles.
+        let first_tile = listed.iter().position(|p| !p.starts_with("tile/entries/"));
+        if let Some(i) = first_tile {
+            prop_assert!(listed[i..].iter().all(|p| !p.starts_with("tile/entries/")));
+        }
+    }
+}

@@ -10,10 +10,11 @@ from .keys import KeyEvent, KeyEventError, parse_key_event
 from .merkle import ProofError, leaf_hash, node_hash, verify_consistency, verify_inclusion
 from .note import Checkpoint, NoteError, SignerKey, VerifierKey, open_checkpoint
 from .receipt import Leaf, ReceiptError, VerifiedReceipt, batch_receipts, verify_batch, verify_receipt
+from .tiles import TileFetchError, TileReader, TileVerification, verify_receipt_with_tiles
 
 __all__ = [
     "Checkpoint", "Client", "DatasetError", "KeyEvent", "KeyEventError", "Leaf", "NoteError", "ProofError", "ReceiptError", "ServerError",
-    "SignerKey", "VerifiedReceipt", "VerifierKey", "batch_receipts", "canonical_json", "fingerprint_dataframe",
+    "SignerKey", "TileFetchError", "TileReader", "TileVerification", "VerifiedReceipt", "VerifierKey", "batch_receipts", "canonical_json", "fingerprint_dataframe",
     "fingerprint_dataset", "leaf_hash", "node_hash", "open_checkpoint", "parse_key_event", "sign_statement",
-    "verify_batch", "verify_consistency", "verify_inclusion", "verify_receipt",
+    "verify_batch", "verify_consistency", "verify_inclusion", "verify_receipt", "verify_receipt_with_tiles",
 ]

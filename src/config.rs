@@ -69,6 +69,50 @@ pub struct Config {
     /// What a reader may cost: list pages bounded in bytes, a server-wide budget of response
     /// memory, per-client read rates.
     pub reads: ReadsConfig,
+    /// What a receipt means: `local` (the default), the group is fsynced here; `replicated`,
+    /// it is also in the write-ahead topic of `[replication]`, acknowledged by Kafka with
+    /// `acks=all`, before anything is signed or answered.
+    pub durability: Durability,
+    /// The write-ahead topic, for `durability = "replicated"` (needs the `kafka` feature).
+    pub replication: Option<ReplicationConfig>,
+}
+
+/// What a receipt promises about where the entry is.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Fsynced on this machine's disk.
+    #[default]
+    Local,
+    /// Fsynced here and acknowledged by the Kafka cluster (`acks=all`) in the write-ahead topic.
+    Replicated,
+}
+
+/// The write-ahead topic of replicated durability. Production: a topic with one partition,
+/// replication factor 3, `min.insync.replicas = 2`, retention longer than the WORM mirror's
+/// worst lag (the entries not yet in the bucket are only there and on this disk).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// The write-ahead topic (default `govledger.wal`); records go to its partition 0.
+    #[serde(default = "default_wal_topic")]
+    pub topic: String,
+    /// How long one produce may wait for the cluster's acknowledgement before the group is
+    /// refused with 503 `replication_unavailable` (ms).
+    #[serde(default = "default_wal_timeout")]
+    pub timeout_ms: u64,
+    /// Extra librdkafka properties (e.g. security settings).
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+fn default_wal_topic() -> String {
+    "govledger.wal".into()
+}
+fn default_wal_timeout() -> u64 {
+    5_000
 }
 
 /// TLS with rustls. The PEM files are read at start and again on SIGHUP (a failed reload keeps
@@ -323,6 +367,15 @@ pub struct S3Config {
     /// COMPLIANCE retention of each object, in days (default 2,557: 7 years).
     #[serde(default = "default_retention")]
     pub retention_days: u32,
+    /// The WORM mirror: every anchoring round also uploads the whole log (entry bundles, hash
+    /// tiles, then the checkpoint) as C2SP tlog-tiles objects under
+    /// `<prefix>/<hex sha256(origin)>/`, locked like the checkpoints (ledger-format SPEC.md §9).
+    #[serde(default)]
+    pub tiles: bool,
+    /// With `tiles`: past this many published entries that the bucket does not hold yet,
+    /// submissions get 503 `mirror_behind` with Retry-After (default: no bound).
+    #[serde(default)]
+    pub max_unmirrored_entries: Option<u64>,
 }
 
 fn default_prefix() -> String {
@@ -437,6 +490,8 @@ impl Default for Config {
             certificates: Vec::new(),
             connections: ConnectionsConfig::default(),
             reads: ReadsConfig::default(),
+            durability: Durability::Local,
+            replication: None,
         }
     }
 }
@@ -534,6 +589,16 @@ impl Config {
             ledger_format::note::VerifierKey::parse(&w.key)
                 .with_context(|| format!("witness {}: key", w.url))?;
         }
+        if let Some(s3) = &self.anchors.s3 {
+            anyhow::ensure!(
+                s3.max_unmirrored_entries.is_none() || s3.tiles,
+                "anchors.s3.max_unmirrored_entries bounds the WORM mirror's lag: it needs tiles = true"
+            );
+            anyhow::ensure!(
+                s3.max_unmirrored_entries != Some(0),
+                "anchors.s3.max_unmirrored_entries must be at least 1 (leave it out for no bound)"
+            );
+        }
         #[cfg(not(feature = "s3"))]
         anyhow::ensure!(
             self.anchors.s3.is_none(),
@@ -549,6 +614,21 @@ impl Config {
         anyhow::ensure!(
             self.github.is_none(),
             "github is configured, but this govledgerd was built without the `github` feature"
+        );
+        anyhow::ensure!(
+            self.durability == Durability::Local || self.replication.is_some(),
+            "durability = \"replicated\" needs a [replication] section (brokers, topic)"
+        );
+        if let Some(r) = &self.replication {
+            anyhow::ensure!(
+                r.timeout_ms >= 100,
+                "replication.timeout_ms must be at least 100"
+            );
+        }
+        #[cfg(not(feature = "kafka"))]
+        anyhow::ensure!(
+            self.durability == Durability::Local,
+            "durability = \"replicated\" needs a govledgerd built with the `kafka` feature"
         );
         #[cfg(not(feature = "kafka"))]
         anyhow::ensure!(

@@ -12,6 +12,8 @@ pub mod index;
 pub mod integrations;
 pub mod log;
 pub mod metrics;
+pub mod replication;
+pub mod restore;
 pub mod rotate;
 pub mod sequencer;
 pub mod server;

@@ -80,9 +80,18 @@ enum Command {
     Import {
         #[command(flatten)]
         common: Common,
-        /// Directory written by `export`.
+        /// Directory written by `export`, or `s3://BUCKET/PREFIX`: the WORM mirror (the
+        /// connection settings come from the config's [anchors.s3]).
         #[arg(long)]
-        from: PathBuf,
+        from: String,
+    },
+    /// Rebuild a lost data dir from the WORM mirror in the config's [anchors.s3] bucket:
+    /// every hash verified, the result checked against every checkpoint the bucket holds.
+    /// Refuses a non-empty data dir. The log key comes from GOVLEDGER_LOG_KEY or the key file.
+    /// Exit 0 restored, 1 the sources do not verify, 2 usage or I/O.
+    Restore {
+        #[command(flatten)]
+        common: Common,
     },
     /// Hand the log over to a new signing key, on a stopped server: appends a key_event entry
     /// signed by the old and the new key (ledger-format SPEC.md §3.6), signs the hand-over
@@ -179,13 +188,39 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let key = govledger::server::load_existing_key(&cfg).context(
                 "import needs the log's signing key: put log.key in the data dir or set GOVLEDGER_LOG_KEY",
             )?;
-            let n =
-                govledger::archive::import(&from, &cfg.data_dir.join("db"), &key, cfg.cache_mb)?;
+            let source = import_source(&cfg, &from)?;
+            let n = govledger::archive::import(
+                source.as_ref(),
+                &cfg.data_dir.join("db"),
+                &key,
+                cfg.cache_mb,
+            )?;
+            for note in source.notes() {
+                eprintln!("import: note: {note}");
+            }
             std::fs::write(
                 cfg.data_dir.join("log.pub"),
                 format!("{}\n", key.verifier()),
             )?;
-            println!("imported {n} entries into {}", cfg.data_dir.display());
+            println!(
+                "imported {} entries into {}",
+                n.size,
+                cfg.data_dir.display()
+            );
+        }
+        Command::Restore { common } => {
+            let cfg = common.load()?;
+            let key = govledger::server::load_existing_key(&cfg).context(
+                "restore needs the log's signing key: set GOVLEDGER_LOG_KEY or put the key file in place (key_file, default <data_dir>/log.key)",
+            )?;
+            match govledger::restore::restore(&cfg, &key) {
+                Ok(r) => govledger::restore::report(&r, &cfg.data_dir),
+                Err(govledger::archive::ImportError::Invalid(why)) => {
+                    eprintln!("restore failed: the sources do not verify: {why}");
+                    return Ok(std::process::ExitCode::from(1));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Command::RotateKey {
             common,
@@ -227,6 +262,32 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Returns the import source `from` names: an export directory or `s3://BUCKET/PREFIX`.
+fn import_source(cfg: &Config, from: &str) -> Result<Box<dyn govledger::archive::Source>> {
+    let Some(rest) = from.strip_prefix("s3://") else {
+        return Ok(Box::new(govledger::archive::DirSource(from.into())));
+    };
+    #[cfg(feature = "s3")]
+    {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        anyhow::ensure!(!bucket.is_empty(), "--from s3://BUCKET/PREFIX: no bucket");
+        let mut s3 = cfg.anchors.s3.clone().context(
+            "--from s3://...: the S3 endpoint, region and addressing come from the config's [anchors.s3]",
+        )?;
+        s3.bucket = bucket.to_owned();
+        s3.prefix = prefix.trim_end_matches('/').to_owned();
+        Ok(Box::new(govledger::restore::S3Source::open(
+            &s3,
+            &cfg.origin,
+        )?))
+    }
+    #[cfg(not(feature = "s3"))]
+    {
+        let _ = (cfg, rest);
+        anyhow::bail!("this govledgerd was built without the `s3` feature: it cannot read s3://")
+    }
 }
 
 async fn shutdown_signal() {

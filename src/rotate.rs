@@ -119,6 +119,9 @@ pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rota
                     max_batch: 1,
                     queue_capacity: 1,
                     disk: None,
+                    // Offline, on a stopped server: in replicated mode the next start produces
+                    // the key_event to the write-ahead topic (replication::reconcile).
+                    replication: None,
                 },
             );
             let rx = handle

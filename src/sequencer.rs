@@ -74,6 +74,11 @@ pub enum SubmitError {
     /// The data dir's file system is (nearly) full: nothing was written.
     #[error("{0}")]
     DiskFull(String),
+    /// `durability = "replicated"` and the write-ahead topic did not acknowledge the group:
+    /// nothing was signed or acknowledged (entries already fsynced here are produced again
+    /// before anything else is signed).
+    #[error("replication unavailable: {0}; nothing was acknowledged, retry shortly")]
+    ReplicationUnavailable(String),
 }
 
 /// A request: the entries of one submission (a batch is all or nothing) and where to answer.
@@ -83,13 +88,16 @@ pub struct Request {
 }
 
 /// Group-commit settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     pub batch_interval: Duration,
     pub max_batch: usize,
     pub queue_capacity: usize,
     /// Refuse groups while the data dir's file system has less free space than this.
     pub disk: Option<DiskGuard>,
+    /// `durability = "replicated"`: every group goes to the write-ahead topic before it is
+    /// signed or answered.
+    pub replication: Option<Arc<dyn crate::replication::Replicator>>,
 }
 
 /// The free space a group commit needs: below `min_free` bytes on the file system of `dir`,
@@ -137,6 +145,8 @@ pub struct Handle {
     pub metrics: Arc<Metrics>,
     /// Set while groups are refused for lack of disk space.
     pub disk_full: Arc<AtomicBool>,
+    /// Set while the write-ahead topic does not acknowledge (replicated durability).
+    pub replication_down: Arc<AtomicBool>,
     /// Changes to `Some(why)` when a storage error stopped the sequencer.
     pub failed: tokio::sync::watch::Receiver<Option<String>>,
 }
@@ -196,6 +206,7 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
     let metrics = Arc::new(Metrics::default());
     let disk_full = Arc::new(AtomicBool::new(false));
+    let replication_down = Arc::new(AtomicBool::new(false));
     let (failed_tx, failed) = tokio::sync::watch::channel(None);
     let writer = Some(TreeWriter::resume(compact));
     let mut seq = Sequencer {
@@ -205,6 +216,8 @@ pub fn start(
         settings,
         metrics: metrics.clone(),
         disk_full: disk_full.clone(),
+        replication_down: replication_down.clone(),
+        unreplicated: None,
         failed: failed_tx,
     };
     let thread = std::thread::Builder::new()
@@ -216,6 +229,7 @@ pub fn start(
             tx,
             metrics,
             disk_full,
+            replication_down,
             failed,
         },
         thread,
@@ -230,6 +244,11 @@ struct Sequencer {
     settings: Settings,
     metrics: Arc<Metrics>,
     disk_full: Arc<AtomicBool>,
+    replication_down: Arc<AtomicBool>,
+    /// Replicated durability: entries from this index on are durable here but not
+    /// acknowledged by the topic (its last attempt, and why it failed). Nothing beyond the
+    /// published checkpoint is signed until they are.
+    unreplicated: Option<(u64, Instant, String)>,
     failed: tokio::sync::watch::Sender<Option<String>>,
 }
 
@@ -261,7 +280,24 @@ impl Sequencer {
     /// waits, and a new client costs at most one `batch_interval`.
     fn run(&mut self, rx: Receiver<Request>) {
         let mut expected = 1;
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.unreplicated.is_some() {
+                // Retry the topic once a second even when nobody submits, so that what is
+                // durable here gets its checkpoint as soon as the cluster is back.
+                match rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(r) => r,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        self.catch_up();
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            };
             let mut group = vec![first];
             let mut count = group[0].entries.len();
             let deadline = Instant::now() + self.settings.batch_interval;
@@ -293,8 +329,75 @@ impl Sequencer {
                 }
                 continue;
             }
+            if let Some(why) = self.catch_up() {
+                for r in group {
+                    let _ = r
+                        .reply
+                        .send(Err(SubmitError::ReplicationUnavailable(why.clone())));
+                }
+                continue;
+            }
             self.commit_group(group);
         }
+        // Draining at shutdown: what is durable but not replicated stays unsigned; the next
+        // start produces it (replication::reconcile) before it signs.
+    }
+
+    /// Replicated durability: produces the entries that are durable here but not in the topic
+    /// (at most one attempt a second), then signs and publishes the checkpoint over them.
+    /// Returns why appends must still wait, if they must.
+    fn catch_up(&mut self) -> Option<String> {
+        let (first, at, why) = self.unreplicated.clone()?;
+        if at.elapsed() < Duration::from_secs(1) {
+            return Some(why);
+        }
+        let rep = self.settings.replication.clone()?;
+        let (size, root) = {
+            let w = self.writer.as_ref()?;
+            (w.size(), w.root())
+        };
+        let store = self.log.store.clone();
+        let attempt = store
+            .entries(first, size)
+            .and_then(|leaves| {
+                crate::replication::records_for(store.as_ref(), first, &leaves, root)
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|records| rep.replicate(&records));
+        if let Err(e) = attempt {
+            self.unreplicated = Some((first, Instant::now(), e.clone()));
+            return Some(e);
+        }
+        tracing::warn!(
+            "the write-ahead topic acknowledged entries {first}..{size}: appending again"
+        );
+        self.unreplicated = None;
+        self.replication_down.store(false, Ordering::Relaxed);
+        if let Err(e) = self.sign_and_publish(size, root) {
+            return Some(e);
+        }
+        None
+    }
+
+    /// Signs the checkpoint of the durable (and, in replicated mode, replicated) tree of
+    /// `size` and makes it the one readers see.
+    fn sign_and_publish(&mut self, size: u64, root: Hash) -> Result<Published, String> {
+        let checkpoint = sign_checkpoint(&self.log.signer, &self.log.origin, size, root);
+        // Stored, not fsynced: the next group's fsync makes it durable. A crash before that
+        // loses only bytes the log signs again identically on reopen (same key, origin, size
+        // and root; no timestamp; deterministic Ed25519), so every client that saw this
+        // checkpoint sees the same one after the crash.
+        if let Err(e) = self.log.store.stage_checkpoint(&checkpoint) {
+            self.stop(Vec::new(), &e.to_string());
+            return Err(e.to_string());
+        }
+        let p = Published {
+            size,
+            root,
+            checkpoint,
+        };
+        self.log.publish(p.clone());
+        Ok(p)
     }
 
     /// Returns why the next group must wait when the data dir's file system is below its
@@ -523,28 +626,29 @@ impl Sequencer {
             }
             // The index answers lookups for these entries from now on (before anyone can
             // see them); it writes them to the store in the background.
+            let first = group.leaves.first().map_or(size, |(i, _)| *i);
             if let Err(e) = self.log.index.add(group.entries) {
                 self.stop(answers, &e.to_string());
                 return;
             }
-            // Only durable data is ever signed.
-            let checkpoint = sign_checkpoint(&self.log.signer, &self.log.origin, size, root);
-            // Stored, not fsynced: the next group's fsync makes it durable. A crash before
-            // that loses only bytes the log signs again identically on reopen (same key,
-            // origin, size and root; no timestamp; deterministic Ed25519), so every client
-            // that saw this checkpoint sees the same one after the crash.
-            if let Err(e) = self.log.store.stage_checkpoint(&checkpoint) {
-                self.stop(answers, &e.to_string());
+            self.last_ms = ms;
+            // Durability point 2 (replicated): the topic acknowledged the group. Until it
+            // has, nothing over these entries is signed or answered.
+            if let Some(why) = self.replicate(first, group.leaves, root) {
+                self.writer = Some(writer);
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(SubmitError::ReplicationUnavailable(why.clone())));
+                }
                 return;
             }
-            self.metrics.group_entries.observe(appended as f64);
-            self.last_ms = ms;
-            let p = Published {
-                size,
-                root,
-                checkpoint,
+            // Only durable data is ever signed.
+            let Ok(p) = self.sign_and_publish(size, root) else {
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(SubmitError::Unavailable("storage failure".into())));
+                }
+                return;
             };
-            self.log.publish(p.clone());
+            self.metrics.group_entries.observe(appended as f64);
             self.metrics.appended.fetch_add(appended, Ordering::Relaxed);
             self.metrics.groups.fetch_add(1, Ordering::Relaxed);
             self.metrics
@@ -559,6 +663,22 @@ impl Sequencer {
                 published: published.clone(),
             }));
         }
+    }
+
+    /// Produces a committed group to the write-ahead topic (replicated durability); returns
+    /// why it failed, having marked the group's entries as not replicated.
+    fn replicate(&mut self, first: u64, leaves: Vec<(u64, Vec<u8>)>, root: Hash) -> Option<String> {
+        let rep = self.settings.replication.clone()?;
+        let leaves: Vec<Vec<u8>> = leaves.into_iter().map(|(_, l)| l).collect();
+        let result = crate::replication::records_for(self.log.store.as_ref(), first, &leaves, root)
+            .map_err(|e| e.to_string())
+            .and_then(|records| rep.replicate(&records));
+        let why = result.err()?;
+        if !self.replication_down.swap(true, Ordering::Relaxed) {
+            tracing::error!("replication unavailable, appends refused until the write-ahead topic acknowledges: {why}");
+        }
+        self.unreplicated = Some((first, Instant::now(), why.clone()));
+        Some(why)
     }
 
     /// Runs one durable write, recording its latency.

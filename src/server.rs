@@ -217,6 +217,7 @@ async fn serve_log(
 ) -> Result<Option<String>> {
     let store = open_store(cfg)?;
     let key = load_or_create_key(cfg)?;
+    let replication = replication(cfg, &store).await?;
     let (log, compact, last_ms) = Log::open(store, key, &cfg.origin)?;
     let (handle, thread) = sequencer::start(
         log.clone(),
@@ -230,6 +231,7 @@ async fn serve_log(
                 dir: cfg.data_dir.clone(),
                 min_free: cfg.min_free_mb << 20,
             }),
+            replication,
         },
     );
     let mut failed = handle.failed.clone();
@@ -243,7 +245,7 @@ async fn serve_log(
     }
     let anchorer = crate::anchor::Anchorer::new(
         log.clone(),
-        anchor_backends(cfg).await?,
+        anchor_backends(cfg, &log.store).await?,
         cfg.witnesses
             .iter()
             .map(|w| {
@@ -254,7 +256,15 @@ async fn serve_log(
                 ))
             })
             .collect::<Result<Vec<_>>>()?,
-        Duration::from_millis(cfg.anchors.backoff_max_ms),
+        crate::anchor::Rounds {
+            interval: Duration::from_millis(cfg.anchors.interval_ms),
+            backoff_max: Duration::from_millis(cfg.anchors.backoff_max_ms),
+            max_unmirrored: cfg
+                .anchors
+                .s3
+                .as_ref()
+                .and_then(|s| s.max_unmirrored_entries),
+        },
     )?;
     let (stop_anchoring, stop_rx) = tokio::sync::watch::channel(false);
     let anchoring = tokio::spawn(crate::anchor::run(
@@ -314,6 +324,45 @@ async fn serve_log(
     anchoring.await?;
     let why = failure.borrow().clone();
     Ok(why)
+}
+
+/// Replicated durability: connects the write-ahead topic's producer and reconciles the store
+/// with the topic before the log opens (the log signs its head when it opens, and must never
+/// sign what the topic lacks). `None` in local durability.
+#[cfg(feature = "kafka")]
+async fn replication(
+    cfg: &Config,
+    store: &Arc<dyn Store>,
+) -> Result<Option<Arc<dyn crate::replication::Replicator>>> {
+    let (crate::config::Durability::Replicated, Some(rc)) = (cfg.durability, &cfg.replication)
+    else {
+        return Ok(None);
+    };
+    let (rc, origin, store) = (rc.clone(), cfg.origin.clone(), store.clone());
+    tokio::task::spawn_blocking(move || {
+        let wal = Arc::new(crate::replication::Wal::connect(&rc, &origin)?);
+        let reader = crate::replication::WalReader::new(&rc);
+        let r = crate::replication::reconcile(&store, &reader, wal.as_ref())
+            .with_context(|| format!("reconciling the store with the write-ahead topic {}", rc.topic))?;
+        tracing::info!(
+            "write-ahead topic {}: {} records read, {} entries applied from it, {} produced to it; tree size {}",
+            rc.topic,
+            r.records,
+            r.applied,
+            r.produced,
+            r.size
+        );
+        Ok(Some(wal as Arc<dyn crate::replication::Replicator>))
+    })
+    .await?
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn replication(
+    _cfg: &Config,
+    _store: &Arc<dyn Store>,
+) -> Result<Option<Arc<dyn crate::replication::Replicator>>> {
+    Ok(None)
 }
 
 /// After a storage failure: answers every request with 503 on `listener` until the store takes
@@ -417,9 +466,14 @@ async fn reload_on_sighup(tls: Arc<crate::tls::TlsState>) {
     }
 }
 
-/// Returns the configured anchor backends; a backend that cannot work (an S3 bucket without
-/// Object Lock, say) is a startup error.
-async fn anchor_backends(cfg: &Config) -> Result<Vec<Box<dyn crate::anchor::Backend>>> {
+/// Returns the configured anchor backends; a backend that cannot work (an S3 bucket that
+/// answers without Object Lock, say) is a startup error. An S3 endpoint that does not answer
+/// is not: the log starts, and the S3 anchor and the mirror wait for it (degraded).
+#[cfg_attr(not(feature = "s3"), allow(unused_variables))]
+async fn anchor_backends(
+    cfg: &Config,
+    store: &Arc<dyn Store>,
+) -> Result<Vec<Box<dyn crate::anchor::Backend>>> {
     let mut out: Vec<Box<dyn crate::anchor::Backend>> = Vec::new();
     if cfg.anchors.dir_enabled {
         let dir = cfg
@@ -434,9 +488,15 @@ async fn anchor_backends(cfg: &Config) -> Result<Vec<Box<dyn crate::anchor::Back
     }
     #[cfg(feature = "s3")]
     if let Some(s3) = &cfg.anchors.s3 {
-        out.push(Box::new(
-            crate::anchor::s3::S3Anchor::connect(s3, &cfg.origin).await?,
-        ));
+        let bucket = Arc::new(crate::anchor::s3::S3Bucket::new(s3, &cfg.origin)?);
+        bucket.check_at_start(Duration::from_secs(5)).await?;
+        out.push(Box::new(crate::anchor::s3::S3Anchor::new(bucket.clone())));
+        if s3.tiles {
+            out.push(Box::new(crate::anchor::mirror::TileMirror::new(
+                bucket,
+                store.clone(),
+            )));
+        }
     }
     #[cfg(feature = "kafka")]
     if let Some(k) = &cfg.anchors.kafka {

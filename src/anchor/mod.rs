@@ -17,11 +17,13 @@
 //! Key layout of the store's anchoring state: `c` + size (u64 BE) → checkpoint note;
 //! `o` + backend name + 0x00 + size → empty; `l` + backend name + 0x00 → the largest size the
 //! backend confirmed (u64 BE); `w` → witnessed checkpoint note; `s` + backend name → next entry
-//! index to stream (u64 BE).
+//! index to stream (u64 BE); `m` → the WORM mirror's cursor (`mirror`).
 
 pub mod dir;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "s3")]
+pub mod mirror;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod witness_client;
@@ -29,6 +31,7 @@ pub mod witness_client;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -56,7 +59,18 @@ pub trait Backend: Send + Sync {
     ) -> Option<BoxFuture<'a, Result<(), String>>> {
         None
     }
+    /// The longest one publish may take before it counts as failed (and is retried).
+    fn publish_timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+    /// Why the backend stopped for good (an alert an operator must look at), if it did.
+    fn halted(&self) -> Option<String> {
+        None
+    }
 }
+
+/// The name of the WORM tile mirror's backend.
+pub const MIRROR: &str = "mirror";
 
 fn size_key(prefix: &[u8], size: u64) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -72,7 +86,7 @@ fn outbox_prefix(backend: &str) -> Vec<u8> {
 }
 
 /// `l` + backend name: the largest size the backend confirmed (u64 BE).
-fn confirmed_key(backend: &str) -> Vec<u8> {
+pub(crate) fn confirmed_key(backend: &str) -> Vec<u8> {
     let mut k = b"l".to_vec();
     k.extend_from_slice(backend.as_bytes());
     k.push(0);
@@ -101,6 +115,9 @@ pub struct BackendStatus {
     /// Entries streamed so far, for a backend that streams entries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub streamed_entries: Option<u64>,
+    /// Why the backend stopped for good (an alert), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     #[serde(skip)]
     failures: u32,
     #[serde(skip)]
@@ -117,6 +134,22 @@ pub struct Anchorer {
     /// The latest witnessed checkpoint (log signature plus cosignatures).
     witnessed: RwLock<Option<String>>,
     last_chosen: Mutex<u64>,
+    /// The size the WORM mirror confirmed, when there is a mirror.
+    mirrored: Option<AtomicU64>,
+    /// Past this many published entries not yet mirrored, submissions are refused.
+    max_unmirrored: Option<u64>,
+    interval: Duration,
+}
+
+/// Settings of the anchoring rounds.
+#[derive(Clone, Debug)]
+pub struct Rounds {
+    /// Time between rounds.
+    pub interval: Duration,
+    /// Longest wait between retries of a failing backend.
+    pub backoff_max: Duration,
+    /// With a mirror: the most published entries it may lag behind before submissions wait.
+    pub max_unmirrored: Option<u64>,
 }
 
 use crate::sequencer::now_ms;
@@ -127,7 +160,7 @@ impl Anchorer {
         log: Arc<Log>,
         backends: Vec<Box<dyn Backend>>,
         witnesses: Vec<witness_client::WitnessClient>,
-        backoff_max: Duration,
+        rounds: Rounds,
     ) -> Result<Arc<Anchorer>, StoreError> {
         let last_chosen = log
             .store
@@ -159,14 +192,20 @@ impl Anchorer {
                 },
             );
         }
+        let mirrored = status
+            .get(MIRROR)
+            .map(|s| AtomicU64::new(s.last_anchored_size));
         Ok(Arc::new(Anchorer {
             log,
             backends,
             witnesses,
-            backoff_max,
+            backoff_max: rounds.backoff_max,
             status: Mutex::new(status),
             witnessed: RwLock::new(witnessed),
             last_chosen: Mutex::new(last_chosen),
+            mirrored,
+            max_unmirrored: rounds.max_unmirrored,
+            interval: rounds.interval,
         }))
     }
 
@@ -176,6 +215,34 @@ impl Anchorer {
         self.backends
             .iter()
             .filter_map(|b| st.get(b.name()).cloned())
+            .collect()
+    }
+
+    /// Returns the size the WORM mirror confirmed, when there is a mirror.
+    pub fn mirrored_size(&self) -> Option<u64> {
+        self.mirrored.as_ref().map(|m| m.load(Ordering::Relaxed))
+    }
+
+    /// Returns `(lag, retry after in seconds)` when the mirror lags the published tree by
+    /// `max_unmirrored_entries` or more: submissions wait until the bucket holds more.
+    pub fn mirror_behind(&self) -> Option<(u64, u64)> {
+        let max = self.max_unmirrored?;
+        let lag = self
+            .log
+            .published()
+            .size
+            .saturating_sub(self.mirrored_size()?);
+        (lag >= max).then(|| (lag, self.interval.as_secs().max(1)))
+    }
+
+    /// Returns true while some backend fails or stopped: anchoring is degraded.
+    pub fn degraded(&self) -> Vec<String> {
+        self.status()
+            .into_iter()
+            .filter_map(|s| {
+                let why = s.stopped.or(s.last_error)?;
+                Some(format!("{}: {why}", s.name))
+            })
             .collect()
     }
 
@@ -248,6 +315,13 @@ impl Anchorer {
     /// Publishes one backend's outbox, oldest first, until it is empty or a publish fails.
     async fn drain(&self, b: &dyn Backend) {
         let name = b.name();
+        if let Some(why) = b.halted() {
+            let mut st = self.status.lock().expect("lock poisoned");
+            if let Some(s) = st.get_mut(name) {
+                s.stopped = Some(why);
+            }
+            return;
+        }
         {
             let st = self.status.lock().expect("lock poisoned");
             if st
@@ -274,10 +348,17 @@ impl Anchorer {
                 }
                 Err(e) => return self.record_error(name, e.to_string()),
             };
-            let r = tokio::time::timeout(Duration::from_secs(30), b.publish(size, &note))
+            let r = tokio::time::timeout(b.publish_timeout(), b.publish(size, &note))
                 .await
-                .unwrap_or_else(|_| Err("timed out after 30 s".into()));
+                .unwrap_or_else(|_| Err(format!("timed out after {:?}", b.publish_timeout())));
             if let Err(e) = r {
+                if let Some(why) = b.halted() {
+                    self.status
+                        .lock()
+                        .expect("lock poisoned")
+                        .entry(name)
+                        .and_modify(|s| s.stopped = Some(why));
+                }
                 return self.record_error(name, e);
             }
             let last = {
@@ -292,6 +373,11 @@ impl Anchorer {
             ];
             if let Err(e) = self.log.store.anchor_write(&writes) {
                 return self.record_error(name, e.to_string());
+            }
+            if name == MIRROR {
+                if let Some(m) = &self.mirrored {
+                    m.store(last, Ordering::Relaxed);
+                }
             }
             let mut st = self.status.lock().expect("lock poisoned");
             if let Some(s) = st.get_mut(name) {
@@ -421,6 +507,37 @@ impl Anchorer {
                 out,
                 "govledger_anchor_pending{{backend=\"{}\"}} {}",
                 s.name, s.pending
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP govledger_anchor_stopped 1 when the backend stopped for good with an alert (see /v1/anchors), else 0.\n# TYPE govledger_anchor_stopped gauge"
+        );
+        for s in self.status() {
+            let _ = writeln!(
+                out,
+                "govledger_anchor_stopped{{backend=\"{}\"}} {}",
+                s.name,
+                u8::from(s.stopped.is_some())
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP govledger_anchor_degraded 1 while the backend's last attempt failed or it stopped, else 0.\n# TYPE govledger_anchor_degraded gauge"
+        );
+        for s in self.status() {
+            let _ = writeln!(
+                out,
+                "govledger_anchor_degraded{{backend=\"{}\"}} {}",
+                s.name,
+                u8::from(s.stopped.is_some() || s.last_error.is_some())
+            );
+        }
+        if let Some(m) = self.mirrored_size() {
+            let _ = writeln!(
+                out,
+                "# HELP govledger_mirror_lag_entries Published entries the WORM tile mirror does not hold yet.\n# TYPE govledger_mirror_lag_entries gauge\ngovledger_mirror_lag_entries {}",
+                size.saturating_sub(m)
             );
         }
     }

@@ -94,6 +94,14 @@ impl From<SubmitError> for ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
             },
+            SubmitError::ReplicationUnavailable(_) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "replication_unavailable",
+                    e.to_string(),
+                )
+            },
             SubmitError::DiskFull(_) => ApiError {
                 retry_after: Some(5),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "disk_full", e.to_string())

@@ -64,6 +64,7 @@ pub async fn anchors(State(s): State<Arc<AppState>>) -> Response {
         "backends": s.anchorer.status(),
         "witnesses": witnesses,
         "witnessed_size": s.anchorer.witnessed_published().map(|p| p.size),
+        "mirrored_size": s.anchorer.mirrored_size(),
     }))
     .into_response()
 }
@@ -329,8 +330,27 @@ pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
             "disk full: appends are refused until space is freed (reads work)\n",
         )
             .into_response()
+    } else if s.sequencer.replication_down.load(Ordering::Relaxed) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replication unavailable: the write-ahead topic does not acknowledge; appends are refused until it does (reads work)\n",
+        )
+            .into_response()
     } else {
-        (StatusCode::OK, "ok\n").into_response()
+        let degraded = s.anchorer.degraded();
+        if degraded.is_empty() {
+            (StatusCode::OK, "ok\n").into_response()
+        } else {
+            // Appends and reads work; what has not left the machine waits in the outbox.
+            (
+                StatusCode::OK,
+                format!(
+                    "ok, anchoring degraded (entries are kept in the outbox until it recovers): {}\n",
+                    degraded.join("; ")
+                ),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -368,6 +388,16 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
         "counter",
         "Time spent in group commits, including the fsync.",
         m.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    metric(
+        "govledger_replication_unavailable",
+        "gauge",
+        "1 while appends are refused because the write-ahead topic does not acknowledge (durability = replicated).",
+        if s.sequencer.replication_down.load(Ordering::Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
     );
     metric(
         "govledger_disk_full",

@@ -221,6 +221,16 @@ pub async fn submit(
             body: s.body.as_bytes().to_vec(),
         });
     }
+    if let Some((lag, retry)) = state.anchorer.mirror_behind() {
+        return Err(ApiError {
+            retry_after: Some(retry as u32),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "mirror_behind",
+                format!("the WORM mirror lags {lag} entries behind the log (anchors.s3.max_unmirrored_entries); nothing was written, retry when it has caught up"),
+            )
+        });
+    }
     let rx = state.sequencer.submit(pending)?;
     let committed = rx.await.map_err(|_| {
         ApiError::new(

@@ -169,6 +169,7 @@ const SETTINGS: Settings = Settings {
     batch_interval: Duration::from_millis(1),
     max_batch: 64,
     queue_capacity: 64,
+    replication: None,
 };
 
 /// Opens a faulty store in `dir` (no fault armed), starts the sequencer and appends 5 entries.

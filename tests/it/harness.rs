@@ -13,6 +13,20 @@ use tokio::sync::oneshot;
 #[cfg_attr(not(any(feature = "s3", feature = "kafka")), allow(dead_code))]
 pub static SERVICES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
+/// Sends `sig` (`STOP`, `CONT`) to the process whose PID is in the environment variable `var`
+/// (`GOVLEDGER_WEED_PID`, `GOVLEDGER_TANSU_PID`, set by scripts/services.sh).
+#[cfg_attr(not(any(feature = "s3", feature = "kafka")), allow(dead_code))]
+pub fn signal(var: &str, sig: &str) {
+    let pid = std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: run the tests with scripts/test.sh"));
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {var}");
+}
+
 pub struct TestServer {
     pub url: String,
     pub vkey: VerifierKey,

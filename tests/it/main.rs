@@ -19,10 +19,14 @@ mod integrations;
 mod interop;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "s3")]
+mod mirror;
 mod monitor;
 #[cfg(all(feature = "s3", feature = "kafka"))]
 mod outage;
 mod reads;
+#[cfg(all(feature = "s3", feature = "kafka"))]
+mod replicated;
 mod rotation;
 #[cfg(feature = "s3")]
 mod s3;

@@ -7,18 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::{audit, start_with, SERVICES};
-
-fn signal(var: &str, sig: &str) {
-    let pid = std::env::var(var)
-        .unwrap_or_else(|_| panic!("{var} is not set: run the tests with scripts/test.sh"));
-    let ok = std::process::Command::new("kill")
-        .args([format!("-{sig}"), pid])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} {var}");
-}
+use crate::harness::{audit, signal, start_with, SERVICES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_of_s3_and_kafka_loses_nothing() {

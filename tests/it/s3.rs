@@ -28,6 +28,8 @@ pub fn config(bucket: &str) -> S3Config {
         region: "us-east-1".into(),
         path_style: true,
         retention_days: 1,
+        tiles: false,
+        max_unmirrored_entries: None,
     }
 }
 

@@ -25,6 +25,7 @@ pub async fn audit(
     key: Option<SignerKey>,
 ) -> (Outcome, Value) {
     let args = AuditArgs {
+        tiles: None,
         url: s.url.clone(),
         log_key: s.vkey.clone(),
         from_ms: None,

@@ -624,3 +624,169 @@ async fn a_paused_bucket_neither_stops_the_log_nor_loses_entries() {
     assert_eq!(a["mirrored_size"], a["tree_size"]);
     s.stop().await;
 }
+
+/// Serves the files of `dir` over HTTP on 127.0.0.1 (any static web server would do).
+async fn serve_dir(dir: std::path::PathBuf) -> String {
+    use axum::extract::Path as UrlPath;
+    let app = axum::Router::new().route(
+        "/{*path}",
+        axum::routing::get(move |UrlPath(p): UrlPath<String>| {
+            let dir = dir.clone();
+            async move {
+                if p.contains("..") {
+                    return Err(axum::http::StatusCode::NOT_FOUND);
+                }
+                std::fs::read(dir.join(&p)).map_err(|_| axum::http::StatusCode::NOT_FOUND)
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    url
+}
+
+fn audit_args(
+    tiles: govledger_client::tiles::TileSource,
+    vkey: &ledger_format::note::VerifierKey,
+    out: &Path,
+) -> govledger_client::audit::AuditArgs {
+    govledger_client::audit::AuditArgs {
+        tiles: Some(tiles),
+        url: "http://127.0.0.1:9".into(), // no server: nothing may be asked of one
+        log_key: vkey.clone(),
+        from_ms: None,
+        to_ms: None,
+        policy: None,
+        anchor_dir: None,
+        s3: None,
+        kafka: None,
+        auditor_key: None,
+        out: out.to_path_buf(),
+        jobs: 4,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regulator_audits_and_monitors_the_bucket_alone() {
+    let _services = SERVICES.read().await;
+    let (bucket, c) = crate::s3::bucket(true).await;
+    let cfg = mirror_config(&bucket);
+    let s = start_with(move |c| {
+        c.anchors.interval_ms = 100;
+        c.anchors.s3 = Some(cfg);
+    })
+    .await;
+    fill(&s, 0, 600, 200).await;
+    let size = mirrored(&s).await;
+    let vkey = s.vkey.clone();
+    s.stop().await; // no govledgerd from here on
+    let conn = govledger_client::anchors::S3Source {
+        bucket: String::new(),
+        prefix: String::new(),
+        endpoint: Some(crate::s3::endpoint()),
+        region: "us-east-1".into(),
+        path_style: true,
+        retain_until: 0,
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run_audit = |args: govledger_client::audit::AuditArgs| {
+        tokio::task::spawn_blocking(move || govledger_client::audit::run(&args).unwrap())
+    };
+    let tiles = govledger_client::tiles::TileSource::S3(
+        govledger_client::tiles::S3Tiles::open(&format!("{bucket}/anchors"), ORIGIN, &conn)
+            .unwrap(),
+    );
+    let outcome = run_audit(audit_args(tiles, &vkey, out.path()))
+        .await
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    assert!(
+        matches!(outcome, govledger_client::cli::Outcome::Valid(_)),
+        "{outcome:?}: {}",
+        report["anomalies"]
+    );
+    assert_eq!(report["tree_size"], size);
+    assert_eq!(report["replay"]["entries"], size);
+
+    // The same bucket downloaded and served by any web server: the monitor pins it.
+    let dir = tempfile::tempdir().unwrap();
+    download(&c, &bucket, dir.path()).await;
+    let url = serve_dir(dir.path().to_path_buf()).await;
+    let state = tempfile::tempdir().unwrap();
+    let (murl, mkey, mstate) = (url.clone(), vkey.clone(), state.path().to_path_buf());
+    let alerts = tokio::task::spawn_blocking(move || {
+        // Blocking HTTP clients are made and dropped off the async runtime.
+        govledger_client::monitor::Monitor::new(govledger_client::monitor::MonitorArgs {
+            tiles: Some(govledger_client::tiles::TileSource::url(&murl).unwrap()),
+            url: "http://127.0.0.1:9".into(),
+            log_key: mkey,
+            state: mstate,
+            policy: None,
+            witness_keys: vec![],
+            max_witness_age: None,
+            anchor_dir: None,
+            witness_urls: vec![],
+            webhook: None,
+        })
+        .unwrap()
+        .poll()
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(alerts.is_empty(), "{alerts:?}");
+
+    // Someone writes over a mirrored bundle: the audit reads the mirrored version, still
+    // verifies, and reports the overwrite.
+    c.put_object()
+        .bucket(&bucket)
+        .key(format!("{}tile/entries/001", log_prefix()))
+        .body(sdk::primitives::ByteStream::from_static(b"\x00\x01x"))
+        .send()
+        .await
+        .unwrap();
+    let tiles = govledger_client::tiles::TileSource::S3(
+        govledger_client::tiles::S3Tiles::open(&format!("{bucket}/anchors"), ORIGIN, &conn)
+            .unwrap(),
+    );
+    run_audit(audit_args(tiles, &vkey, out.path()))
+        .await
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let anomalies = report["anomalies"].to_string();
+    assert!(
+        anomalies.contains("overwritten_object") && anomalies.contains("tile/entries/001"),
+        "{anomalies}"
+    );
+    assert!(!anomalies.contains("tampered_entry"), "{anomalies}");
+
+    // A web copy with a bundle changed: the audit finds the tampered entries.
+    std::fs::write(dir.path().join("tile/entries/000"), {
+        let mut b = std::fs::read(dir.path().join("tile/entries/000")).unwrap();
+        let n = b.len();
+        b[n - 2] ^= 1;
+        b
+    })
+    .unwrap();
+    let (o, k) = (out.path().to_path_buf(), vkey.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let tiles = govledger_client::tiles::TileSource::url(&url).unwrap();
+        govledger_client::audit::run(&audit_args(tiles, &k, &o)).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, govledger_client::cli::Outcome::Invalid(_)),
+        "{outcome:?}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["anomalies"].to_string().contains("tampered_entry"),
+        "{}",
+        report["anomalies"]
+    );
+}

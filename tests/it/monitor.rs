@@ -37,6 +37,7 @@ async fn poll(
     policy: Option<&str>,
 ) -> Vec<Alert> {
     let args = MonitorArgs {
+        tiles: None,
         url: url.to_owned(),
         log_key: vkey.clone(),
         state: state.to_path_buf(),
@@ -235,6 +236,7 @@ async fn stale_witness_cosignatures_raise_an_alert_posted_to_the_webhook() {
     let (wkey, wurl) = (w.key.clone(), w.url.clone());
     let run = |max_age: u64| {
         let args = MonitorArgs {
+            tiles: None,
             url: s.url.clone(),
             log_key: log.verifier(),
             state: state.path().to_path_buf(),
@@ -311,6 +313,7 @@ async fn a_split_view_is_caught_through_the_witness() {
     }
     let state = tempfile::tempdir().unwrap();
     let args = MonitorArgs {
+        tiles: None,
         url: fork.url.clone(),
         log_key: log.verifier(),
         state: state.path().to_path_buf(),

@@ -75,6 +75,7 @@ async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
     let poll = |url: String, key: ledger_format::note::VerifierKey, state: std::path::PathBuf| {
         tokio::task::spawn_blocking(move || {
             govledger_client::monitor::Monitor::new(govledger_client::monitor::MonitorArgs {
+                tiles: None,
                 url,
                 log_key: key,
                 state,
@@ -159,6 +160,7 @@ async fn a_rotation_is_recorded_in_the_log_and_followed_by_the_cli_verifier() {
     // and anchored checkpoint verifies with the key in force at its size.
     let report_dir = tempfile::tempdir().unwrap();
     let args = govledger_client::audit::AuditArgs {
+        tiles: None,
         url: s.url.clone(),
         log_key: trusted.clone(),
         from_ms: None,

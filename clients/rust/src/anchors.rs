@@ -323,11 +323,10 @@ pub fn s3_source(s: &S3Source, origin: &str) -> Source {
     ("s3", r, notes)
 }
 
+/// Returns an S3 client for the connection of `s`, with credentials from the environment.
 #[cfg(feature = "s3")]
-async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<Vec<Anchored>> {
+pub fn s3_client(s: &S3Source) -> Result<aws_sdk_s3::Client> {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-    use aws_sdk_s3::error::DisplayErrorContext;
-    use aws_sdk_s3::types::ObjectLockRetentionMode;
     let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
     let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
         anyhow::bail!("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to read S3");
@@ -346,7 +345,14 @@ async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<
     if let Some(e) = &s.endpoint {
         b = b.endpoint_url(e);
     }
-    let client = aws_sdk_s3::Client::from_conf(b.build());
+    Ok(aws_sdk_s3::Client::from_conf(b.build()))
+}
+
+#[cfg(feature = "s3")]
+async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<Vec<Anchored>> {
+    use aws_sdk_s3::error::DisplayErrorContext;
+    use aws_sdk_s3::types::ObjectLockRetentionMode;
+    let client = s3_client(s)?;
     let prefix = ledger_format::anchor::s3_log_prefix(&s.prefix, origin);
     // Every version of every object: the oldest version of a key is the anchored one.
     let mut versions: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
@@ -386,12 +392,16 @@ async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<
         version_marker = r.next_version_id_marker().map(str::to_owned);
     }
     let mut out = Vec::new();
-    for (key, mut vs) in versions {
+    for (key, vs) in versions {
         let Some(size) = ledger_format::anchor::size_of_name(&key) else {
             continue;
         };
-        vs.sort();
-        let (_, first) = &vs[0];
+        // S3 lists a key's versions newest first: the last listed is the oldest, the anchored
+        // one. (Last-modified times have a resolution of one second in listings, too coarse to
+        // order an overwrite made within the second of the anchoring.)
+        let Some((_, first)) = vs.last() else {
+            continue;
+        };
         if vs.len() > 1 {
             notes.push(format!(
                 "{key}: {} later version(s) written over the anchored one, which is intact and is the one verified",

@@ -177,3 +177,53 @@ pub fn parse_date(flag: &str, s: &str) -> anyhow::Result<u64> {
         anyhow::anyhow!("--{flag}: {s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time")
     })
 }
+
+/// Read the log from static tlog-tiles instead of a govledgerd (`--url` is then not used).
+#[derive(clap::Args)]
+pub struct StaticTiles {
+    /// Any static tlog-tiles base URL: the WORM bucket's endpoint, a CDN, an export directory
+    /// served by any web server.
+    #[arg(long, conflicts_with = "tiles_s3")]
+    pub tiles_url: Option<String>,
+    /// The WORM mirror in S3: BUCKET/PREFIX (the `[anchors.s3]` bucket and prefix); connection
+    /// from --s3-endpoint, --s3-region, --s3-path-style; credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY. The oldest version of each tile and bundle is read.
+    #[arg(long)]
+    pub tiles_s3: Option<String>,
+}
+
+impl StaticTiles {
+    /// Returns the source, when one was given: `(endpoint, region, path_style)` connect to S3;
+    /// `origin` is the log key's name.
+    pub fn source(
+        &self,
+        (endpoint, region, path_style): (Option<String>, String, bool),
+        origin: &str,
+    ) -> anyhow::Result<Option<govledger_client::tiles::TileSource>> {
+        if let Some(u) = &self.tiles_url {
+            return Ok(Some(govledger_client::tiles::TileSource::url(u)?));
+        }
+        let Some(bp) = &self.tiles_s3 else {
+            return Ok(None);
+        };
+        #[cfg(feature = "s3")]
+        {
+            let conn = govledger_client::anchors::S3Source {
+                bucket: String::new(),
+                prefix: String::new(),
+                endpoint,
+                region,
+                path_style,
+                retain_until: 0,
+            };
+            Ok(Some(govledger_client::tiles::TileSource::S3(
+                govledger_client::tiles::S3Tiles::open(bp, origin, &conn)?,
+            )))
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = (bp, endpoint, region, path_style, origin);
+            anyhow::bail!("--tiles-s3: this govledger was built without the `s3` feature")
+        }
+    }
+}

@@ -189,6 +189,15 @@ pub enum Command {
     Monitor {
         #[arg(long, default_value = "http://127.0.0.1:7800")]
         url: String,
+        #[command(flatten)]
+        tiles: StaticTiles,
+        /// With --tiles-s3: the S3 endpoint (default AWS), region and path-style addressing.
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        #[arg(long, default_value = "us-east-1")]
+        s3_region: String,
+        #[arg(long)]
+        s3_path_style: bool,
         /// The log's note verifier key (pinned).
         #[arg(long)]
         log_key: String,
@@ -228,6 +237,8 @@ pub enum Command {
     Audit {
         #[arg(long, default_value = "http://127.0.0.1:7800")]
         url: String,
+        #[command(flatten)]
+        tiles: StaticTiles,
         #[arg(long)]
         log_key: String,
         /// Report from this date (YYYY-MM-DD or RFC 3339), inclusive.

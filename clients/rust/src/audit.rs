@@ -25,10 +25,14 @@ use sha2::{Digest, Sha256};
 
 use crate::anchors::{Anchored, KafkaSource, S3Source};
 use crate::cli::Outcome;
+use crate::tiles::TileSource;
 
 /// What to audit.
 pub struct AuditArgs {
+    /// The server, when `tiles` is not given.
     pub url: String,
+    /// Read the log from static tlog-tiles (a URL or the WORM bucket) instead of a server.
+    pub tiles: Option<TileSource>,
     pub log_key: VerifierKey,
     /// Report range, Unix ms (inclusive start, exclusive end).
     pub from_ms: Option<u64>,
@@ -92,30 +96,6 @@ impl Progress {
     }
 }
 
-struct Http {
-    base: String,
-    client: reqwest::blocking::Client,
-}
-
-impl Http {
-    fn bytes(&self, path: &str) -> Result<Vec<u8>> {
-        let url = format!("{}/{path}", self.base);
-        Ok(self
-            .client
-            .get(&url)
-            .send()
-            .with_context(|| format!("reaching {url}"))?
-            .error_for_status()
-            .with_context(|| format!("GET {url}"))?
-            .bytes()?
-            .to_vec())
-    }
-
-    fn json(&self, path: &str) -> Result<Value> {
-        Ok(serde_json::from_slice(&self.bytes(path)?)?)
-    }
-}
-
 /// Everything the replay learns.
 #[derive(Default)]
 struct Facts {
@@ -138,18 +118,25 @@ struct Facts {
 /// Runs the audit.
 pub fn run(a: &AuditArgs) -> Result<Outcome> {
     let started = Instant::now();
-    let http = Http {
-        base: a.url.trim_end_matches('/').to_owned(),
-        client: crate::http::blocking_builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()?,
+    let own;
+    let http: &TileSource = match &a.tiles {
+        Some(t) => t,
+        None => {
+            own = TileSource::url(&a.url)?;
+            &own
+        }
     };
+    let json = |path: &str| -> Result<Value> { Ok(serde_json::from_slice(&http.bytes(path)?)?) };
     let note = String::from_utf8(http.bytes("checkpoint")?)?;
     // The log's key rotations, followed from the given key: each checkpoint must be signed by
     // the key in force at its size (the hand-over checkpoint by both).
     let rotations = match SignedCheckpoint::open(note.as_bytes(), &a.log_key, &[]) {
         Ok(_) => Vec::new(),
-        Err(e) => match crate::keys::follow_note(&http.base, &note, &a.log_key) {
+        Err(e) if a.tiles.is_some() => bail!(
+            "the checkpoint of {} does not verify with the log key: {e} (reading static tiles, key rotations are not followed: give the key in force)",
+            http.describe()
+        ),
+        Err(e) => match crate::keys::follow_note(&a.url, &note, &a.log_key) {
             Ok(Some((_, events, _))) => events,
             Ok(None) => bail!("the log's checkpoint does not verify with the log key: {e}"),
             Err(f) => bail!(
@@ -190,8 +177,10 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
         .push(("latest checkpoint".into(), root));
     let mut stored = 0u64;
     let mut from = 0u64;
-    loop {
-        let page = http.json(&format!("v1/checkpoints?from={from}&limit=1000"))?;
+    // A server also lists the checkpoints it chose for anchoring; static tiles have only
+    // `checkpoint`.
+    while a.tiles.is_none() {
+        let page = json(&format!("v1/checkpoints?from={from}&limit=1000"))?;
         for c in page["checkpoints"].as_array().into_iter().flatten() {
             let text = c["checkpoint"].as_str().unwrap_or_default();
             match open(text.as_bytes()) {
@@ -296,7 +285,7 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
         let fetched: Vec<Result<(Vec<u8>, Vec<u8>)>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..jobs)
                 .map(|j| {
-                    let (ids, http) = (&ids, &http);
+                    let ids = &ids;
                     s.spawn(move || {
                         ids.iter()
                             .skip(j)
@@ -354,6 +343,10 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
         eprintln!();
     }
     let replay_secs = started.elapsed().as_secs_f64();
+    for n in http.take_notes() {
+        f.anomalies
+            .push(json!({"kind": "overwritten_object", "message": n}));
+    }
 
     // Governance: every request's status, every deployment's quorum (at its time).
     let mut statuses = BTreeMap::from([("pending", 0u64), ("approved", 0), ("rejected", 0)]);
@@ -449,6 +442,7 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
     let report = json!({
         "format": "govledger-audit-report/v1",
         "origin": origin,
+        "source": http.describe(),
         "tree_size": size,
         "root": root.to_base64(),
         "checkpoint": note,

@@ -18,5 +18,6 @@ pub mod monitor;
 pub mod report_html;
 pub mod statements;
 pub mod submit;
+pub mod tiles;
 pub mod time;
 pub mod witness;

@@ -156,6 +156,10 @@ fn main() -> ExitCode {
         })(),
         Command::Monitor {
             url,
+            tiles,
+            s3_endpoint,
+            s3_region,
+            s3_path_style,
             log_key,
             state,
             interval,
@@ -187,11 +191,14 @@ fn main() -> ExitCode {
                     .collect::<anyhow::Result<Vec<_>>>()?,
                 None => Vec::new(),
             };
+            let log_key = ledger_format::note::VerifierKey::parse(&log_key)
+                .map_err(|e| anyhow::anyhow!("--log-key: {e}"))?;
+            let tiles = tiles.source((s3_endpoint, s3_region, s3_path_style), log_key.name())?;
             let m =
                 govledger_client::monitor::Monitor::new(govledger_client::monitor::MonitorArgs {
                     url,
-                    log_key: ledger_format::note::VerifierKey::parse(&log_key)
-                        .map_err(|e| anyhow::anyhow!("--log-key: {e}"))?,
+                    tiles,
+                    log_key,
                     state,
                     policy,
                     witness_keys,
@@ -236,6 +243,7 @@ fn main() -> ExitCode {
         })(),
         Command::Audit {
             url,
+            tiles,
             log_key,
             from,
             to,
@@ -246,14 +254,24 @@ fn main() -> ExitCode {
             out,
             jobs,
         } => (|| {
+            let log_key = ledger_format::note::VerifierKey::parse(&log_key)
+                .map_err(|e| anyhow::anyhow!("--log-key: {e}"))?;
+            let tiles = tiles.source(
+                (
+                    remote.s3_endpoint.clone(),
+                    remote.s3_region.clone(),
+                    remote.s3_path_style,
+                ),
+                log_key.name(),
+            )?;
             let (s3, kafka) = remote.sources()?;
             let policy = policy
                 .map(|p| govledger_client::gate::read_policy(&p))
                 .transpose()?;
             govledger_client::audit::run(&govledger_client::audit::AuditArgs {
                 url,
-                log_key: ledger_format::note::VerifierKey::parse(&log_key)
-                    .map_err(|e| anyhow::anyhow!("--log-key: {e}"))?,
+                tiles,
+                log_key,
                 from_ms: from.map(|d| parse_date("from", &d)).transpose()?,
                 to_ms: to.map(|d| parse_date("to", &d)).transpose()?,
                 policy,

@@ -175,7 +175,9 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 // The last checkpoint is fsynced with the next group: after a crash it may be
                 // missing while its entries are durable. Opening the log (checked against the
                 // stored tree) signs that head again, byte for byte, so the archive holds
-                // every acknowledged entry.
+                // every acknowledged entry. Replicated, the store is reconciled with the
+                // write-ahead topic first: nothing the topic lacks is signed.
+                govledger::server::connect_replication(&cfg, &store)?;
                 govledger::log::Log::open(store.clone(), k.clone(), &cfg.origin)?;
             }
             let vkey = key.map(|k| k.verifier().to_string());

@@ -294,7 +294,17 @@ mod kafka {
         topic: String,
         origin: String,
         timeout: Duration,
-        rt: tokio::runtime::Runtime,
+        /// Drives the delivery reports; `None` only while dropping.
+        rt: Option<tokio::runtime::Runtime>,
+    }
+
+    impl Drop for Wal {
+        fn drop(&mut self) {
+            // Never blocks: a Wal may be dropped on an async runtime's thread.
+            if let Some(rt) = self.rt.take() {
+                rt.shutdown_background();
+            }
+        }
     }
 
     impl Wal {
@@ -317,9 +327,11 @@ mod kafka {
                 topic: cfg.topic.clone(),
                 origin: origin.to_owned(),
                 timeout: Duration::from_millis(cfg.timeout_ms),
-                rt: tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?,
+                rt: Some(
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?,
+                ),
             })
         }
 
@@ -346,7 +358,8 @@ mod kafka {
             use ledger_format::anchor::{HEADER_ORIGIN, HEADER_ROOT, HEADER_TREE_SIZE};
             let producer = self.producer();
             let topic = &self.topic;
-            self.rt.block_on(async {
+            let rt = self.rt.as_ref().ok_or("the producer is closing")?;
+            rt.block_on(async {
                 let mut pending = Vec::with_capacity(records.len());
                 for r in records {
                     let size = r.size().to_string();

@@ -83,6 +83,9 @@ pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rota
         write_private(&next_path, &key.to_secret_string())?;
         key
     };
+    // Replicated durability: the key_event goes to the write-ahead topic like any entry, and
+    // nothing the topic lacks is signed (opening the log signs its head).
+    let replication = crate::server::connect_replication(cfg, &store)?;
     let (log, compact, last_ms) = Log::open(store, old.clone(), &cfg.origin)?;
     let head = log.published();
 
@@ -119,9 +122,7 @@ pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rota
                     max_batch: 1,
                     queue_capacity: 1,
                     disk: None,
-                    // Offline, on a stopped server: in replicated mode the next start produces
-                    // the key_event to the write-ahead topic (replication::reconcile).
-                    replication: None,
+                    replication,
                 },
             );
             let rx = handle

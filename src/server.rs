@@ -327,10 +327,11 @@ async fn serve_log(
 }
 
 /// Replicated durability: connects the write-ahead topic's producer and reconciles the store
-/// with the topic before the log opens (the log signs its head when it opens, and must never
-/// sign what the topic lacks). `None` in local durability.
+/// with the topic (`replication::reconcile`). Call it before `Log::open` wherever a log is
+/// opened to sign (`serve`, `rotate-key`, `export`): opening signs the stored head, and nothing
+/// may be signed that the topic lacks. `None` in local durability. Blocking.
 #[cfg(feature = "kafka")]
-async fn replication(
+pub fn connect_replication(
     cfg: &Config,
     store: &Arc<dyn Store>,
 ) -> Result<Option<Arc<dyn crate::replication::Replicator>>> {
@@ -338,31 +339,41 @@ async fn replication(
     else {
         return Ok(None);
     };
-    let (rc, origin, store) = (rc.clone(), cfg.origin.clone(), store.clone());
-    tokio::task::spawn_blocking(move || {
-        let wal = Arc::new(crate::replication::Wal::connect(&rc, &origin)?);
-        let reader = crate::replication::WalReader::new(&rc);
-        let r = crate::replication::reconcile(&store, &reader, wal.as_ref())
-            .with_context(|| format!("reconciling the store with the write-ahead topic {}", rc.topic))?;
-        tracing::info!(
-            "write-ahead topic {}: {} records read, {} entries applied from it, {} produced to it; tree size {}",
-            rc.topic,
-            r.records,
-            r.applied,
-            r.produced,
-            r.size
-        );
-        Ok(Some(wal as Arc<dyn crate::replication::Replicator>))
-    })
-    .await?
+    let wal = Arc::new(crate::replication::Wal::connect(rc, &cfg.origin)?);
+    let reader = crate::replication::WalReader::new(rc);
+    let r = crate::replication::reconcile(store, &reader, wal.as_ref()).with_context(|| {
+        format!(
+            "reconciling the store with the write-ahead topic {}",
+            rc.topic
+        )
+    })?;
+    tracing::info!(
+        "write-ahead topic {}: {} records read, {} entries applied from it, {} produced to it; tree size {}",
+        rc.topic,
+        r.records,
+        r.applied,
+        r.produced,
+        r.size
+    );
+    Ok(Some(wal as Arc<dyn crate::replication::Replicator>))
 }
 
+/// Without the `kafka` feature every log is local (`Config::validate` refuses replicated).
 #[cfg(not(feature = "kafka"))]
-async fn replication(
+pub fn connect_replication(
     _cfg: &Config,
     _store: &Arc<dyn Store>,
 ) -> Result<Option<Arc<dyn crate::replication::Replicator>>> {
     Ok(None)
+}
+
+/// [`connect_replication`] off the async runtime.
+async fn replication(
+    cfg: &Config,
+    store: &Arc<dyn Store>,
+) -> Result<Option<Arc<dyn crate::replication::Replicator>>> {
+    let (cfg, store) = (cfg.clone(), store.clone());
+    tokio::task::spawn_blocking(move || connect_replication(&cfg, &store)).await?
 }
 
 /// After a storage failure: answers every request with 503 on `listener` until the store takes

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-8}"
 : "${GOVLEDGER_TEST_KAFKA:?run under scripts/services.sh}"
 : "${GOVLEDGER_TEST_S3:?run under scripts/services.sh}"
-cargo build --release -q --all-features --bins
+[ -n "${GOVLEDGER_BENCH_NO_BUILD:-}" ] || cargo build --release -q --all-features --bins
 bin="${CARGO_TARGET_DIR:-target}/release"
 tools="${GOVLEDGER_TOOLS:-${GOVLEDGER_CI_CACHE:-/var/cache/govledger-ci}/tools}"
 if ! "$tools/venv/bin/python" -c 'import boto3' 2>/dev/null; then
@@ -64,7 +64,10 @@ start() {
   } > "$work/govledger.toml"
   "$bin/govledgerd" serve --config "$work/govledger.toml" --listen 127.0.0.1:0 > "$work/out" 2>"$work/err" &
   pid=$!
-  for _ in $(seq 1 200); do [ "$(wc -l < "$work/out" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.05; done
+  for _ in $(seq 1 600); do [ "$(wc -l < "$work/out" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.05; done
+  if [ "$(wc -l < "$work/out")" -lt 2 ]; then
+    echo "govledgerd ($mode) did not start:" >&2; cat "$work/err" >&2; exit 1
+  fi
   url="http://$(sed -n 1p "$work/out" | sed 's/listening on //')"
 }
 
@@ -89,6 +92,8 @@ import json, sys
 mode, label, path = sys.argv[1:]
 r = json.load(open(path))
 errs = sum(r["errors"].values())
+if errs:
+    print(f"  errors: {r['errors']}", file=sys.stderr)
 print(f"| {label} | {mode} | {r['entries_per_second']:,.0f} | {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.2f} | {errs} | {r['receipts_invalid']} |")
 PY
 }

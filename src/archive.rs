@@ -205,6 +205,22 @@ pub fn import(
             db_dir.display()
         )));
     }
+    // Build in a side directory and move it into place only when everything verified.
+    let building = db_dir.with_extension("importing");
+    let imported = import_into(source, &building, key, cache_mb)?;
+    std::fs::rename(&building, db_dir).map_err(anyhow::Error::from)?;
+    Ok(imported)
+}
+
+/// [`import`] into the store at `building` (replaced if it exists), left there: the caller
+/// moves it into place once its own checks passed too (restore applies the write-ahead topic
+/// first), or removes it.
+pub fn import_into(
+    source: &dyn Source,
+    building: &Path,
+    key: &SignerKey,
+    cache_mb: u64,
+) -> Result<Imported, ImportError> {
     let note = source.checkpoint()?;
     let (signed, _) = SignedCheckpoint::open(&note, &key.verifier(), &[]).map_err(|e| {
         ImportError::Invalid(format!(
@@ -213,12 +229,10 @@ pub fn import(
         ))
     })?;
     let size = signed.checkpoint.size;
-    // Build in a side directory and move it into place only when everything verified.
-    let building = db_dir.with_extension("importing");
     if building.exists() {
-        std::fs::remove_dir_all(&building).map_err(anyhow::Error::from)?;
+        std::fs::remove_dir_all(building).map_err(anyhow::Error::from)?;
     }
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&building, cache_mb)?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(building, cache_mb)?);
     let bundles = rebuild_entries(source, store.as_ref(), size)?;
     let writer_root = ledger_format::tree::CompactRange::from_reader(
         size,
@@ -250,7 +264,6 @@ pub fn import(
     }
     store.put_checkpoint(&String::from_utf8_lossy(&note))?;
     drop(store);
-    std::fs::rename(&building, db_dir).map_err(anyhow::Error::from)?;
     Ok(Imported {
         size: size.0,
         checkpoint: note,

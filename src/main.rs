@@ -190,16 +190,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let key = govledger::server::load_existing_key(&cfg).context(
                 "import needs the log's signing key: put log.key in the data dir or set GOVLEDGER_LOG_KEY",
             )?;
-            let source = import_source(&cfg, &from)?;
-            let n = govledger::archive::import(
-                source.as_ref(),
-                &cfg.data_dir.join("db"),
-                &key,
-                cfg.cache_mb,
-            )?;
-            for note in source.notes() {
-                eprintln!("import: note: {note}");
-            }
+            let n = import(&cfg, &from, &key)?;
             std::fs::write(
                 cfg.data_dir.join("log.pub"),
                 format!("{}\n", key.verifier()),
@@ -267,12 +258,22 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
 }
 
 /// Returns the import source `from` names: an export directory or `s3://BUCKET/PREFIX`.
-fn import_source(cfg: &Config, from: &str) -> Result<Box<dyn govledger::archive::Source>> {
+/// Imports into the config's data dir from `from`: an export directory, or
+/// `s3://BUCKET/PREFIX`, the WORM mirror (connection settings from the config's
+/// [anchors.s3]), after which the mirror's cursor points at what the bucket holds.
+fn import(
+    cfg: &Config,
+    from: &str,
+    key: &ledger_format::note::SignerKey,
+) -> Result<govledger::archive::Imported> {
+    let db = cfg.data_dir.join("db");
     let Some(rest) = from.strip_prefix("s3://") else {
-        return Ok(Box::new(govledger::archive::DirSource(from.into())));
+        let source = govledger::archive::DirSource(from.into());
+        return Ok(govledger::archive::import(&source, &db, key, cfg.cache_mb)?);
     };
     #[cfg(feature = "s3")]
     {
+        use govledger::archive::Source;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         anyhow::ensure!(!bucket.is_empty(), "--from s3://BUCKET/PREFIX: no bucket");
         let mut s3 = cfg.anchors.s3.clone().context(
@@ -280,14 +281,18 @@ fn import_source(cfg: &Config, from: &str) -> Result<Box<dyn govledger::archive:
         )?;
         s3.bucket = bucket.to_owned();
         s3.prefix = prefix.trim_end_matches('/').to_owned();
-        Ok(Box::new(govledger::restore::S3Source::open(
-            &s3,
-            &cfg.origin,
-        )?))
+        let source = govledger::restore::S3Source::open(&s3, &cfg.origin, &key.verifier())?;
+        let n = govledger::archive::import(&source, &db, key, cfg.cache_mb)?;
+        for note in source.notes() {
+            eprintln!("import: note: {note}");
+        }
+        let store = govledger::store::SledStore::open(&db, cfg.cache_mb)?;
+        govledger::restore::adopt_mirror(&store, n.size, &source)?;
+        Ok(n)
     }
     #[cfg(not(feature = "s3"))]
     {
-        let _ = (cfg, rest);
+        let _ = rest;
         anyhow::bail!("this govledgerd was built without the `s3` feature: it cannot read s3://")
     }
 }

@@ -157,7 +157,13 @@ impl<'a> Applier<'a> {
                             self.writer.size()
                         )))
                     })?;
-                    self.last_ms = self.last_ms.max(parsed.logged_at_ms);
+                    if parsed.logged_at_ms < self.last_ms {
+                        return Err(invalid(WalError::Malformed(format!(
+                            "entry {}: its timestamp goes backwards",
+                            self.writer.size()
+                        ))));
+                    }
+                    self.last_ms = parsed.logged_at_ms;
                     self.writer
                         .append(self.store, leaf.clone(), ledger_format::leaf_hash(leaf))?;
                 }
@@ -223,10 +229,18 @@ pub fn reconcile(
         applier.size(),
     );
     let mut produced = 0;
-    if topic_end < size {
+    // What a checkpoint covers was replicated before it was signed (or the log ran with local
+    // durability then, and the bucket holds it): only entries beyond both are produced.
+    let signed = store
+        .head()?
+        .and_then(|h| h.checkpoint)
+        .and_then(|n| ledger_format::checkpoint::SignedCheckpoint::parse(n.as_bytes()).ok())
+        .map_or(0, |c| c.checkpoint.size.0);
+    let from = topic_end.max(signed.min(size));
+    if from < size {
         // Fsynced here, never acknowledged (the process stopped before the delivery report):
         // produce them now, so that nothing is ever signed that the topic lacks.
-        let mut start = topic_end;
+        let mut start = from;
         while start < size {
             let end = (start + 4096).min(size);
             let leaves = store.entries(start, end)?;
@@ -257,7 +271,7 @@ pub struct WalReader;
 #[cfg(not(feature = "kafka"))]
 impl WalReader {
     /// A reader that refuses: this build cannot reach Kafka.
-    pub fn new(_cfg: &crate::config::ReplicationConfig) -> WalReader {
+    pub fn new(_cfg: &crate::config::ReplicationConfig, _origin: &str) -> WalReader {
         WalReader
     }
 
@@ -411,12 +425,13 @@ mod kafka {
     pub struct WalReader {
         config: ClientConfig,
         topic: String,
+        origin: String,
         timeout: Duration,
     }
 
     impl WalReader {
-        /// A reader of the topic of `cfg`.
-        pub fn new(cfg: &ReplicationConfig) -> WalReader {
+        /// A reader of the records of the log `origin` in the topic of `cfg`.
+        pub fn new(cfg: &ReplicationConfig, origin: &str) -> WalReader {
             let mut c = ClientConfig::new();
             c.set("bootstrap.servers", &cfg.brokers)
                 .set(
@@ -431,6 +446,7 @@ mod kafka {
             WalReader {
                 config: c,
                 topic: cfg.topic.clone(),
+                origin: origin.to_owned(),
                 timeout: Duration::from_millis(cfg.timeout_ms.max(5_000)),
             }
         }
@@ -470,6 +486,17 @@ mod kafka {
                 let offset = m.offset();
                 if offset < next {
                     continue;
+                }
+                // A record keyed by another origin belongs to another log: never applied.
+                if m.key() != Some(self.origin.as_bytes()) {
+                    return Err(ReplayError::Invalid {
+                        offset,
+                        error: ledger_format::wal::WalError::Malformed(format!(
+                            "its key is {:?}, not this log's origin {:?}: another log writes to this topic",
+                            String::from_utf8_lossy(m.key().unwrap_or_default()),
+                            self.origin
+                        )),
+                    });
                 }
                 let record = WalRecord::decode(m.payload().unwrap_or_default())
                     .map_err(|error| ReplayError::Invalid { offset, error })?;

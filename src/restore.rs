@@ -97,7 +97,7 @@ fn consistent(
 }
 
 #[cfg(feature = "s3")]
-pub use s3::{restore, S3Source};
+pub use s3::{adopt_mirror, restore, S3Source};
 
 #[cfg(feature = "s3")]
 mod s3 {
@@ -107,22 +107,36 @@ mod s3 {
     use crate::anchor::s3::S3Bucket;
     use crate::archive::Source;
 
-    /// The WORM mirror in a bucket, read as an import source.
+    /// Unverifiable objects (junk, another key) read before giving up on finding a
+    /// checkpoint that verifies.
+    const MAX_UNVERIFIED: usize = 16;
+    /// `checkpoint` versions, newest first, checked for consistency with the restored tree.
+    const CHECKED_VERSIONS: usize = 64;
+
+    /// The WORM mirror in a bucket, read as an import source: tiles and bundles in their
+    /// oldest version, and as the checkpoint the newest version of `checkpoint` that verifies
+    /// with the log key (a newer one that does not is reported, never used).
     pub struct S3Source {
         rt: tokio::runtime::Runtime,
         pub bucket: Arc<S3Bucket>,
+        key: ledger_format::note::VerifierKey,
         notes: Mutex<Vec<String>>,
     }
 
     impl S3Source {
-        /// The mirror of `origin` in the bucket of `cfg`.
-        pub fn open(cfg: &crate::config::S3Config, origin: &str) -> Result<S3Source, ImportError> {
+        /// The mirror of `origin` in the bucket of `cfg`, signed by `key`.
+        pub fn open(
+            cfg: &crate::config::S3Config,
+            origin: &str,
+            key: &ledger_format::note::VerifierKey,
+        ) -> Result<S3Source, ImportError> {
             Ok(S3Source {
                 rt: tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(anyhow::Error::from)?,
                 bucket: Arc::new(S3Bucket::new(cfg, origin)?),
+                key: key.clone(),
                 notes: Mutex::default(),
             })
         }
@@ -131,70 +145,19 @@ mod s3 {
             ImportError::Io(anyhow::anyhow!(e))
         }
 
-        /// Returns every checkpoint a reader could have been handed from the bucket: the
-        /// newest anchored one and every version of the mirror's `checkpoint`, as
-        /// (where, note bytes).
-        pub fn checkpoints(&self) -> Result<Vec<(String, Vec<u8>)>, ImportError> {
-            self.rt.block_on(async {
-                let b = &self.bucket;
-                let mut out = Vec::new();
-                // Anchored checkpoints are named by their zero-padded size: the last name is
-                // the newest.
-                let mut newest: Option<String> = None;
-                let mut token = None;
-                loop {
-                    let r = b
-                        .client
-                        .list_objects_v2()
-                        .bucket(&b.bucket)
-                        .prefix(&b.log_prefix)
-                        .delimiter("/")
-                        .set_continuation_token(token)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            Self::io(format!(
-                                "listing s3://{}/{}: {}",
-                                b.bucket,
-                                b.log_prefix,
-                                aws_sdk_s3::error::DisplayErrorContext(&e)
-                            ))
-                        })?;
-                    for o in r.contents() {
-                        if let Some(k) = o.key() {
-                            if ledger_format::anchor::size_of_name(k).is_some() {
-                                newest = Some(k.to_owned());
-                            }
-                        }
-                    }
-                    token = r.next_continuation_token().map(str::to_owned);
-                    if token.is_none() {
-                        break;
-                    }
-                }
-                if let Some(full) = newest {
-                    let name = full[b.log_prefix.len()..].to_owned();
-                    if let Some((bytes, _)) = b.oldest(&name).await.map_err(Self::io)? {
-                        out.push((format!("s3://{}/{full}", b.bucket), bytes));
-                    }
-                }
-                for (id, bytes) in self.versions("checkpoint").await? {
-                    out.push((
-                        format!(
-                            "s3://{}/{}checkpoint?versionId={id}",
-                            b.bucket, b.log_prefix
-                        ),
-                        bytes,
-                    ));
-                }
-                Ok(out)
-            })
+        fn note(&self, n: String) {
+            self.notes.lock().expect("lock poisoned").push(n);
         }
 
-        /// Every version of `name` (under the log prefix): (version id, bytes), newest first.
-        async fn versions(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, ImportError> {
+        fn verifies(&self, note: &[u8]) -> Option<u64> {
+            SignedCheckpoint::open(note, &self.key, &[])
+                .ok()
+                .map(|(s, _)| s.checkpoint.size.0)
+        }
+
+        /// Version ids of the full object name `key`, newest first.
+        async fn version_ids(&self, key: &str) -> Result<Vec<String>, ImportError> {
             let b = &self.bucket;
-            let key = format!("{}{name}", b.log_prefix);
             let mut ids = Vec::new();
             let (mut key_marker, mut version_marker) = (None, None);
             loop {
@@ -202,7 +165,7 @@ mod s3 {
                     .client
                     .list_object_versions()
                     .bucket(&b.bucket)
-                    .prefix(&key)
+                    .prefix(key)
                     .set_key_marker(key_marker)
                     .set_version_id_marker(version_marker)
                     .send()
@@ -216,37 +179,125 @@ mod s3 {
                 ids.extend(
                     r.versions()
                         .iter()
-                        .filter(|v| v.key() == Some(key.as_str()))
+                        .filter(|v| v.key() == Some(key))
                         .filter_map(|v| v.version_id().map(str::to_owned)),
                 );
-                if r.is_truncated() != Some(true) {
+                let past = r.versions().iter().any(|v| v.key() != Some(key));
+                if past || r.is_truncated() != Some(true) {
                     break;
                 }
                 key_marker = r.next_key_marker().map(str::to_owned);
                 version_marker = r.next_version_id_marker().map(str::to_owned);
             }
-            let mut out = Vec::new();
-            for id in ids {
-                let bytes = b.get(&key, Some(&id)).await.map_err(Self::io)?;
-                out.push((id, bytes));
-            }
-            Ok(out)
+            Ok(ids)
         }
 
-        /// Returns true when the bucket holds a mirrored checkpoint of this log.
-        pub fn has_checkpoint(&self) -> Result<bool, ImportError> {
-            self.rt
-                .block_on(self.bucket.current("checkpoint"))
-                .map(|c| c.is_some())
-                .map_err(Self::io)
+        /// The newest versions of `checkpoint` that verify with the log key, newest first, at
+        /// most `limit`: (version id, bytes). Versions that do not verify are reported.
+        fn checkpoint_versions(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ImportError> {
+            self.rt.block_on(async {
+                let b = &self.bucket;
+                let key = format!("{}checkpoint", b.log_prefix);
+                let mut out = Vec::new();
+                let mut unverified = 0;
+                for id in self.version_ids(&key).await? {
+                    let bytes = b.get(&key, Some(&id)).await.map_err(Self::io)?;
+                    if self.verifies(&bytes).is_none() {
+                        self.note(format!(
+                            "s3://{}/{key}?versionId={id} does not verify with the log key: not used",
+                            b.bucket
+                        ));
+                        unverified += 1;
+                        if unverified >= MAX_UNVERIFIED && out.is_empty() {
+                            return Err(ImportError::Invalid(format!(
+                                "the {MAX_UNVERIFIED} newest versions of s3://{}/{key} do not verify with the log key",
+                                b.bucket
+                            )));
+                        }
+                        continue;
+                    }
+                    out.push((id, bytes));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
         }
 
-        /// The ETag of the current `checkpoint` object, for the restored mirror's cursor.
+        /// The newest anchored checkpoint (`<size>.checkpoint`, oldest version) that verifies
+        /// with the log key: (where, bytes). Planted names that do not verify are reported and
+        /// skipped, so they cannot hide the real newest one; names under a delete marker are
+        /// listed too (versions, not objects).
+        pub fn newest_anchored(&self) -> Result<Option<(String, Vec<u8>)>, ImportError> {
+            self.rt.block_on(async {
+                let b = &self.bucket;
+                let mut names = std::collections::BTreeSet::new();
+                let (mut key_marker, mut version_marker) = (None, None);
+                loop {
+                    let r = b
+                        .client
+                        .list_object_versions()
+                        .bucket(&b.bucket)
+                        .prefix(&b.log_prefix)
+                        .delimiter("/")
+                        .set_key_marker(key_marker)
+                        .set_version_id_marker(version_marker)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            Self::io(format!(
+                                "listing s3://{}/{}: {}",
+                                b.bucket,
+                                b.log_prefix,
+                                aws_sdk_s3::error::DisplayErrorContext(&e)
+                            ))
+                        })?;
+                    for v in r.versions() {
+                        if let Some(k) = v.key() {
+                            if let Some(size) = ledger_format::anchor::size_of_name(k) {
+                                names.insert((size, k.to_owned()));
+                            }
+                        }
+                    }
+                    if r.is_truncated() != Some(true) {
+                        break;
+                    }
+                    key_marker = r.next_key_marker().map(str::to_owned);
+                    version_marker = r.next_version_id_marker().map(str::to_owned);
+                }
+                for (i, (_, full)) in names.iter().rev().enumerate() {
+                    if i >= MAX_UNVERIFIED {
+                        return Err(ImportError::Invalid(format!(
+                            "the {MAX_UNVERIFIED} largest anchored checkpoint names in s3://{}/{} do not verify with the log key",
+                            b.bucket, b.log_prefix
+                        )));
+                    }
+                    let name = &full[b.log_prefix.len()..];
+                    let Some((bytes, _)) = b.oldest(name).await.map_err(Self::io)? else {
+                        continue;
+                    };
+                    let place = format!("s3://{}/{full}", b.bucket);
+                    if self.verifies(&bytes).is_some() {
+                        return Ok(Some((place, bytes)));
+                    }
+                    self.note(format!("{place} does not verify with the log key: not used"));
+                }
+                Ok(None)
+            })
+        }
+
+        /// The ETag of the current `checkpoint` object, for the mirror's cursor.
         pub fn checkpoint_etag(&self) -> Result<Option<String>, ImportError> {
             self.rt
                 .block_on(self.bucket.current("checkpoint"))
                 .map(|c| c.map(|(_, etag)| etag))
                 .map_err(Self::io)
+        }
+
+        /// Returns true when the bucket holds a mirrored checkpoint of this log that verifies.
+        pub fn has_checkpoint(&self) -> Result<bool, ImportError> {
+            Ok(!self.checkpoint_versions(1)?.is_empty())
         }
     }
 
@@ -256,13 +307,27 @@ mod s3 {
         }
 
         fn checkpoint(&self) -> Result<Vec<u8>, ImportError> {
-            match self.rt.block_on(self.bucket.current("checkpoint")) {
-                Ok(Some((bytes, _))) => Ok(bytes),
-                Ok(None) => Err(ImportError::Invalid(format!(
-                    "{}checkpoint does not exist: the bucket holds no mirrored log of this origin (is `tiles = true` set in [anchors.s3]?)",
+            // The largest of the newest versions that verify: a replayed older checkpoint
+            // written as the newest version cannot shrink what is restored.
+            let versions = self.checkpoint_versions(CHECKED_VERSIONS)?;
+            let best = versions
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, (_, b))| (self.verifies(b).unwrap_or(0), usize::MAX - i));
+            if let Some((i, (id, _))) = best {
+                if i > 0 {
+                    self.note(format!(
+                        "{}checkpoint: the newest version is smaller than version {id}, which is restored (an older checkpoint was written over the mirrored one)",
+                        self.describe()
+                    ));
+                }
+            }
+            match best.map(|(_, v)| v.1.clone()) {
+                Some(bytes) => Ok(bytes),
+                None => Err(ImportError::Invalid(format!(
+                    "{}checkpoint has no version that verifies with the log key: the bucket holds no mirrored log of this origin (is `tiles = true` set in [anchors.s3]?)",
                     self.describe()
                 ))),
-                Err(e) => Err(Self::io(e)),
             }
         }
 
@@ -273,7 +338,7 @@ mod s3 {
                 .map_err(Self::io)?;
             Ok(found.map(|(bytes, versions)| {
                 if versions > 1 {
-                    self.notes.lock().expect("lock poisoned").push(format!(
+                    self.note(format!(
                         "{}{path} has {versions} versions: someone wrote over it; the oldest, the mirrored one, was read",
                         self.describe()
                     ));
@@ -287,6 +352,32 @@ mod s3 {
         }
     }
 
+    /// Points the mirror's cursor of the store at `db` at what the bucket holds (the imported
+    /// size and the `checkpoint` ETag), so the server continues the mirror instead of reading
+    /// every object back, and never mistakes the bucket's checkpoint for another writer's.
+    pub fn adopt_mirror(
+        store: &dyn Store,
+        size: u64,
+        source: &S3Source,
+    ) -> Result<(), ImportError> {
+        if size == 0 {
+            return Ok(());
+        }
+        if let Some(etag) = source.checkpoint_etag()? {
+            store.anchor_write(&[
+                (
+                    crate::anchor::mirror::CURSOR.to_vec(),
+                    Some(crate::anchor::mirror::cursor_value(size, &etag)),
+                ),
+                (
+                    crate::anchor::confirmed_key(crate::anchor::MIRROR),
+                    Some(size.to_be_bytes().to_vec()),
+                ),
+            ])?;
+        }
+        Ok(())
+    }
+
     /// Restores the data dir of `cfg` from its bucket (see the module docs).
     pub fn restore(cfg: &Config, key: &SignerKey) -> Result<Restored, ImportError> {
         let s3 = cfg.anchors.s3.as_ref().ok_or_else(|| {
@@ -297,16 +388,46 @@ mod s3 {
         ensure_empty(cfg)?;
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-        let source = S3Source::open(s3, &cfg.origin)?;
+        let source = S3Source::open(s3, &cfg.origin, &key.verifier())?;
         let db = cfg.data_dir.join("db");
+        // Everything is built and checked beside the data dir's store, and moved into place
+        // only when it all verified: a failed restore leaves nothing a server would open.
+        let building = db.with_extension("restoring");
+        let result = build(cfg, key, &source, &building);
+        match result {
+            Ok(r) => {
+                std::fs::rename(&building, &db).map_err(anyhow::Error::from)?;
+                std::fs::write(
+                    cfg.data_dir.join("log.pub"),
+                    format!("{}\n", key.verifier()),
+                )
+                .map_err(anyhow::Error::from)?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&building);
+                Err(e)
+            }
+        }
+    }
+
+    fn build(
+        cfg: &Config,
+        key: &SignerKey,
+        source: &S3Source,
+        building: &Path,
+    ) -> Result<Restored, ImportError> {
         let mut notes = Vec::new();
         let imported = if source.has_checkpoint()? {
-            crate::archive::import(&source, &db, key, cfg.cache_mb)?
+            crate::archive::import_into(source, building, key, cfg.cache_mb)?
         } else {
             notes.push(format!(
                 "{} holds no mirrored checkpoint: everything comes from the write-ahead topic",
-                crate::archive::Source::describe(&source)
+                source.describe()
             ));
+            if building.exists() {
+                std::fs::remove_dir_all(building).map_err(anyhow::Error::from)?;
+            }
             crate::archive::Imported {
                 size: 0,
                 checkpoint: Vec::new(),
@@ -314,11 +435,11 @@ mod s3 {
                 tiles: 0,
             }
         };
-        let store = SledStore::open(&db, cfg.cache_mb)?;
+        let store = SledStore::open(building, cfg.cache_mb)?;
         // The write-ahead topic beyond what the bucket holds.
         let mut from_topic = None;
         if let Some(rc) = &cfg.replication {
-            let reader = crate::replication::WalReader::new(rc);
+            let reader = crate::replication::WalReader::new(rc, &cfg.origin);
             let applied =
                 crate::replication::apply_topic(&store, &reader).map_err(|e| match e {
                     crate::replication::ReplayError::Io(m) => ImportError::Io(anyhow::anyhow!(m)),
@@ -333,38 +454,32 @@ mod s3 {
             ));
         }
         let size = store.head()?.map_or(0, |h| h.size);
+        // The result must extend the newest anchored checkpoint and the newest mirrored ones.
         let mut consistent_with = Vec::new();
-        for (place, note) in source.checkpoints()? {
+        let mut checks: Vec<(String, Vec<u8>)> = source.newest_anchored()?.into_iter().collect();
+        let bucket = &source.bucket;
+        for (id, bytes) in source.checkpoint_versions(CHECKED_VERSIONS)? {
+            checks.push((
+                format!(
+                    "s3://{}/{}checkpoint?versionId={id}",
+                    bucket.bucket, bucket.log_prefix
+                ),
+                bytes,
+            ));
+        }
+        for (place, note) in checks {
             match consistent(&store, size, key, &place, &note)? {
                 Some(at) => consistent_with.push((place, at)),
-                None => notes.push(format!(
-                    "{place} is not signed by the log key (another writer, or a retired key): not checked"
-                )),
+                None => notes.push(format!("{place} is not signed by the log key: not checked")),
             }
         }
-        // The mirror continues from what the bucket holds.
-        if let (Some(etag), true) = (source.checkpoint_etag()?, imported.size > 0) {
-            let mut writes = vec![(
-                crate::anchor::mirror::CURSOR.to_vec(),
-                Some(crate::anchor::mirror::cursor_value(imported.size, &etag)),
-            )];
-            writes.push((
-                crate::anchor::confirmed_key(crate::anchor::MIRROR),
-                Some(imported.size.to_be_bytes().to_vec()),
-            ));
-            store.anchor_write(&writes)?;
-        }
+        adopt_mirror(&store, imported.size, source)?;
         drop(store);
-        std::fs::write(
-            cfg.data_dir.join("log.pub"),
-            format!("{}\n", key.verifier()),
-        )
-        .map_err(anyhow::Error::from)?;
         Ok(Restored {
             size,
             from_topic,
-            source: crate::archive::Source::describe(&source),
-            notes: [crate::archive::Source::notes(&source), notes].concat(),
+            source: source.describe(),
+            notes: [source.notes(), notes].concat(),
             imported,
             consistent: consistent_with,
         })

@@ -357,13 +357,17 @@ impl Sequencer {
             (w.size(), w.root())
         };
         let store = self.log.store.clone();
-        let attempt = store
-            .entries(first, size)
-            .and_then(|leaves| {
-                crate::replication::records_for(store.as_ref(), first, &leaves, root)
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|records| rep.replicate(&records));
+        let records = match store.entries(first, size).and_then(|leaves| {
+            crate::replication::records_for(store.as_ref(), first, &leaves, root)
+        }) {
+            Ok(r) => r,
+            Err(e) => {
+                // The store failed, not the topic: stop as on any storage failure.
+                self.stop(Vec::new(), &e.to_string());
+                return Some(e.to_string());
+            }
+        };
+        let attempt = rep.replicate(&records);
         if let Err(e) = attempt {
             self.unreplicated = Some((first, Instant::now(), e.clone()));
             return Some(e);
@@ -670,9 +674,15 @@ impl Sequencer {
     fn replicate(&mut self, first: u64, leaves: Vec<(u64, Vec<u8>)>, root: Hash) -> Option<String> {
         let rep = self.settings.replication.clone()?;
         let leaves: Vec<Vec<u8>> = leaves.into_iter().map(|(_, l)| l).collect();
-        let result = crate::replication::records_for(self.log.store.as_ref(), first, &leaves, root)
-            .map_err(|e| e.to_string())
-            .and_then(|records| rep.replicate(&records));
+        let records =
+            match crate::replication::records_for(self.log.store.as_ref(), first, &leaves, root) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.stop(Vec::new(), &e.to_string());
+                    return Some(e.to_string());
+                }
+            };
+        let result = rep.replicate(&records);
         let why = result.err()?;
         if !self.replication_down.swap(true, Ordering::Relaxed) {
             tracing::error!("replication unavailable, appends refused until the write-ahead topic acknowledges: {why}");

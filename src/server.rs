@@ -340,7 +340,7 @@ pub fn connect_replication(
         return Ok(None);
     };
     let wal = Arc::new(crate::replication::Wal::connect(rc, &cfg.origin)?);
-    let reader = crate::replication::WalReader::new(rc);
+    let reader = crate::replication::WalReader::new(rc, &cfg.origin);
     let r = crate::replication::reconcile(store, &reader, wal.as_ref()).with_context(|| {
         format!(
             "reconciling the store with the write-ahead topic {}",

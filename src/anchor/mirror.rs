@@ -1,5 +1,5 @@
 //! The WORM mirror: the whole log, as C2SP tlog-tiles objects, in the S3 bucket with Object
-//! Lock (ledger-format SPEC.md §9.2). The bucket alone is then a static tlog-tiles log that any
+//! Lock (ledger-format SPEC.md §9.1). The bucket alone is then a static tlog-tiles log that any
 //! tiles client reads and `govledgerd restore` rebuilds a data dir from.
 //!
 //! The mirror is an anchor backend (`mirror`): each checkpoint chosen for anchoring gets an
@@ -32,6 +32,9 @@ use crate::store::Store;
 
 /// The anchoring-state key of the mirror's cursor.
 pub const CURSOR: &[u8] = b"m";
+/// The anchoring-state key of the size whose checkpoint the mirror is about to write (u64 BE),
+/// stored before the conditional write: after a crash, only that checkpoint is taken for ours.
+pub const INTENT: &[u8] = b"p";
 
 /// Objects read from the store and uploaded at once.
 const PARALLEL: usize = 16;
@@ -101,7 +104,15 @@ impl TileMirror {
         for batch in objects.chunks(PARALLEL) {
             self.upload(batch.to_vec()).await?;
         }
-        let etag = self.put_checkpoint(mirrored, size, note, etag).await?;
+        // A crash after the write below leaves our checkpoint of `size` there and the cursor
+        // behind: the intent says which checkpoint that is, and nothing else is adopted.
+        let intent = self.intent()?;
+        self.store
+            .anchor_write(&[(INTENT.to_vec(), Some(size.to_be_bytes().to_vec()))])
+            .map_err(|e| e.to_string())?;
+        let etag = self
+            .put_checkpoint(mirrored, intent, size, note, etag)
+            .await?;
         self.store
             .anchor_write(&[(CURSOR.to_vec(), Some(cursor_value(size, &etag)))])
             .map_err(|e| e.to_string())
@@ -139,10 +150,23 @@ impl TileMirror {
         failure.map_or(Ok(()), Err)
     }
 
+    /// Returns the size of the last checkpoint write the mirror began, if any.
+    fn intent(&self) -> Result<Option<u64>, String> {
+        Ok(self
+            .store
+            .anchor_scan(INTENT, b"", 1)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|(k, v)| k.as_slice() == INTENT && v.len() == 8)
+            .map(|(_, v)| u64::from_be_bytes(v[..8].try_into().expect("8 bytes"))))
+    }
+
     /// Writes the checkpoint of `size` over the one the cursor names; returns its new ETag.
+    /// `intent` is the size of an earlier write that may have happened without its cursor.
     async fn put_checkpoint(
         &self,
         mirrored: u64,
+        intent: Option<u64>,
         size: u64,
         note: &str,
         mut etag: Option<String>,
@@ -162,9 +186,17 @@ impl TileMirror {
                 Put::PreconditionFailed => {}
             }
             let Some((bytes, current)) = self.bucket.current("checkpoint").await? else {
-                return Err("the checkpoint object's condition failed but it has no current version; retrying".into());
+                // A delete marker over the checkpoint: someone else wrote there.
+                return Err(self.halt(format!(
+                    "s3://{}/{}checkpoint has no current version (a delete marker?) although the mirror wrote it: someone else writes under this origin",
+                    self.bucket.bucket, self.bucket.log_prefix
+                )));
             };
-            match self.own_checkpoint(&bytes, mirrored, size)? {
+            let ours = match intent {
+                Some(i) if i > mirrored && i <= size => self.own_checkpoint(&bytes, i)?,
+                _ => None,
+            };
+            match ours {
                 Some(s) if s == size => return Ok(current),
                 Some(_) => etag = Some(current),
                 None => {
@@ -178,20 +210,12 @@ impl TileMirror {
         Err("the checkpoint object keeps changing; retrying".into())
     }
 
-    /// Returns the size of `bytes` when they are this log's chosen checkpoint of a size in
-    /// `(above, at_most]`: a write of ours whose confirmation a crash lost.
-    fn own_checkpoint(
-        &self,
-        bytes: &[u8],
-        above: u64,
-        at_most: u64,
-    ) -> Result<Option<u64>, String> {
-        let Ok(signed) = SignedCheckpoint::parse(bytes) else {
-            return Ok(None);
-        };
-        let s = signed.checkpoint.size.0;
-        if s <= above || s > at_most {
-            return Ok(None);
+    /// Returns `s` when `bytes` are this log's chosen checkpoint of size `s`: the write the
+    /// intent names, whose confirmation a crash lost.
+    fn own_checkpoint(&self, bytes: &[u8], s: u64) -> Result<Option<u64>, String> {
+        match SignedCheckpoint::parse(bytes) {
+            Ok(signed) if signed.checkpoint.size.0 == s => {}
+            _ => return Ok(None),
         }
         let mut key = b"c".to_vec();
         key.extend_from_slice(&s.to_be_bytes());

@@ -790,3 +790,110 @@ async fn a_regulator_audits_and_monitors_the_bucket_alone() {
         report["anomalies"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_is_not_fooled_by_a_replayed_checkpoint_or_planted_anchors() {
+    let _services = SERVICES.read().await;
+    let (bucket, c) = crate::s3::bucket(true).await;
+    let cfg = mirror_config(&bucket);
+    let s = start_with(move |c| {
+        c.anchors.interval_ms = 100;
+        c.anchors.s3 = Some(cfg);
+    })
+    .await;
+    fill(&s, 0, 5, 5).await;
+    mirrored(&s).await;
+    let old = versions(&c, &bucket, &format!("{}checkpoint", log_prefix())).await;
+    fill(&s, 5, 300, 100).await;
+    mirrored(&s).await;
+    let data = s.stop().await;
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("log.key");
+    std::fs::copy(data.path().join("log.key"), &key).unwrap();
+    // The genuine checkpoint of size 5 written again as the newest version, and junk under
+    // the largest anchored name there can be.
+    c.put_object()
+        .bucket(&bucket)
+        .key(format!("{}checkpoint", log_prefix()))
+        .body(sdk::primitives::ByteStream::from(
+            old.last().unwrap().1.clone(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    c.put_object()
+        .bucket(&bucket)
+        .key(format!(
+            "{}{}",
+            log_prefix(),
+            ledger_format::anchor::file_name(u64::MAX)
+        ))
+        .body(sdk::primitives::ByteStream::from_static(b"junk"))
+        .send()
+        .await
+        .unwrap();
+    let config = restore_config(work.path(), &bucket, &work.path().join("restored"), &key);
+    let o = restore(&config);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("restored 305 entries"), "{stdout}");
+    assert!(stdout.contains("newest version is smaller"), "{stdout}");
+    assert!(
+        stdout.contains("does not verify with the log key"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "consistent: s3://{bucket}/{}{} (size 305)",
+            log_prefix(),
+            ledger_format::anchor::file_name(305)
+        )),
+        "the real newest anchored checkpoint was checked: {stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_of_static_tiles_refuses_hidden_or_added_entries() {
+    let s = start_with(|_| {}).await;
+    fill(&s, 0, 300, 100).await;
+    let vkey = s.vkey.clone();
+    let data = s.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_govledgerd"))
+        .args(["export", "--to"])
+        .arg(dir.path())
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let url = serve_dir(dir.path().to_path_buf()).await;
+    // The last bundle and its level-0 tile both one entry short: they agree with each other,
+    // not with the checkpoint's size.
+    let (b, t) = (
+        dir.path().join("tile/entries/001.p/44"),
+        dir.path().join("tile/0/001.p/44"),
+    );
+    let bundle = std::fs::read(&b).unwrap();
+    let leaves = ledger_format::tile::decode_bundle(&bundle).unwrap();
+    let short = ledger_format::tile::encode_bundle(leaves[..43].iter().copied()).unwrap();
+    std::fs::write(&b, short).unwrap();
+    let tile = std::fs::read(&t).unwrap();
+    std::fs::write(&t, &tile[..43 * 32]).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_path_buf();
+    let err = tokio::task::spawn_blocking(move || {
+        let tiles = govledger_client::tiles::TileSource::url(&url).unwrap();
+        govledger_client::audit::run(&audit_args(tiles, &vkey, &o)).unwrap_err()
+    })
+    .await
+    .unwrap();
+    assert!(
+        format!("{err:#}").contains("hides or adds entries"),
+        "{err:#}"
+    );
+}

@@ -314,7 +314,8 @@ async fn kill_9_in_replicated_mode_reconciles_with_the_topic() {
         acked.extend(got);
     }
     // The topic alone holds every acknowledged entry, each record continuing the tree.
-    let reader = govledger::replication::WalReader::new(&replication(&topic));
+    let reader =
+        govledger::replication::WalReader::new(&replication(&topic), "localhost/govledger");
     let mut leaves: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
     let mut compact = ledger_format::tree::CompactRange::new();
     reader
@@ -413,7 +414,8 @@ async fn a_paused_kafka_refuses_appends_and_they_resume_by_themselves() {
     assert_eq!(s.get("/healthz").await.status(), 200);
     s.stop().await;
     // Every acknowledged entry is in the topic.
-    let reader = govledger::replication::WalReader::new(&replication(&topic));
+    let reader =
+        govledger::replication::WalReader::new(&replication(&topic), "localhost/govledger");
     let mut end = 0;
     reader
         .read(&mut |_, rec| {

@@ -362,6 +362,9 @@ async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<
             .list_object_versions()
             .bucket(&s.bucket)
             .prefix(&prefix)
+            // Only the anchored checkpoints directly under the log's prefix, not the WORM
+            // mirror's tiles below `tile/`.
+            .delimiter("/")
             .set_key_marker(key_marker)
             .set_version_id_marker(version_marker)
             .send()

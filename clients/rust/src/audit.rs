@@ -321,8 +321,15 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
                 .map_err(|e| anyhow!("entry bundle {b}: {e}"))?;
             let hashes =
                 ledger_format::tile::decode_tile(&tile).map_err(|e| anyhow!("tile 0/{b}: {e}"))?;
-            if leaves.len() != hashes.len() {
-                f.anomalies.push(json!({"kind": "bundle", "message": format!("entry bundle {b} holds {} entries, its tile {} hashes", leaves.len(), hashes.len())}));
+            // The checkpoint's size fixes every bundle's and tile's width: a source that hides
+            // or adds entries (with a tile to match) is caught here, not only at a root.
+            let want = BundleId::for_size(b, TreeSize(size)).map_or(0, |x| x.width as usize);
+            if leaves.len() != want || hashes.len() != want {
+                bail!(
+                    "entry bundle {b} holds {} entries and its level-0 tile {} hashes, but the checkpoint of size {size} makes it {want} wide: the source hides or adds entries",
+                    leaves.len(),
+                    hashes.len()
+                );
             }
             for (i, leaf) in leaves.iter().enumerate() {
                 let index = b * 256 + i as u64;
@@ -342,6 +349,13 @@ pub fn run(a: &AuditArgs) -> Result<Outcome> {
     if progress.tty {
         eprintln!();
     }
+    // Every entry of the checkpoint was replayed, so its root was compared (check_point at
+    // `size`, an anomaly when it differs).
+    anyhow::ensure!(
+        range.size().0 == size,
+        "the replay ended at {} entries, but the checkpoint is of size {size}",
+        range.size()
+    );
     let replay_secs = started.elapsed().as_secs_f64();
     for n in http.take_notes() {
         f.anomalies

@@ -42,15 +42,24 @@ impl TileSource {
     pub fn bytes(&self, path: &str) -> Result<Vec<u8>> {
         match self {
             TileSource::Url { base, client } => {
+                use std::io::Read;
                 let url = format!("{base}/{path}");
-                Ok(client
+                let limit = max_bytes(path);
+                let mut out = Vec::new();
+                client
                     .get(&url)
                     .send()
                     .with_context(|| format!("reaching {url}"))?
                     .error_for_status()
                     .with_context(|| format!("GET {url}"))?
-                    .bytes()?
-                    .to_vec())
+                    .take(limit + 1)
+                    .read_to_end(&mut out)
+                    .with_context(|| format!("reading {url}"))?;
+                anyhow::ensure!(
+                    out.len() as u64 <= limit,
+                    "{url}: more than {limit} bytes, larger than any {path} can be"
+                );
+                Ok(out)
             }
             #[cfg(feature = "s3")]
             TileSource::S3(s) => s.read(path),
@@ -64,6 +73,18 @@ impl TileSource {
             #[cfg(feature = "s3")]
             TileSource::S3(s) => std::mem::take(&mut *s.notes.lock().expect("lock poisoned")),
         }
+    }
+}
+
+/// The most bytes the object at `path` can hold: a tile 256 hashes, a bundle 256 framed
+/// entries of at most 65,535 bytes, a checkpoint a small note.
+fn max_bytes(path: &str) -> u64 {
+    if path.starts_with("tile/entries/") {
+        256 * (2 + 65_535)
+    } else if path.starts_with("tile/") {
+        256 * 32
+    } else {
+        1 << 20
     }
 }
 

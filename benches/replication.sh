@@ -71,10 +71,8 @@ start() {
   url="http://$(sed -n 1p "$work/out" | sed 's/listening on //')"
 }
 
-topic_n=0
-new_topic() {
-  topic_n=$((topic_n + 1))
-  local t="wal-bench-$$-$topic_n"
+new_topic() { # a fresh topic per server (called in a subshell: the name must not repeat)
+  local t="wal-bench-$$-$(date +%s%N)"
   "$tools/bin/tansu" topic create "$t" --partitions 1 --broker "tcp://$GOVLEDGER_TEST_KAFKA" > /dev/null
   echo "$t"
 }
@@ -98,6 +96,8 @@ print(f"| {label} | {mode} | {r['entries_per_second']:,.0f} | {r['latency_ms']['
 PY
 }
 
+sections="${GOVLEDGER_BENCH_SECTIONS:-123}"
+if [[ $sections == *1* ]]; then
 echo "## 1. local vs replicated (${secs} s per row, alternating)"
 echo "| load | durability | entries/s | p50 ms | p99 ms | errors | invalid receipts |"
 echo "|---|---|---|---|---|---|---|"
@@ -110,6 +110,9 @@ for args in "batch 1, c=256|--batch 1 --concurrency 256" "batch 16, c=16|--batch
   done
 done
 
+fi
+
+if [[ $sections == *2* ]]; then
 echo
 echo "## 2. mirror lag at a steady 5,000 entries/s (anchoring every 1 s, replicated)"
 bucket="bench-lag-$$"
@@ -130,6 +133,9 @@ rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["en
 echo "offered 5,000/s, achieved ${rate}/s; mirror lag over ${samples} samples: max ${max} entries, mean $((sum / (samples > 0 ? samples : 1))) entries; one round = ${rate} entries, so max = $(python3 -c "print(round($max / max($rate, 1), 2))") rounds"
 stop
 
+fi
+
+if [[ $sections == *3* ]]; then
 echo
 echo "## 3. S3 objects and bytes for 1,000,000 entries (batches of 256, anchoring every 1 s)"
 bucket="bench-objects-$$"
@@ -149,3 +155,4 @@ read -r n b kinds <<< "$(s3 count "$bucket")"
 echo "tree size $size: $n object versions, $b bytes ($kinds); per 1,000,000 entries: $(python3 -c "print(round($n * 1e6 / $size))") objects, $(python3 -c "print(round($b * 1e6 / $size / 2**20, 1))") MiB"
 du -sb "$work/data/db" | awk -v n="$size" '{printf "the data dir beside it: %d bytes = %.0f B/entry\n", $1, $1 / n}'
 stop
+fi

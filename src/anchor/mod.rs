@@ -139,6 +139,8 @@ pub struct Anchorer {
     /// Past this many published entries not yet mirrored, submissions are refused.
     max_unmirrored: Option<u64>,
     interval: Duration,
+    /// Signalled when a checkpoint was chosen: the backends' tasks wake up.
+    chosen: tokio::sync::Notify,
 }
 
 /// Settings of the anchoring rounds.
@@ -206,6 +208,7 @@ impl Anchorer {
             mirrored,
             max_unmirrored: rounds.max_unmirrored,
             interval: rounds.interval,
+            chosen: tokio::sync::Notify::new(),
         }))
     }
 
@@ -477,8 +480,12 @@ impl Anchorer {
     }
 
     fn choose_logged(&self) {
-        if let Err(e) = self.choose() {
-            tracing::error!("choosing a checkpoint for anchoring: {e}");
+        match self.choose() {
+            // Every backend starts on the new checkpoint now, not at its own next tick (the
+            // mirror's lag stays near one round).
+            Ok(Some(_)) => self.chosen.notify_waiters(),
+            Ok(None) => {}
+            Err(e) => tracing::error!("choosing a checkpoint for anchoring: {e}"),
         }
     }
 
@@ -576,6 +583,7 @@ pub async fn run(a: Arc<Anchorer>, interval: Duration, stop: tokio::sync::watch:
             loop {
                 tokio::select! {
                     _ = tick.tick() => {},
+                    _ = a.chosen.notified() => {},
                     _ = stop.changed() => return,
                 }
                 let b = a.backends[i].as_ref();

@@ -425,3 +425,46 @@ async fn a_paused_kafka_refuses_appends_and_they_resume_by_themselves() {
         .unwrap();
     assert!(end >= 7, "the topic ends at {end}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_larger_than_a_kafka_record_is_split_into_records_that_say_so() {
+    let _services = SERVICES.read().await;
+    let topic = wal_topic("split").await;
+    let rc = replication(&topic);
+    let s = start_with(move |c| {
+        c.durability = govledger::config::Durability::Replicated;
+        c.replication = Some(rc);
+        c.max_body_bytes = 8 << 20;
+    })
+    .await;
+    // One batch of 24 entries of ~60 KB: about 1.4 MB, above the 900 kB record limit.
+    let big = "x".repeat(60_000);
+    let entries: Vec<_> = (0..24)
+        .map(|i| {
+            json!({"kind": "audit", "body": {"event_type": "T", "component": "split", "action": "a",
+            "details": {"i": i, "pad": big}, "compliance_tags": []}})
+        })
+        .collect();
+    let (st, v) = s.post(&json!({"entries": entries}).to_string()).await;
+    assert_eq!(st, 200, "{v}");
+    s.stop().await;
+    let reader =
+        govledger::replication::WalReader::new(&replication(&topic), "localhost/govledger");
+    let mut records = Vec::new();
+    reader
+        .read(&mut |_, rec| {
+            records.push((rec.first, rec.size(), rec.group_end, rec.encode().len()));
+            Ok(())
+        })
+        .unwrap();
+    assert!(records.len() >= 2, "{records:?}");
+    assert!(
+        records.iter().all(|r| r.2 == 24 && r.3 <= 900_000),
+        "{records:?}"
+    );
+    assert_eq!(records.first().unwrap().0, 0);
+    assert_eq!(records.last().unwrap().1, 24);
+    for w in records.windows(2) {
+        assert_eq!(w[0].1, w[1].0, "consecutive records: {records:?}");
+    }
+}

@@ -11,7 +11,7 @@ use ledger_format::tile::{new_objects, TilePath};
 use ledger_format::TreeSize;
 use serde_json::{json, Value};
 
-use crate::harness::{audit, start_in, start_with, TestServer, SERVICES};
+use crate::harness::{audit, signal, start_in, start_with, TestServer, SERVICES};
 
 const ORIGIN: &str = "localhost/govledger";
 
@@ -896,4 +896,49 @@ async fn an_audit_of_static_tiles_refuses_hidden_or_added_entries() {
         format!("{err:#}").contains("hides or adds entries"),
         "{err:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_found_without_object_lock_after_start_gets_nothing_written() {
+    let _services = SERVICES.write().await;
+    let (bucket, c) = crate::s3::bucket(false).await;
+    let cfg = mirror_config(&bucket);
+    // Unreachable at start: the log starts anyway.
+    signal("GOVLEDGER_WEED_PID", "STOP");
+    let started = tokio::time::timeout(
+        Duration::from_secs(30),
+        start_with(move |c| {
+            c.anchors.interval_ms = 100;
+            c.anchors.backoff_max_ms = 400;
+            c.anchors.s3 = Some(cfg);
+        }),
+    )
+    .await;
+    signal("GOVLEDGER_WEED_PID", "CONT");
+    let s = started.expect("the server did not start while S3 was paused");
+    fill(&s, 0, 10, 5).await;
+    // When the bucket answers, the Object Lock check runs first: both S3 writers stop with
+    // that error and nothing is ever written unlocked.
+    let mut a = Value::Null;
+    for _ in 0..200 {
+        a = s.get_json("/v1/anchors").await.1;
+        let errors: Vec<String> = a["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["name"] == "s3" || b["name"] == "mirror")
+            .map(|b| b["last_error"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        if errors.iter().all(|e| e.contains("Object Lock")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(a.to_string().contains("does not have Object Lock"), "{a}");
+    let listed = c.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    assert!(listed.contents().is_empty(), "{:?}", listed.contents());
+    let health = s.get("/healthz").await.text().await.unwrap();
+    assert!(health.contains("degraded"), "{health}");
+    fill(&s, 10, 2, 1).await; // the log itself goes on
+    s.stop().await;
 }

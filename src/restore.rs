@@ -155,43 +155,6 @@ mod s3 {
                 .map(|(s, _)| s.checkpoint.size.0)
         }
 
-        /// Version ids of the full object name `key`, newest first.
-        async fn version_ids(&self, key: &str) -> Result<Vec<String>, ImportError> {
-            let b = &self.bucket;
-            let mut ids = Vec::new();
-            let (mut key_marker, mut version_marker) = (None, None);
-            loop {
-                let r = b
-                    .client
-                    .list_object_versions()
-                    .bucket(&b.bucket)
-                    .prefix(key)
-                    .set_key_marker(key_marker)
-                    .set_version_id_marker(version_marker)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        Self::io(format!(
-                            "listing the versions of {key}: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        ))
-                    })?;
-                ids.extend(
-                    r.versions()
-                        .iter()
-                        .filter(|v| v.key() == Some(key))
-                        .filter_map(|v| v.version_id().map(str::to_owned)),
-                );
-                let past = r.versions().iter().any(|v| v.key() != Some(key));
-                if past || r.is_truncated() != Some(true) {
-                    break;
-                }
-                key_marker = r.next_key_marker().map(str::to_owned);
-                version_marker = r.next_version_id_marker().map(str::to_owned);
-            }
-            Ok(ids)
-        }
-
         /// The newest versions of `checkpoint` that verify with the log key, newest first, at
         /// most `limit`: (version id, bytes). Versions that do not verify are reported.
         fn checkpoint_versions(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ImportError> {
@@ -200,7 +163,7 @@ mod s3 {
                 let key = format!("{}checkpoint", b.log_prefix);
                 let mut out = Vec::new();
                 let mut unverified = 0;
-                for id in self.version_ids(&key).await? {
+                for id in b.version_ids(&key).await.map_err(Self::io)? {
                     let bytes = b.get(&key, Some(&id)).await.map_err(Self::io)?;
                     if self.verifies(&bytes).is_none() {
                         self.note(format!(

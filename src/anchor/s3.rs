@@ -236,6 +236,18 @@ impl S3Bucket {
     /// key has no version.
     pub async fn oldest(&self, key: &str) -> Result<Option<(Vec<u8>, usize)>, String> {
         let key = format!("{}{key}", self.log_prefix);
+        let versions = self.version_ids(&key).await?;
+        let Some(first) = versions.last() else {
+            return Ok(None);
+        };
+        let bytes = self.get(&key, Some(first)).await?;
+        Ok(Some((bytes, versions.len())))
+    }
+
+    /// Returns the version ids of the full object name `key`, newest first (delete markers
+    /// are not versions).
+    pub async fn version_ids(&self, key: &str) -> Result<Vec<String>, String> {
+        let key = key.to_owned();
         let mut versions = Vec::new();
         let (mut key_marker, mut version_marker) = (None, None);
         loop {
@@ -267,11 +279,7 @@ impl S3Bucket {
             key_marker = r.next_key_marker().map(str::to_owned);
             version_marker = r.next_version_id_marker().map(str::to_owned);
         }
-        let Some(first) = versions.last() else {
-            return Ok(None);
-        };
-        let bytes = self.get(&key, Some(first)).await?;
-        Ok(Some((bytes, versions.len())))
+        Ok(versions)
     }
 
     /// Returns the current version of `key` (under the log prefix) and its ETag, if any.

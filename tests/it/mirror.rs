@@ -22,6 +22,18 @@ fn mirror_config(bucket: &str) -> govledger::config::S3Config {
     }
 }
 
+/// A fresh bucket with Object Lock and a server mirroring to it every 100 ms.
+async fn mirrored_log() -> (String, sdk::Client, TestServer) {
+    let (bucket, c) = crate::s3::bucket(true).await;
+    let cfg = mirror_config(&bucket);
+    let s = start_with(move |c| {
+        c.anchors.interval_ms = 100;
+        c.anchors.s3 = Some(cfg);
+    })
+    .await;
+    (bucket, c, s)
+}
+
 fn log_prefix() -> String {
     ledger_format::anchor::s3_log_prefix("anchors", ORIGIN)
 }
@@ -140,13 +152,7 @@ impl tlog_tiles::TileReader for DirTiles {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bucket_holds_the_log_byte_for_byte_and_locked() {
     let _services = SERVICES.read().await;
-    let (bucket, c) = crate::s3::bucket(true).await;
-    let cfg = mirror_config(&bucket);
-    let s = start_with(move |c| {
-        c.anchors.interval_ms = 100;
-        c.anchors.s3 = Some(cfg);
-    })
-    .await;
+    let (bucket, c, s) = mirrored_log().await;
     // Several rounds at different sizes: partial tiles and bundles of many widths, past one
     // full level-0 tile.
     fill(&s, 0, 3, 1).await;
@@ -396,13 +402,7 @@ fn restore(config: &Path) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_rebuilds_a_lost_data_dir_from_the_bucket() {
     let _services = SERVICES.read().await;
-    let (bucket, c) = crate::s3::bucket(true).await;
-    let cfg = mirror_config(&bucket);
-    let s = start_with(move |c| {
-        c.anchors.interval_ms = 100;
-        c.anchors.s3 = Some(cfg);
-    })
-    .await;
+    let (bucket, c, s) = mirrored_log().await;
     let mut receipts = fill(&s, 0, 600, 256).await;
     receipts.extend(fill(&s, 600, 7, 1).await);
     let vkey = s.vkey.clone();
@@ -515,13 +515,7 @@ async fn restore_rebuilds_a_lost_data_dir_from_the_bucket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_refuses_a_bucket_whose_checkpoints_disagree() {
     let _services = SERVICES.read().await;
-    let (bucket, c) = crate::s3::bucket(true).await;
-    let cfg = mirror_config(&bucket);
-    let s = start_with(move |c| {
-        c.anchors.interval_ms = 100;
-        c.anchors.s3 = Some(cfg);
-    })
-    .await;
+    let (bucket, c, s) = mirrored_log().await;
     fill(&s, 0, 20, 10).await;
     mirrored(&s).await;
     let data = s.stop().await;
@@ -670,13 +664,7 @@ fn audit_args(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regulator_audits_and_monitors_the_bucket_alone() {
     let _services = SERVICES.read().await;
-    let (bucket, c) = crate::s3::bucket(true).await;
-    let cfg = mirror_config(&bucket);
-    let s = start_with(move |c| {
-        c.anchors.interval_ms = 100;
-        c.anchors.s3 = Some(cfg);
-    })
-    .await;
+    let (bucket, c, s) = mirrored_log().await;
     fill(&s, 0, 600, 200).await;
     let size = mirrored(&s).await;
     let vkey = s.vkey.clone();
@@ -794,13 +782,7 @@ async fn a_regulator_audits_and_monitors_the_bucket_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_is_not_fooled_by_a_replayed_checkpoint_or_planted_anchors() {
     let _services = SERVICES.read().await;
-    let (bucket, c) = crate::s3::bucket(true).await;
-    let cfg = mirror_config(&bucket);
-    let s = start_with(move |c| {
-        c.anchors.interval_ms = 100;
-        c.anchors.s3 = Some(cfg);
-    })
-    .await;
+    let (bucket, c, s) = mirrored_log().await;
     fill(&s, 0, 5, 5).await;
     mirrored(&s).await;
     let old = versions(&c, &bucket, &format!("{}checkpoint", log_prefix())).await;

@@ -1,5 +1,9 @@
 //! `govledger`: the log server. `config` → `store` (sled) → `log` (open, verify, prove) →
-//! `sequencer` (single writer, group commit) → `http` (the API). `server` wires them together.
+//! `sequencer` (single writer, group commit; with `replication`, each group in the write-ahead
+//! topic before it is signed) → `http` (the API). `anchor` takes checkpoints off the machine
+//! (directory, S3, Kafka, witnesses) and mirrors the whole log to the WORM bucket
+//! (`anchor::mirror`); `archive` and `restore` read such a log back into a data dir. `server`
+//! wires them together.
 
 #![deny(clippy::unwrap_used)]
 

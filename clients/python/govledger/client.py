@@ -28,24 +28,34 @@ class ServerError(RuntimeError):
 
 
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 (JCS) for govledger's statements: strings, integers, booleans, arrays and
-    objects (floats and null are refused, as the server refuses them). Keys are sorted by code
-    point, which equals JCS's UTF-16 order for keys without characters beyond U+FFFF."""
+    """RFC 8785 (JCS) for govledger's statements, exactly as the server and the Rust client
+    compute it (ledger_format::jcs): strings, integers up to 2^53-1, booleans, arrays and
+    objects (floats and null are refused, as the server refuses them). Object members are
+    sorted by the UTF-16 code units of their names (RFC 8785 §3.2.3), strings escape only
+    quote, backslash and control characters (``\\b \\t \\n \\f \\r``, else ``\\u00xx``)."""
 
-    def check(v: Any) -> None:
+    def ser(v: Any) -> str:
         if v is None or isinstance(v, float):
             raise ValueError("signed statements hold no floats and no null")
-        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53 - 1:
-            raise ValueError("integers in statements are at most 2^53-1")
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            if abs(v) > 2**53 - 1:
+                raise ValueError("integers in statements are at most 2^53-1")
+            return str(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
         if isinstance(v, dict):
-            for x in v.values():
-                check(x)
-        elif isinstance(v, list):
-            for x in v:
-                check(x)
+            for k in v:
+                if not isinstance(k, str):
+                    raise ValueError("object member names are strings")
+            names = sorted(v, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+            return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + ser(v[k]) for k in names) + "}"
+        if isinstance(v, (list, tuple)):
+            return "[" + ",".join(ser(x) for x in v) + "]"
+        raise ValueError(f"a {type(v).__name__} cannot be in a signed statement")
 
-    check(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return ser(value).encode("utf-8")
 
 
 def sign_statement(key: SignerKey, statement: Dict[str, Any]) -> Dict[str, Any]:

@@ -39,6 +39,41 @@ pub fn spawn_serve(args: &[&std::ffi::OsStr]) -> (Child, String, VerifierKey) {
     (child, format!("http://{addr}"), vkey)
 }
 
+/// Asserts that the log at `url` proves `old` consistent with `new` (a consistency proof from
+/// the server, verified here); `what` names the check in the panic.
+pub async fn assert_consistent(
+    http: &reqwest::Client,
+    url: &str,
+    old: &Checkpoint,
+    new: &Checkpoint,
+    what: &str,
+) {
+    let v: Value = http
+        .get(format!(
+            "{url}/v1/proofs/consistency?old={}&new={}",
+            old.size, new.size
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = v["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
+        .collect();
+    ConsistencyProof {
+        old: old.size,
+        new: new.size,
+        path,
+    }
+    .verify(&old.root, &new.root)
+    .unwrap_or_else(|e| panic!("{what}: checkpoint {} inconsistent: {e}", old.size));
+}
+
 async fn check_entry(
     http: &reqwest::Client,
     url: &str,
@@ -132,30 +167,7 @@ async fn kill_9_under_load_loses_nothing() {
             if old.size.0 == 0 {
                 continue;
             }
-            let v: Value = http
-                .get(format!(
-                    "{url}/v1/proofs/consistency?old={}&new={size}",
-                    old.size
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let path = v["proof"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
-                .collect();
-            ConsistencyProof {
-                old: old.size,
-                new: cp.checkpoint.size,
-                path,
-            }
-            .verify(&old.root, &cp.checkpoint.root)
-            .unwrap_or_else(|e| panic!("cycle {cycle}: checkpoint {} inconsistent: {e}", old.size));
+            assert_consistent(&http, &url, old, &cp.checkpoint, &format!("cycle {cycle}")).await;
         }
         checkpoints.push(cp.checkpoint);
         recent_from = acked.len();

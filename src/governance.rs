@@ -24,19 +24,74 @@ use ledger_format::Hash;
 
 use crate::log::Log;
 
-/// Why a submission was refused: an HTTP status, a snake_case code, the field and the reason.
+/// Why a submission was refused: the reason, the field at fault and a human message. (The
+/// HTTP layer chooses the status: `crate::http::error`.)
 #[derive(Debug)]
 pub struct Refusal {
-    pub status: u16,
-    pub code: &'static str,
+    pub reason: Reason,
     pub field: String,
     pub message: String,
 }
 
-fn refuse(status: u16, code: &'static str, field: &str, message: impl Into<String>) -> Refusal {
+/// The governance rule a submission broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// A statement names someone the policy does not register.
+    UnknownPerson,
+    /// A statement dated too far from the log's clock.
+    SignedAtSkew,
+    /// A reference to an entry the log does not hold, or of the wrong kind.
+    UnknownReference,
+    /// The log's index could not be read: nothing is known about the submission.
+    IndexUnavailable,
+    /// A statement that breaks its kind's schema.
+    SchemaViolation,
+    /// A signature that does not verify under the registered key.
+    InvalidSignature,
+    /// An approval carrying imported evidence, submitted by a client rather than an
+    /// integration of the log.
+    ImportedApproval,
+    /// An imported decision's time outside the accepted bounds.
+    DecidedAtInvalid,
+    /// An approver who does not hold the role the policy requires.
+    RoleNotHeld,
+    /// A request whose artifact is not its lineage's.
+    ArtifactMismatch,
+    /// A request that fails a policy check before approval (lineage, environment, metrics).
+    PolicyCheckFailed,
+    /// The requester approving their own release.
+    SelfApproval,
+    /// A decision not newer than the approver's last one on the request.
+    DecisionNotNewer,
+    /// A pull request or change already bound to another request.
+    SourceBound,
+}
+
+impl Reason {
+    /// Returns the snake_case code clients see in `error`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::UnknownPerson => "unknown_person",
+            Reason::SignedAtSkew => "signed_at_skew",
+            Reason::UnknownReference => "unknown_reference",
+            Reason::IndexUnavailable => "unavailable",
+            Reason::SchemaViolation => "schema_violation",
+            Reason::InvalidSignature => "invalid_signature",
+            Reason::ImportedApproval => "imported_approval",
+            Reason::DecidedAtInvalid => "decided_at_invalid",
+            Reason::RoleNotHeld => "role_not_held",
+            Reason::ArtifactMismatch => "artifact_mismatch",
+            Reason::PolicyCheckFailed => "policy_check_failed",
+            Reason::SelfApproval => "self_approval",
+            Reason::DecisionNotNewer => "decision_not_newer",
+            Reason::SourceBound => "source_bound",
+        }
+    }
+}
+
+pub(crate) fn refuse(reason: Reason, field: &str, message: impl Into<String>) -> Refusal {
     Refusal {
-        status,
-        code,
+        reason,
         field: field.to_owned(),
         message: message.into(),
     }
@@ -50,8 +105,7 @@ const SKEW_MARGIN_MS: u64 = 5_000;
 fn person<'p>(policy: &'p Policy, field: &str, name: &str) -> Result<&'p Person, Refusal> {
     policy.people.get(name).ok_or_else(|| {
         refuse(
-            403,
-            "unknown_person",
+            Reason::UnknownPerson,
             field,
             format!("{name:?} is not a registered person"),
         )
@@ -62,7 +116,7 @@ fn person<'p>(policy: &'p Policy, field: &str, name: &str) -> Result<&'p Person,
 fn check_skew(policy: &Policy, field: &str, signed_at_ms: u64) -> Result<(), Refusal> {
     let skew = policy.max_statement_skew_ms.saturating_sub(SKEW_MARGIN_MS);
     match skew_error(signed_at_ms, crate::sequencer::now_ms(), skew) {
-        Some(why) => Err(refuse(400, "signed_at_skew", field, why)),
+        Some(why) => Err(refuse(Reason::SignedAtSkew, field, why)),
         None => Ok(()),
     }
 }
@@ -76,16 +130,14 @@ fn referenced(
 ) -> Result<Logged, Refusal> {
     let entry = lookup(log, field, reference)?.ok_or_else(|| {
         refuse(
-            400,
-            "unknown_reference",
+            Reason::UnknownReference,
             field,
             format!("no {} entry {} in the log", kind.name(), reference.to_hex()),
         )
     })?;
     if entry.kind() != kind {
         return Err(refuse(
-            400,
-            "unknown_reference",
+            Reason::UnknownReference,
             field,
             format!(
                 "entry {} is a {}, not a {}",
@@ -104,7 +156,7 @@ fn lookup(log: &Log, field: &str, reference: &Hash) -> Result<Option<Logged>, Re
     let Some(index) = log
         .index
         .leaf(reference)
-        .map_err(|e| refuse(503, "unavailable", field, e.to_string()))?
+        .map_err(|e| refuse(Reason::IndexUnavailable, field, e.to_string()))?
         .filter(|i| *i < log.published().size)
     else {
         return Ok(None);
@@ -146,7 +198,7 @@ pub fn check_as(
         } else {
             format!("{prefix}{}", e.field)
         };
-        refuse(400, "schema_violation", &field, e.message)
+        refuse(Reason::SchemaViolation, &field, e.message)
     })?;
     let f = |name: &str| format!("{prefix}{name}");
     match &parsed {
@@ -173,7 +225,7 @@ fn check_request(
     let requester = person(policy, &f("statement.requested_by"), &st.requested_by)?;
     check_skew(policy, &f("statement.signed_at"), st.signed_at.ms)?;
     verify_statement(requester, &r.statement_json, &r.signature, st.signed_at.ms)
-        .map_err(|why| refuse(400, "invalid_signature", &f("signature"), why))?;
+        .map_err(|why| refuse(Reason::InvalidSignature, &f("signature"), why))?;
     crate::integrations::binding::check_bindings(log, &r.statement_json, &f(""))?;
     // A policy that does not require the lineage accepts a request whose lineage is not (yet)
     // in the log; one that names an entry of another kind is refused either way.
@@ -202,21 +254,21 @@ fn check_request(
     let Some(first) = failed.first() else {
         return Ok(());
     };
-    let (code, field) = match first.rule.as_str() {
-        "lineage_artifact" => ("artifact_mismatch", "statement.artifact_sha256"),
-        "lineage_datasets" => ("policy_check_failed", "statement.dataset_sha256"),
-        "environment" => ("policy_check_failed", "statement.environment"),
-        "policy_name" => ("policy_check_failed", "statement.policy"),
+    let (reason, field) = match first.rule.as_str() {
+        "lineage_artifact" => (Reason::ArtifactMismatch, "statement.artifact_sha256"),
+        "lineage_datasets" => (Reason::PolicyCheckFailed, "statement.dataset_sha256"),
+        "environment" => (Reason::PolicyCheckFailed, "statement.environment"),
+        "policy_name" => (Reason::PolicyCheckFailed, "statement.policy"),
         r if r.starts_with("metric:performance_metrics") => {
-            ("policy_check_failed", "statement.performance_metrics")
+            (Reason::PolicyCheckFailed, "statement.performance_metrics")
         }
-        _ => ("policy_check_failed", "statement.lineage"),
+        _ => (Reason::PolicyCheckFailed, "statement.lineage"),
     };
     let reasons: Vec<String> = failed
         .iter()
         .map(|c| format!("{}: {}", c.rule, c.detail))
         .collect();
-    Err(refuse(400, code, &f(field), reasons.join("; ")))
+    Err(refuse(reason, &f(field), reasons.join("; ")))
 }
 
 fn check_approval(
@@ -237,8 +289,7 @@ fn check_approval(
     match (&a.attestation, imported) {
         (Attestation::Imported { .. }, false) => {
             return Err(refuse(
-                403,
-                "imported_approval",
+                Reason::ImportedApproval,
                 &f("source"),
                 "approvals from GitHub or ServiceNow are imported by the log's integrations",
             ))
@@ -265,19 +316,18 @@ fn check_approval(
                 None
             };
             if let Some(why) = why {
-                return Err(refuse(400, "decided_at_invalid", &f("decided_at"), why));
+                return Err(refuse(Reason::DecidedAtInvalid, &f("decided_at"), why));
             }
         }
         (Attestation::Signed { signature }, _) => {
             check_skew(policy, &f("statement.signed_at"), st.signed_at.ms)?;
             verify_statement(approver, &a.statement_json, signature, st.signed_at.ms)
-                .map_err(|why| refuse(400, "invalid_signature", &f("signature"), why))?;
+                .map_err(|why| refuse(Reason::InvalidSignature, &f("signature"), why))?;
         }
     }
     if !approver.roles.contains(&st.role) {
         return Err(refuse(
-            403,
-            "role_not_held",
+            Reason::RoleNotHeld,
             &f("statement.role"),
             format!(
                 "{} does not hold the role {:?} (roles: [{}])",
@@ -289,24 +339,21 @@ fn check_approval(
     }
     let Some(req) = request.request() else {
         return Err(refuse(
-            400,
-            "unknown_reference",
+            Reason::UnknownReference,
             &f("statement.request"),
             "not a request",
         ));
     };
     if req.statement.artifact_sha256 != st.artifact_sha256 {
         return Err(refuse(
-            400,
-            "artifact_mismatch",
+            Reason::ArtifactMismatch,
             &f("statement.artifact_sha256"),
             "the request is for another artifact digest",
         ));
     }
     if req.statement.requested_by == st.approver {
         return Err(refuse(
-            403,
-            "self_approval",
+            Reason::SelfApproval,
             &f("statement.approver"),
             "the requester cannot approve their own release",
         ));
@@ -325,7 +372,7 @@ fn check_newer(log: &Log, a: &Approval, f: &dyn Fn(&str) -> String) -> Result<()
     let st = &a.statement;
     let size = log.published().size;
     let decisions = crate::http::approvals::decisions_on(log, &st.request, size)
-        .map_err(|e| refuse(503, "unavailable", &f("statement.request"), e.message))?;
+        .map_err(|e| refuse(Reason::IndexUnavailable, &f("statement.request"), e.message))?;
     let mut latest: Option<&Logged> = None;
     for d in &decisions {
         let Some(other) = d.approval() else { continue };
@@ -344,8 +391,7 @@ fn check_newer(log: &Log, a: &Approval, f: &dyn Fn(&str) -> String) -> Result<()
     }
     match latest.and_then(|l| l.approval().map(|x| (l.index, x))) {
         Some((index, l)) if st.signed_at.ms <= l.decided_at().ms => Err(refuse(
-            409,
-            "decision_not_newer",
+            Reason::DecisionNotNewer,
             &f("statement.signed_at"),
             format!(
                 "{} already decided on this request at {} (entry {index}); a new decision must be dated later",

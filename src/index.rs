@@ -115,7 +115,7 @@ impl Index {
                 p = self.changed.wait(p).expect("lock poisoned");
             }
             if let Some(e) = &p.failed {
-                return Err(StoreError::Io(format!("index writer failed: {e}")));
+                return Err(StoreError::io(format!("index writer failed: {e}")));
             }
         }
         self.insert_pending(records);

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::log::{sign_checkpoint, Log, Published};
 use crate::metrics::{Histogram, GROUP_BOUNDS, LATENCY_BOUNDS};
-use crate::store::{Group, NewEntry, Store};
+use crate::store::{Group, NewEntry, Store, StoreError};
 use crate::tree_writer::TreeWriter;
 
 /// One entry waiting to be sequenced.
@@ -148,17 +148,12 @@ pub struct Handle {
     /// Set while the write-ahead topic does not acknowledge (replicated durability).
     pub replication_down: Arc<AtomicBool>,
     /// Changes to `Some(why)` when a storage error stopped the sequencer.
-    pub failed: tokio::sync::watch::Receiver<Option<String>>,
-}
-
-/// Returns true when a storage failure reads as the file system being full.
-pub fn out_of_space(why: &str) -> bool {
-    why.contains("No space left") || why.contains("StorageFull")
+    pub failed: tokio::sync::watch::Receiver<Option<StoreError>>,
 }
 
 /// The answer to every submission once a storage failure stopped the sequencer.
-fn refusal(why: &str) -> SubmitError {
-    if out_of_space(why) {
+fn refusal(why: &StoreError) -> SubmitError {
+    if why.is_out_of_space() {
         SubmitError::DiskFull(format!(
             "disk full: a write failed ({why}); nothing was acknowledged; the storage restarts when space is freed"
         ))
@@ -178,7 +173,7 @@ impl Handle {
         &self,
         entries: Vec<Pending>,
     ) -> Result<oneshot::Receiver<Result<Committed, SubmitError>>, SubmitError> {
-        if let Some(why) = self.failed.borrow().as_deref() {
+        if let Some(why) = self.failed.borrow().as_ref() {
             return Err(refusal(why));
         }
         let (reply, rx) = oneshot::channel();
@@ -249,7 +244,7 @@ struct Sequencer {
     /// acknowledged by the topic (its last attempt, and why it failed). Nothing beyond the
     /// published checkpoint is signed until they are.
     unreplicated: Option<(u64, Instant, String)>,
-    failed: tokio::sync::watch::Sender<Option<String>>,
+    failed: tokio::sync::watch::Sender<Option<StoreError>>,
 }
 
 type Answer = (
@@ -363,7 +358,7 @@ impl Sequencer {
             Ok(r) => r,
             Err(e) => {
                 // The store failed, not the topic: stop as on any storage failure.
-                self.stop(Vec::new(), &e.to_string());
+                self.stop(Vec::new(), &e);
                 return Some(e.to_string());
             }
         };
@@ -378,22 +373,22 @@ impl Sequencer {
         self.unreplicated = None;
         self.replication_down.store(false, Ordering::Relaxed);
         if let Err(e) = self.sign_and_publish(size, root) {
-            return Some(e);
+            return Some(e.to_string());
         }
         None
     }
 
     /// Signs the checkpoint of the durable (and, in replicated mode, replicated) tree of
     /// `size` and makes it the one readers see.
-    fn sign_and_publish(&mut self, size: u64, root: Hash) -> Result<Published, String> {
+    fn sign_and_publish(&mut self, size: u64, root: Hash) -> Result<Published, StoreError> {
         let checkpoint = sign_checkpoint(&self.log.signer, &self.log.origin, size, root);
         // Stored, not fsynced: the next group's fsync makes it durable. A crash before that
         // loses only bytes the log signs again identically on reopen (same key, origin, size
         // and root; no timestamp; deterministic Ed25519), so every client that saw this
         // checkpoint sees the same one after the crash.
         if let Err(e) = self.log.store.stage_checkpoint(&checkpoint) {
-            self.stop(Vec::new(), &e.to_string());
-            return Err(e.to_string());
+            self.stop(Vec::new(), &e);
+            return Err(e);
         }
         let p = Published {
             size,
@@ -527,7 +522,7 @@ impl Sequencer {
         let Some(mut writer) = self.writer.take() else {
             self.stop(
                 group.into_iter().map(|r| (r.reply, Ok(vec![]))).collect(),
-                "the tree could not be resumed",
+                &StoreError::io("the tree could not be resumed"),
             );
             return;
         };
@@ -563,7 +558,7 @@ impl Sequencer {
                             None => match self.log.index.leaf(&hash) {
                                 Ok(found) => found,
                                 Err(e) => {
-                                    self.stop(answers, &e.to_string());
+                                    self.stop(answers, &e);
                                     return;
                                 }
                             },
@@ -580,7 +575,7 @@ impl Sequencer {
                                 if let Err(e) =
                                     writer.append(self.log.store.as_ref(), bytes.clone(), hash)
                                 {
-                                    self.stop(answers, &e.to_string());
+                                    self.stop(answers, &e);
                                     return;
                                 }
                                 by_hash.insert(hash, index);
@@ -625,14 +620,14 @@ impl Sequencer {
             // Durability point 1: entries and tiles are fsynced together. A crash after it
             // leaves durable entries without a checkpoint; reopening signs one.
             if let Err(e) = self.timed(|store| store.append(&group)) {
-                self.stop(answers, &e.to_string());
+                self.stop(answers, &e);
                 return;
             }
             // The index answers lookups for these entries from now on (before anyone can
             // see them); it writes them to the store in the background.
             let first = group.leaves.first().map_or(size, |(i, _)| *i);
             if let Err(e) = self.log.index.add(group.entries) {
-                self.stop(answers, &e.to_string());
+                self.stop(answers, &e);
                 return;
             }
             self.last_ms = ms;
@@ -646,11 +641,14 @@ impl Sequencer {
                 return;
             }
             // Only durable data is ever signed.
-            let Ok(p) = self.sign_and_publish(size, root) else {
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(SubmitError::Unavailable("storage failure".into())));
+            let p = match self.sign_and_publish(size, root) {
+                Ok(p) => p,
+                Err(e) => {
+                    for (reply, _) in answers {
+                        let _ = reply.send(Err(refusal(&e)));
+                    }
+                    return;
                 }
-                return;
             };
             self.metrics.group_entries.observe(appended as f64);
             self.metrics.appended.fetch_add(appended, Ordering::Relaxed);
@@ -678,7 +676,7 @@ impl Sequencer {
             match crate::replication::records_for(self.log.store.as_ref(), first, &leaves, root) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.stop(Vec::new(), &e.to_string());
+                    self.stop(Vec::new(), &e);
                     return Some(e.to_string());
                 }
             };
@@ -703,9 +701,9 @@ impl Sequencer {
 
     /// A fatal error: answer everyone, stop signing. In-memory state may be ahead of the disk,
     /// so only reopening the log from disk resumes appends.
-    fn stop(&self, answers: Vec<Answer>, why: &str) {
+    fn stop(&self, answers: Vec<Answer>, why: &StoreError) {
         tracing::error!("storage failure, sequencer stopped: {why}");
-        self.failed.send_replace(Some(why.to_owned()));
+        self.failed.send_replace(Some(why.clone()));
         for (reply, _) in answers {
             let _ = reply.send(Err(refusal(why)));
         }

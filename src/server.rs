@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::http::{router, AppState, Client};
 use crate::log::Log;
 use crate::sequencer::{self, Settings};
-use crate::store::{leaf_fingerprint, IndexSpace, SledStore, Store};
+use crate::store::{leaf_fingerprint, IndexSpace, SledStore, Store, StoreError};
 
 /// Returns the log signer: `GOVLEDGER_LOG_KEY`, else the key file, else a new key written to
 /// the key file (mode 0600) with `log.pub` beside it.
@@ -191,7 +191,10 @@ pub async fn run(
             // A startup error is the operator's to fix; after a storage failure, reopening the
             // log may fail the same way (the store still refuses writes): wait again.
             Err(e) if first => return Err(e),
-            Err(e) => format!("{e:#}"),
+            Err(e) => match e.downcast_ref::<StoreError>() {
+                Some(store) => store.clone(),
+                None => StoreError::io(format!("{e:#}")),
+            },
         };
         tracing::error!("storage failure ({why}): the log is closed; answering 503 until the store writes again");
         let listening = listener.try_clone()?;
@@ -214,7 +217,7 @@ async fn serve_log(
     connections: Arc<crate::http::conn::ConnStats>,
     stop: tokio::sync::watch::Receiver<bool>,
     on_listen: impl FnOnce(SocketAddr, &str),
-) -> Result<Option<String>> {
+) -> Result<Option<StoreError>> {
     let store = open_store(cfg)?;
     let key = load_or_create_key(cfg)?;
     let replication = replication(cfg, &store).await?;
@@ -383,12 +386,12 @@ async fn wait_for_storage(
     listener: std::net::TcpListener,
     connections: Arc<crate::http::conn::ConnStats>,
     stop: tokio::sync::watch::Receiver<bool>,
-    why: &str,
+    why: &StoreError,
 ) -> Result<bool> {
     let message = format!(
         "storage failure ({why}); the log is closed and reopens by itself once the store writes again"
     );
-    let code = if sequencer::out_of_space(why) {
+    let code = if why.is_out_of_space() {
         "disk_full"
     } else {
         "unavailable"

@@ -5,6 +5,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use ledger_format::entry::SchemaErrorKind;
+use ledger_format::tile::MAX_ENTRY_SIZE;
+
+use super::submit::Rejected;
+use crate::governance::{Reason, Refusal};
 use crate::log::LogError;
 use crate::sequencer::SubmitError;
 
@@ -75,6 +80,84 @@ impl From<LogError> for ApiError {
                 )
             }
         }
+    }
+}
+
+impl From<Rejected> for ApiError {
+    fn from(e: Rejected) -> ApiError {
+        match e {
+            Rejected::BodyTooLarge { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request bodies are limited to {limit} bytes"),
+            ),
+            Rejected::NotUtf8 => ApiError::bad_request("malformed_json", "the body is not UTF-8"),
+            Rejected::Schema(e) => {
+                let code = match e.kind {
+                    SchemaErrorKind::Malformed => "malformed_json",
+                    SchemaErrorKind::Invalid => "invalid_entry",
+                };
+                ApiError::bad_request(code, e.message).field(e.field)
+            }
+            Rejected::BatchTooLarge { max } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                format!("a batch holds at most {max} entries"),
+            )
+            .field("entries"),
+            Rejected::KindNotAllowed {
+                client,
+                kind,
+                field,
+            } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "kind_not_allowed",
+                format!("client {client} may not submit {} entries", kind.name()),
+            )
+            .field(field),
+            Rejected::LeafTooLarge { len, field } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "leaf_too_large",
+                format!("the leaf would be {len} bytes; the limit is {MAX_ENTRY_SIZE}"),
+            )
+            .field(field),
+            Rejected::Governance(r) => ApiError::from(r),
+            Rejected::MirrorBehind { lag, retry_after_s } => ApiError {
+                retry_after: Some(retry_after_s as u32),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "mirror_behind",
+                    format!("the WORM mirror lags {lag} entries behind the log (anchors.s3.max_unmirrored_entries); nothing was written, retry when it has caught up"),
+                )
+            },
+            Rejected::Sequencer(e) => ApiError::from(e),
+            Rejected::SequencerStopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the sequencer stopped",
+            ),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        let status = match r.reason {
+            Reason::UnknownPerson
+            | Reason::ImportedApproval
+            | Reason::RoleNotHeld
+            | Reason::SelfApproval => StatusCode::FORBIDDEN,
+            Reason::DecisionNotNewer | Reason::SourceBound => StatusCode::CONFLICT,
+            Reason::IndexUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::SignedAtSkew
+            | Reason::UnknownReference
+            | Reason::SchemaViolation
+            | Reason::InvalidSignature
+            | Reason::DecidedAtInvalid
+            | Reason::ArtifactMismatch
+            | Reason::PolicyCheckFailed => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, r.reason.code(), r.message).field(r.field)
     }
 }
 

@@ -273,7 +273,7 @@ pub async fn sync(
                     "body.",
                     true,
                 )
-                .map_err(|r| format!("{}: {}", r.code, r.message))
+                .map_err(|r| format!("{}: {}", r.reason.code(), r.message))
             });
         if let Err(why) = check {
             skipped.push(skip(i, why));

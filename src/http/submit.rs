@@ -10,15 +10,16 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ledger_format::entry::parse_submissions;
+use ledger_format::entry::{parse_submissions, EntryKind, SchemaError, Submission};
 use ledger_format::leaf::encoded_len;
 use ledger_format::proof::InclusionProof;
 use ledger_format::receipt::Receipt;
 use ledger_format::tile::MAX_ENTRY_SIZE;
 
 use super::{ApiError, AppState, Client};
+use crate::governance::Refusal;
 use crate::log::{Log, Published};
-use crate::sequencer::{Pending, Placed};
+use crate::sequencer::{Pending, Placed, SubmitError};
 use crate::tls::PeerCertificate;
 
 /// Returns the hex SHA-256 of the request's bearer token, the form `tokens` are keyed by.
@@ -127,6 +128,48 @@ pub fn receipt_response(headers: &HeaderMap, r: Receipt) -> Result<Response, Api
     }
 }
 
+/// Why a submission was refused before or by the sequencer; `crate::http::error` maps each to
+/// its status and code.
+#[derive(Debug)]
+pub enum Rejected {
+    /// The body exceeds `max_body_bytes`.
+    BodyTooLarge { limit: usize },
+    /// The body is not UTF-8.
+    NotUtf8,
+    /// The body is not JSON, or breaks the submission shape or an entry's schema.
+    Schema(SchemaError),
+    /// A batch of more than `max_batch_entries`.
+    BatchTooLarge { max: usize },
+    /// The client may not submit entries of this kind.
+    KindNotAllowed {
+        client: String,
+        kind: EntryKind,
+        field: String,
+    },
+    /// The entry's leaf would exceed the tile format's limit.
+    LeafTooLarge { len: usize, field: String },
+    /// A governance rule refuses the entry.
+    Governance(Refusal),
+    /// The WORM mirror lags more than `max_unmirrored_entries`.
+    MirrorBehind { lag: u64, retry_after_s: u64 },
+    /// The sequencer refused or failed the group.
+    Sequencer(SubmitError),
+    /// The sequencer stopped before answering.
+    SequencerStopped,
+}
+
+impl From<SubmitError> for Rejected {
+    fn from(e: SubmitError) -> Rejected {
+        Rejected::Sequencer(e)
+    }
+}
+
+impl From<Refusal> for Rejected {
+    fn from(r: Refusal) -> Rejected {
+        Rejected::Governance(r)
+    }
+}
+
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -137,35 +180,48 @@ pub async fn submit(
     let client = authenticate(&state, &headers, peer, cert.as_deref())?;
     let bytes = axum::body::to_bytes(body, state.max_body_bytes)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "request bodies are limited to {} bytes",
-                    state.max_body_bytes
-                ),
-            )
+        .map_err(|_| Rejected::BodyTooLarge {
+            limit: state.max_body_bytes,
         })?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::bad_request("malformed_json", "the body is not UTF-8"))?;
-    let (subs, batch) = parse_submissions(text).map_err(|e| {
-        let code = if e.message.starts_with("malformed JSON") {
-            "malformed_json"
-        } else {
-            "invalid_entry"
-        };
-        ApiError::bad_request(code, e.message.clone()).field(e.field.clone())
-    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| Rejected::NotUtf8)?;
+    let (subs, batch) = parse_submissions(text).map_err(Rejected::Schema)?;
     if subs.len() > state.max_batch_entries {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("a batch holds at most {} entries", state.max_batch_entries),
-        )
-        .field("entries"));
+        return Err(Rejected::BatchTooLarge {
+            max: state.max_batch_entries,
+        }
+        .into());
     }
     state.limiter.take(&client.name, client.limit, subs.len())?;
+    let pending = admit(&state, &client, &subs, batch)?;
+    if let Some((lag, retry_after_s)) = state.anchorer.mirror_behind() {
+        return Err(Rejected::MirrorBehind { lag, retry_after_s }.into());
+    }
+    let rx = state.sequencer.submit(pending).map_err(Rejected::from)?;
+    let committed = rx
+        .await
+        .map_err(|_| Rejected::SequencerStopped)?
+        .map_err(Rejected::from)?;
+    // Proofs read a few tiles that the commit just wrote, so they are in sled's cache: cheaper
+    // inline than a hop to the blocking pool (measured: the hop cost ~8% of CPU at 10k/s).
+    let indices: Vec<u64> = committed.placed.iter().map(|p| p.index).collect();
+    let mut proofs = state.log.inclusions(&indices, committed.published.size)?;
+    if !batch {
+        let proof = proofs.remove(0);
+        let r = receipt_with(&committed.placed[0], proof, &committed.published);
+        return receipt_response(&headers, r);
+    }
+    let body = batch_answer(&committed.placed, &proofs, &committed.published);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Checks each parsed submission against the client's rights, the leaf size and governance,
+/// and returns them ready for the sequencer (all or none: one refusal refuses the request).
+fn admit(
+    state: &AppState,
+    client: &Client,
+    subs: &[Submission<'_>],
+    batch: bool,
+) -> Result<Vec<Pending>, Rejected> {
     let mut pending = Vec::with_capacity(subs.len());
     for (i, s) in subs.iter().enumerate() {
         let prefix = if batch {
@@ -174,25 +230,18 @@ pub async fn submit(
             String::new()
         };
         if !client.kinds.is_empty() && !client.kinds.contains(&s.kind) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "kind_not_allowed",
-                format!(
-                    "client {} may not submit {} entries",
-                    client.name,
-                    s.kind.name()
-                ),
-            )
-            .field(format!("{prefix}kind")));
+            return Err(Rejected::KindNotAllowed {
+                client: client.name.clone(),
+                kind: s.kind,
+                field: format!("{prefix}kind"),
+            });
         }
         let len = encoded_len(client.name.len(), s.entry_id.len(), s.body.len());
         if len > MAX_ENTRY_SIZE {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "leaf_too_large",
-                format!("the leaf would be {len} bytes; the limit is {MAX_ENTRY_SIZE}"),
-            )
-            .field(format!("{prefix}body")));
+            return Err(Rejected::LeafTooLarge {
+                len,
+                field: format!("{prefix}body"),
+            });
         }
         crate::governance::check(
             &state.log,
@@ -200,15 +249,7 @@ pub async fn submit(
             s.kind,
             s.body,
             &format!("{prefix}body."),
-        )
-        .map_err(|r| {
-            ApiError::new(
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
-                r.code,
-                r.message,
-            )
-            .field(r.field)
-        })?;
+        )?;
         pending.push(Pending {
             attrs: s
                 .attributes
@@ -221,35 +262,7 @@ pub async fn submit(
             body: s.body.as_bytes().to_vec(),
         });
     }
-    if let Some((lag, retry)) = state.anchorer.mirror_behind() {
-        return Err(ApiError {
-            retry_after: Some(retry as u32),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "mirror_behind",
-                format!("the WORM mirror lags {lag} entries behind the log (anchors.s3.max_unmirrored_entries); nothing was written, retry when it has caught up"),
-            )
-        });
-    }
-    let rx = state.sequencer.submit(pending)?;
-    let committed = rx.await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the sequencer stopped",
-        )
-    })??;
-    // Proofs read a few tiles that the commit just wrote, so they are in sled's cache: cheaper
-    // inline than a hop to the blocking pool (measured: the hop cost ~8% of CPU at 10k/s).
-    let indices: Vec<u64> = committed.placed.iter().map(|p| p.index).collect();
-    let mut proofs = state.log.inclusions(&indices, committed.published.size)?;
-    if !batch {
-        let proof = proofs.remove(0);
-        let r = receipt_with(&committed.placed[0], proof, &committed.published);
-        return receipt_response(&headers, r);
-    }
-    let body = batch_answer(&committed.placed, &proofs, &committed.published);
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(pending)
 }
 
 /// Writes the answer to a batch: `{"checkpoint", "receipts": [{"index", "leaf", "leaf_hash",

@@ -18,7 +18,7 @@ use ledger_format::leaf::Leaf;
 use ledger_format::Hash;
 use serde_json::Value;
 
-use crate::governance::Refusal;
+use crate::governance::{refuse, Reason, Refusal};
 use crate::log::Log;
 
 /// What starts the line of a PR or change description that names the request it is for.
@@ -143,16 +143,16 @@ fn field_of(binding: &str) -> &'static str {
 pub fn check_bindings(log: &Log, statement: &Value, prefix: &str) -> Result<(), Refusal> {
     for binding in source_bindings(statement) {
         let field = format!("{prefix}{}", field_of(&binding));
-        let bound = first_bound(log, &binding, u64::MAX).map_err(|why| Refusal {
-            status: 503,
-            code: "unavailable",
-            field: field.clone(),
-            message: format!("reading the index: {why}"),
+        let bound = first_bound(log, &binding, u64::MAX).map_err(|why| {
+            refuse(
+                Reason::IndexUnavailable,
+                &field,
+                format!("reading the index: {why}"),
+            )
         })?;
         if let Some(b) = bound.filter(|b| &b.statement != statement) {
             return Err(Refusal {
-                status: 409,
-                code: "source_bound",
+                reason: Reason::SourceBound,
                 message: format!(
                     "{} is bound to request {} (index {}), which named it first; a pull request or change counts for one request",
                     binding.split_once('=').map_or(binding.as_str(), |(_, v)| v),

@@ -19,20 +19,59 @@ use ledger_format::Hash;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Store failures. `Io` and `Corrupt` are fatal for the sequencer: it stops signing.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("storage I/O: {0}")]
-    Io(String),
+    /// A read or write failed; `kind` is the operating system's (`StorageFull` when the file
+    /// system is out of space).
+    #[error("storage I/O: {message}")]
+    Io {
+        kind: std::io::ErrorKind,
+        message: String,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("data dir has format version {found}; this build reads up to {supported}")]
     NewerFormat { found: u32, supported: u32 },
 }
 
+impl StoreError {
+    /// Returns an I/O failure of kind `Other`: a failure that is not the operating system's.
+    pub fn io(message: impl Into<String>) -> StoreError {
+        StoreError::Io {
+            kind: std::io::ErrorKind::Other,
+            message: message.into(),
+        }
+    }
+
+    /// Returns true when the failure is the file system being out of space.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Io {
+                kind: std::io::ErrorKind::StorageFull,
+                ..
+            }
+        )
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> StoreError {
+        StoreError::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> StoreError {
-        StoreError::Io(e.to_string())
+        match e {
+            sled::Error::Io(e) => StoreError::from(e),
+            sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
+            other => StoreError::io(other.to_string()),
+        }
     }
 }
 

@@ -90,6 +90,26 @@ fn u64_of(v: &[u8]) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt("integer record is not 8 bytes".into()))
 }
 
+/// Returns true while some open file holds the lock sled takes on `dir/db` (the probe takes
+/// and drops the same `flock`, so it sees this process's closed-but-finishing stores too).
+fn lock_held(dir: &Path) -> bool {
+    use fs2::FileExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("db"))
+    else {
+        return false;
+    };
+    match file.try_lock_exclusive() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(e) => e.kind() == fs2::lock_contended_error().kind(),
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_mb` MiB, refusing a
     /// newer format version.
@@ -111,18 +131,10 @@ impl SledStore {
             .map(|o| o.contains(&canonical))
             .unwrap_or(false);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if ours
-                        && e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                r => break r?,
-            }
-        };
+        while ours && lock_held(dir) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let db = config.open()?;
         if let Ok(mut o) = OPENED.lock() {
             let canonical = std::fs::canonicalize(dir).unwrap_or(canonical);
             if !o.contains(&canonical) {
@@ -311,7 +323,7 @@ impl Store for SledStore {
             let mut v = Vec::with_capacity(12 * run.records.len());
             for &(fp, index) in &run.records {
                 if index > LOW48 {
-                    return Err(StoreError::Io(format!("entry index {index} exceeds 2^48")));
+                    return Err(StoreError::io(format!("entry index {index} exceeds 2^48")));
                 }
                 v.extend_from_slice(&(fp & LOW48).to_be_bytes()[2..]);
                 v.extend_from_slice(&index.to_be_bytes()[2..]);

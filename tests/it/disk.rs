@@ -258,3 +258,36 @@ async fn a_full_disk_refuses_appends_at_the_reserve_and_resumes() {
 async fn a_write_failing_for_space_restarts_the_storage_once_space_is_back() {
     disk_full_story(0).await;
 }
+
+/// The store reports a full file system by its kind (`StorageFull`), whatever the message says:
+/// the sequencer and the server choose `disk_full` from [`StoreError::is_out_of_space`].
+#[test]
+fn the_store_reports_a_full_file_system_by_kind() {
+    use govledger::store::{Group, SledStore, Store};
+    let fs = Tmpfs::mount(16);
+    let store = SledStore::open(&fs.path().join("db"), 8).unwrap();
+    fill(&fs.path().join("filler"), 0);
+    let leaf = vec![7u8; 60_000];
+    let mut error = None;
+    for i in 0..4096u64 {
+        let group = Group {
+            leaves: (0..16).map(|k| (i * 16 + k, leaf.clone())).collect(),
+            size: i * 16 + 16,
+            last_ms: 1,
+            ..Group::empty(0)
+        };
+        if let Err(e) = store.append(&group) {
+            error = Some(e);
+            break;
+        }
+    }
+    let e = error.expect("appends to a full tmpfs must fail");
+    assert!(e.is_out_of_space(), "not reported as out of space: {e:?}");
+    let other = govledger::store::StoreError::io("No space left on device (a message only)");
+    assert!(
+        !other.is_out_of_space(),
+        "a message alone must not read as a kind"
+    );
+    drop(store);
+    drop(fs);
+}

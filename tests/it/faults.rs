@@ -44,7 +44,7 @@ impl FaultyStore {
 }
 
 fn injected() -> StoreError {
-    StoreError::Io("injected fault".into())
+    StoreError::io("injected fault")
 }
 
 impl Store for FaultyStore {

@@ -88,14 +88,34 @@ pub struct SchemaError {
     /// A JSON path such as `body.compliance_tags[2]` (empty when the whole document is at fault).
     pub field: String,
     pub message: String,
+    pub kind: SchemaErrorKind,
+}
+
+/// What is wrong with a document that a [`SchemaError`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaErrorKind {
+    /// The text is not JSON.
+    Malformed,
+    /// JSON of the wrong shape, or a value a schema refuses.
+    Invalid,
 }
 
 impl SchemaError {
-    /// Returns an error about `field`.
+    /// Returns an error about `field` of a document that is JSON but breaks a schema.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> SchemaError {
         SchemaError {
             field: field.into(),
             message: message.into(),
+            kind: SchemaErrorKind::Invalid,
+        }
+    }
+
+    /// Returns an error about a document that is not JSON (`why` is the parser's).
+    pub fn malformed(field: impl Into<String>, why: impl std::fmt::Display) -> SchemaError {
+        SchemaError {
+            field: field.into(),
+            message: format!("malformed JSON: {why}"),
+            kind: SchemaErrorKind::Malformed,
         }
     }
 }
@@ -160,7 +180,7 @@ pub fn parse_submissions(json: &str) -> Result<(Vec<Submission<'_>>, bool), Sche
                 };
                 SchemaError::new(field, msg)
             }
-            _ => SchemaError::new("", format!("malformed JSON: {msg}")),
+            _ => SchemaError::malformed("", msg),
         }
     })?;
     match top {
@@ -235,7 +255,7 @@ fn validate<'a>(raw: RawSubmission<'a>, prefix: &str) -> Result<Submission<'a>, 
             if e.field.is_empty() { "" } else { "." },
             e.field
         ),
-        message: e.message,
+        ..e
     })?;
     Ok(Submission {
         kind,
@@ -247,8 +267,7 @@ fn validate<'a>(raw: RawSubmission<'a>, prefix: &str) -> Result<Submission<'a>, 
 
 /// Validates a body against its kind's schema. Field paths in errors are relative to the body.
 pub fn validate_body(kind: EntryKind, body: &str) -> Result<Value, SchemaError> {
-    let value: Value = serde_json::from_str(body)
-        .map_err(|e| SchemaError::new("", format!("malformed JSON: {e}")))?;
+    let value: Value = serde_json::from_str(body).map_err(|e| SchemaError::malformed("", e))?;
     let Value::Object(map) = value else {
         return Err(SchemaError::new("", "the body must be a JSON object"));
     };

@@ -1,11 +1,12 @@
 //! `govledgerd restore`: a data dir rebuilt from the WORM mirror in the config's bucket, then
-//! checked against every checkpoint the bucket holds.
+//! checked against the checkpoints the bucket holds.
 //!
 //! 1. `import` from the bucket ([`S3Source`]: bundles and tiles in their oldest version, the
-//!    newest version of `checkpoint`), verifying every hash and the checkpoint's signature.
-//! 2. The newest anchored checkpoint (`<size>.checkpoint`) and every version of `checkpoint`
-//!    must be consistent with the rebuilt tree: at its size the rebuilt tree has its root. An
-//!    anchored checkpoint beyond the rebuilt size means anchored entries are missing.
+//!    largest of the 64 newest `checkpoint` versions that verify with the log key), verifying
+//!    every hash and the checkpoint's signature.
+//! 2. The newest anchored checkpoint (`<size>.checkpoint`) and each of those 64 `checkpoint`
+//!    versions must be consistent with the rebuilt tree: at its size the rebuilt tree has its
+//!    root. An anchored checkpoint beyond the rebuilt size means anchored entries are missing.
 //! 3. The mirror's cursor is set to what the bucket holds, so the restored server continues the
 //!    mirror instead of reading every object back.
 //!
@@ -114,8 +115,9 @@ mod s3 {
     const CHECKED_VERSIONS: usize = 64;
 
     /// The WORM mirror in a bucket, read as an import source: tiles and bundles in their
-    /// oldest version, and as the checkpoint the newest version of `checkpoint` that verifies
-    /// with the log key (a newer one that does not is reported, never used).
+    /// oldest version, and as the checkpoint the largest of the `CHECKED_VERSIONS` (64) newest
+    /// `checkpoint` versions that verify with the log key (versions that do not verify are
+    /// reported, never used).
     pub struct S3Source {
         rt: tokio::runtime::Runtime,
         pub bucket: Arc<S3Bucket>,

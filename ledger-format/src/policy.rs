@@ -740,8 +740,7 @@ mod tests {
         );
     }
 
-    /// Finding: the unsigned `performance_metrics` passed the metric checks; anyone could
-    /// re-log a signed request with other metrics. Only the signed statement's count.
+    /// Only the signed statement's metrics are checked.
     #[test]
     fn unsigned_metrics_are_never_checked() {
         let p = Policy::parse("[[metrics]]\nmetric = \"performance_metrics.sharpe\"\nmin = 1.5")
@@ -767,8 +766,7 @@ mod tests {
         );
     }
 
-    /// Finding: one key under two names let a requester approve her own release under her
-    /// second name. Keys compare as raw public keys, whatever name the note key carries.
+    /// Keys compare as raw public keys: one key is one person, whatever name it carries.
     #[test]
     fn one_key_is_one_person() {
         let key = |name: &str| {

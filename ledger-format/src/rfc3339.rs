@@ -105,7 +105,7 @@ pub fn rfc3339_to_ms(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// Finding: `max_age` was bypassed by times that parsed loosely or not at all.
+    /// Impossible or loosely written times are refused (`max_age` depends on them).
     #[test]
     fn impossible_times_are_refused() {
         for bad in [

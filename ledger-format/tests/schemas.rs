@@ -95,8 +95,7 @@ mod kinds {
         );
     }
 
-    /// Finding: the ServiceNow change number went unescaped into `sysparm_query`. Source
-    /// identifiers are refused unless they can only mean themselves in a query or a path.
+    /// Source identifiers can only mean themselves in a query or path.
     #[test]
     fn source_identifiers_cannot_carry_query_syntax() {
         for (field, bad) in [
@@ -127,8 +126,7 @@ mod kinds {
         }
     }
 
-    /// Finding: `performance_metrics` was unsigned. The signed statement carries metrics as
-    /// decimal strings (no floats in a signed statement).
+    /// Signed statements carry metrics as integers or decimal strings.
     #[test]
     fn performance_metrics_are_signed_decimals() {
         let mut v = request_ok();

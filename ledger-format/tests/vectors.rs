@@ -1,5 +1,5 @@
-//! Every public vector in `testdata/` (copied from ../shared/reference/vectors) that applies to
-//! this crate. ECDSA signatures and Rekor SETs are out of scope.
+//! Every public vector in `testdata/` (public data; sources in testdata/PUBLIC-VECTORS.md) that
+//! applies to this crate. ECDSA signatures and Rekor SETs are out of scope.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -377,7 +377,8 @@ fn signed_checkpoints_verify() {
         );
         ed25519 += 1;
     }
-    // The Rekor v2 checkpoint is Ed25519 with a C2SP key too (key from vectors/README.md).
+    // The Rekor v2 checkpoint is Ed25519 with a C2SP key too (key from
+    // testdata/PUBLIC-VECTORS.md).
     let rekor2 = &v["signed_checkpoints"][5];
     let key = VerifierKey::parse(
         "log2025-alpha1.rekor.sigstage.dev+f30d5a99+AT5/gERB6AWme8IEtcwaqcZi0hp8ocV4+JRcUnVlQfKP",
@@ -909,8 +910,8 @@ fn witness_refuses_forks_rollbacks_and_malformed_requests() {
     assert_eq!(run("old 5\n".into()).unwrap_err().status(), 400);
 }
 
-/// Regression (tile_path fuzz target, 2026-11-26): an index spelled with a leading zero group
-/// parsed, giving one tile two URLs. Only the canonical spelling parses.
+/// A leading zero group is a second spelling of a tile index and is refused (input in
+/// fuzz/seeds/tile_path). Only the canonical spelling parses.
 #[test]
 fn tile_indices_have_one_spelling() {
     for bad in [
@@ -977,9 +978,9 @@ fn a_witness_trusting_two_keys_of_a_log_cosigns_either_and_refuses_a_bad_line() 
     assert_eq!(run(&[new.verifier()], &note), Ok(0));
 }
 
-/// Finding 9 at the witness: a witness trusting the old and the new key of a log (oldest first)
-/// must not cosign what the retired key alone signs once it has cosigned the hand-over, even
-/// over a consistent extension of the tree.
+/// A witness trusting the old and the new key of a log (oldest first) must not cosign what the
+/// retired key alone signs once it has cosigned the hand-over, even over a consistent extension
+/// of the tree.
 #[test]
 fn a_witness_refuses_the_retired_key_after_the_hand_over() {
     use ledger_format::note::{Note, SignerKey};

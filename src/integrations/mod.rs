@@ -1,8 +1,8 @@
-//! Approval sources (issue: GitHub reviews and ServiceNow change approvals). The log's own
+//! Approval sources (GitHub reviews and ServiceNow change approvals). The log's own
 //! integrations read them and append approval entries with `source`, `evidence` and
 //! `decided_at` (the source's own decision time), attested by the log (no personal
 //! signature): `POST /v1/approvals/{request}/sync[?source=github|servicenow]`. Threat model:
-//! docs/THREATS.md; rules: ledger-format SPEC.md §7.4.
+//! docs/THREATS.md; rules: ledger-format/SPEC.md §7.4.
 //!
 //! A decision is imported for a request only when (see [`admit`] and [`binding`]):
 //! - the request is the first in the log to name the PR or change, and the PR's or change's

@@ -198,7 +198,7 @@ async fn retries_are_idempotent_and_conflicts_change_nothing() {
     assert_eq!(s.tree_size().await, 4);
 
     // The same entry_id for two different bodies inside one batch is a conflict, in any
-    // position, and the batch appends nothing (finding 13: both bodies were appended).
+    // position, and the batch appends nothing.
     for order in [[7, 8], [8, 7]] {
         let batch = json!({"entries": [
             {"kind": "audit", "entry_id": "twice", "body": audit(order[0])},

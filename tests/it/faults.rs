@@ -415,9 +415,8 @@ fn a_newer_format_version_is_refused() {
     );
 }
 
-/// Finding 3: a source record whose identifier makes an invalid entry id (a space, or more than
-/// 255 bytes) reached the sequencer, which panicked on `encode().expect(..)` and took the server
-/// down on every sync. Now the request is refused, nothing is appended, and the sequencer goes on.
+/// A source record that would make an invalid entry id (a space, or more than 255 bytes) is
+/// refused; nothing is appended and the sequencer goes on.
 #[tokio::test]
 async fn an_unencodable_leaf_is_refused_and_the_sequencer_goes_on() {
     let dir = tempfile::tempdir().unwrap();

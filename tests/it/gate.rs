@@ -278,9 +278,9 @@ async fn the_governance_story_and_every_refusal_of_the_gate() {
             "{}",
             r.to_text()
         );
-        // Finding 9: a tree fabricated over the real log (one approval more) and signed with
-        // the retired key does not pass online: the key in use for that size is the new one,
-        // and the fabricated tree is not the log's.
+        // A tree fabricated over the real log (one approval more) and signed with the retired
+        // key fails online: the key in use for that size is the new one, and the fabricated
+        // tree is not the log's.
         let rogue = rogue_bundle(
             &story,
             &retired,
@@ -602,8 +602,8 @@ fn run_story(
     assert_eq!(failed(&r), ["bundle_complete"]);
     assert!(detail(&r, "bundle_complete").contains(&rejection));
 
-    // A statement dated two days ago is refused at submission (finding: max_age bypassed by
-    // the time a signer chooses): signed_at must be within the skew of the log's clock.
+    // A statement dated two days ago is refused at submission: signed_at must be within the
+    // skew of the log's clock.
     let r4 = ok(url, &story.request(&alice, &meta));
     let (st, v) = post(
         url,

@@ -255,9 +255,8 @@ async fn signatures_references_and_four_eyes_are_checked_on_submit() {
     )
     .await;
     ok(&s, deploy(&req)).await;
-    // Finding 12: 10,001 FAILURE deployments of a request made its status and bundle answer 422
-    // forever. The bundle carries the latest 1,000 deployment records and says how many there
-    // are; gating goes on.
+    // Status and bundle answer with 10,001 FAILURE deployments: the bundle carries the latest
+    // 1,000 and their count.
     let spam = |i: usize| {
         json!({"kind": "deployment", "body": {"model_id": "ppo-42", "request": req, "status": "FAILURE",
             "environment": "production", "executed_by": format!("spam-{i}")}})

@@ -1279,11 +1279,8 @@ fn skipped(v: &Value) -> Vec<String> {
 const PR7: &str =
     r#"{"repo": "quant/ppo", "pr": 7, "head_sha": "1111111111111111111111111111111111111111"}"#;
 
-/// Finding: a requester could name any PR and change that others had approved for something
-/// else, and the sync imported those decisions as approvals of her request. Now the PR and the
-/// change must name the request, decisions count only when made after it was logged, a PR or
-/// change binds to the first request naming it (409 `source_bound` for later ones, a retry of
-/// the same request still gets its receipt), and import entry ids carry the request.
+/// A PR or change counts only for the request it names back and that first named it; later
+/// requests get 409 `source_bound`; import ids carry the request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_count_only_for_the_release_the_pr_and_the_change_name() {
     let t = two_sources(
@@ -1425,9 +1422,8 @@ async fn imports_count_only_for_the_release_the_pr_and_the_change_name() {
     t.s.stop().await;
 }
 
-/// Finding: a ServiceNow record flipping from approved to rejected made every later sync
-/// 409 (same entry id, another body): the rejection was never logged and the request stayed
-/// approved. The entry id now carries a digest of the body, so the rejection is a new entry.
+/// A decision that changes at the source is a new entry (the id carries the body digest), so a
+/// later rejection is logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_servicenow_decision_that_changes_is_logged_again() {
     let t = two_sources(
@@ -1478,9 +1474,8 @@ async fn a_servicenow_decision_that_changes_is_logged_again() {
     t.s.stop().await;
 }
 
-/// Finding: a ServiceNow sys_id with a space made an entry id the sequencer could not encode,
-/// and it panicked. Every record that cannot be logged is now skipped with its reason, the
-/// others are logged, and the server keeps serving.
+/// A record that cannot be logged is skipped with its reason; the others are logged and the
+/// server keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_records_that_cannot_be_logged_are_skipped_and_the_server_keeps_serving() {
     let t = two_sources(
@@ -1559,10 +1554,8 @@ async fn source_records_that_cannot_be_logged_are_skipped_and_the_server_keeps_s
     t.s.stop().await;
 }
 
-/// Finding: the change number went unescaped into `sysparm_query`. The schema refuses unsafe
-/// change numbers now; the integrations also refuse to query with one (requests logged
-/// before), with a sys_id the instance returns that is not plain, and to put a repository or
-/// head commit that is not plain in a GitHub URL.
+/// Source identifiers must be plain: the schema refuses unsafe change numbers, and the
+/// integrations refuse to query or build URLs with one.
 #[tokio::test]
 async fn source_queries_carry_only_plain_identifiers() {
     let state: Shared = Arc::new(Mutex::new(Emulated::default()));
@@ -1637,9 +1630,8 @@ async fn source_queries_carry_only_plain_identifiers() {
     }
 }
 
-/// Finding: a later person silently took over an earlier one's GitHub login. One login
-/// (case-insensitive) or one ServiceNow user mapped to two people stops the start, naming
-/// both; one person with several accounts, or listed twice alike, is fine.
+/// One GitHub login (case-insensitive) or ServiceNow user maps to one person; otherwise the
+/// start fails, naming both. One person may have several accounts.
 #[tokio::test]
 async fn one_source_account_maps_to_one_person() {
     let keys: Vec<SignerKey> = ["bob", "mallory"]
@@ -1701,11 +1693,8 @@ async fn one_source_account_maps_to_one_person() {
     assert!(format!("{e:#}").contains("bob gh"), "{e:#}");
 }
 
-/// Finding 6: whoever called `/sync` chose the order. Syncing ServiceNow (carol's rejection,
-/// decided last) before GitHub (bob's approval, decided first) put the approval later in the
-/// log, and "no rejection after the last approval" passed. A standing rejection stands however
-/// the sources are synced: the decision's own time orders a person's decisions, and a
-/// rejection blocks whoever approved.
+/// The order of syncs cannot change the verdict: the decision's own time orders a person's
+/// decisions, and a standing rejection blocks whoever approved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_order_of_syncs_cannot_change_the_verdict() {
     let t = two_sources(

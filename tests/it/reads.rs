@@ -1,7 +1,4 @@
-//! Finding 8: unauthenticated memory exhaustion. `GET /v1/entries?limit=1000` over large
-//! entries built an ~81 MB answer that a slow reader kept in the server's memory; 32 of them
-//! took the server from 520 MB to 3.2 GB. Reads are now bounded: list pages in bytes, every
-//! answer held against one response budget until sent (503 `overloaded` beyond), and per-client
+//! Reads are bounded: list pages in bytes, one response budget (503 `overloaded`), per-client
 //! read rates when configured.
 
 use std::process::Child;

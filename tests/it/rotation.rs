@@ -414,9 +414,7 @@ async fn a_witness_trusting_both_keys_cosigns_across_the_rotation() {
     .unwrap();
     assert_eq!(verified.len(), 2, "the new key and the witness: {note}");
     s.stop().await;
-    // Finding 11: the witness kept the lines of the first trusted key of the origin (the old
-    // one), so it stored the size-5 checkpoint without any log signature and could not restart.
-    // It keeps the lines of the key that verified.
+    // The witness keeps the signature lines of the key that verified.
     let state = w.stop().await;
     let origin = new.verifier().name().to_owned();
     let stored = std::fs::read_to_string(

@@ -543,3 +543,17 @@ fn read_kafka(k: &KafkaSource, origin: &str) -> Result<Vec<Anchored>> {
     }
     Ok(out)
 }
+
+/// `govledger anchors verify`.
+pub fn command(c: crate::args::AnchorsCommand) -> Result<Outcome> {
+    let crate::args::AnchorsCommand::Verify(a) = c;
+    let (s3, kafka) = a.remote.sources()?;
+    verify(&VerifyArgs {
+        url: a.url,
+        log_key: a.log_key,
+        dir: a.dir,
+        s3,
+        kafka,
+        json: a.json,
+    })
+}

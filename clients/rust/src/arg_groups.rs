@@ -91,13 +91,13 @@ pub struct GateSources {
 }
 
 impl GateSources {
-    pub fn sources(self) -> govledger_client::gate::Sources {
-        govledger_client::gate::Sources {
+    pub fn sources(self) -> crate::gate::Sources {
+        crate::gate::Sources {
             github_api: self.github_api,
             github_app: self
                 .github_app_id
                 .zip(self.github_app_key)
-                .map(|(id, key)| govledger_client::github::App {
+                .map(|(id, key)| crate::github::App {
                     id,
                     key,
                     installation: self.github_app_installation,
@@ -136,8 +136,8 @@ impl RemoteAnchors {
     pub fn sources(
         self,
     ) -> anyhow::Result<(
-        Option<govledger_client::anchors::S3Source>,
-        Option<govledger_client::anchors::KafkaSource>,
+        Option<crate::anchors::S3Source>,
+        Option<crate::anchors::KafkaSource>,
     )> {
         let retain_until = match &self.s3_retain_until {
             Some(t) => {
@@ -145,20 +145,19 @@ impl RemoteAnchors {
                     .ok_or_else(|| anyhow::anyhow!("--s3-retain-until: not an RFC 3339 time"))?
                     / 1000) as i64
             }
-            None => (govledger_client::time::now_ms() / 1000) as i64,
+            None => (crate::time::now_ms() / 1000) as i64,
         };
         Ok((
-            self.s3_bucket
-                .map(|bucket| govledger_client::anchors::S3Source {
-                    bucket,
-                    prefix: self.s3_prefix,
-                    endpoint: self.s3_endpoint,
-                    region: self.s3_region,
-                    path_style: self.s3_path_style,
-                    retain_until,
-                }),
+            self.s3_bucket.map(|bucket| crate::anchors::S3Source {
+                bucket,
+                prefix: self.s3_prefix,
+                endpoint: self.s3_endpoint,
+                region: self.s3_region,
+                path_style: self.s3_path_style,
+                retain_until,
+            }),
             self.kafka_brokers
-                .map(|brokers| govledger_client::anchors::KafkaSource {
+                .map(|brokers| crate::anchors::KafkaSource {
                     brokers,
                     topic: self.kafka_topic,
                 }),
@@ -199,16 +198,16 @@ impl StaticTiles {
         &self,
         (endpoint, region, path_style): (Option<String>, String, bool),
         origin: &str,
-    ) -> anyhow::Result<Option<govledger_client::tiles::TileSource>> {
+    ) -> anyhow::Result<Option<crate::tiles::TileSource>> {
         if let Some(u) = &self.tiles_url {
-            return Ok(Some(govledger_client::tiles::TileSource::url(u)?));
+            return Ok(Some(crate::tiles::TileSource::url(u)?));
         }
         let Some(bp) = &self.tiles_s3 else {
             return Ok(None);
         };
         #[cfg(feature = "s3")]
         {
-            let conn = govledger_client::anchors::S3Source {
+            let conn = crate::anchors::S3Source {
                 bucket: String::new(),
                 prefix: String::new(),
                 endpoint,
@@ -216,8 +215,8 @@ impl StaticTiles {
                 path_style,
                 retain_until: 0,
             };
-            Ok(Some(govledger_client::tiles::TileSource::S3(
-                govledger_client::tiles::S3Tiles::open(bp, origin, &conn)?,
+            Ok(Some(crate::tiles::TileSource::S3(
+                crate::tiles::S3Tiles::open(bp, origin, &conn)?,
             )))
         }
         #[cfg(not(feature = "s3"))]

@@ -603,3 +603,36 @@ fn account(f: &mut Facts, a: &AuditArgs, index: u64, leaf: &[u8], h: Hash) {
         f.anchored_until_ms = Some(l.logged_at_ms);
     }
 }
+
+/// `govledger audit`.
+pub fn command(c: crate::args::AuditCmd) -> Result<Outcome> {
+    let log_key = VerifierKey::parse(&c.log_key).map_err(|e| anyhow!("--log-key: {e}"))?;
+    let tiles = c.tiles.source(
+        (
+            c.remote.s3_endpoint.clone(),
+            c.remote.s3_region.clone(),
+            c.remote.s3_path_style,
+        ),
+        log_key.name(),
+    )?;
+    let (s3, kafka) = c.remote.sources()?;
+    let policy = c.policy.map(|p| crate::gate::read_policy(&p)).transpose()?;
+    let date = crate::arg_groups::parse_date;
+    run(&AuditArgs {
+        url: c.url,
+        tiles,
+        log_key,
+        from_ms: c.from.map(|d| date("from", &d)).transpose()?,
+        to_ms: c.to.map(|d| date("to", &d)).transpose()?,
+        policy,
+        anchor_dir: c.anchor_dir,
+        s3,
+        kafka,
+        auditor_key: c
+            .auditor_key
+            .map(|k| crate::keyfile::read(&k))
+            .transpose()?,
+        out: c.out,
+        jobs: c.jobs,
+    })
+}

@@ -13,6 +13,8 @@ use ledger_format::{Hash, LeafIndex, TreeSize};
 use std::io::Read;
 use std::path::Path;
 
+use crate::args::{NoteCommand, ProofCommand, VerifyCmd};
+
 /// What a verifying command concluded.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -43,13 +45,6 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
 
 fn parse_key(flag: &str, s: &str) -> Result<VerifierKey> {
     VerifierKey::parse(s).map_err(|e| anyhow!("--{flag}: {e}"))
-}
-
-/// `govledger keygen`: writes a new signer key and returns its verifier key.
-pub fn keygen(name: &str, out: &Path) -> Result<Outcome> {
-    let key = crate::keyfile::generate(name)?;
-    crate::keyfile::write_new(out, &key)?;
-    Ok(Outcome::Valid(key.verifier().to_string()))
 }
 
 /// `govledger proof verify-inclusion`.
@@ -344,4 +339,35 @@ fn index_ranges(indices: &[u64]) -> String {
 /// Returns base64 of `bytes` (standard, padded).
 pub fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
+}
+
+/// `govledger proof verify-inclusion|verify-consistency`.
+pub fn proof_command(c: ProofCommand) -> Result<Outcome> {
+    match c {
+        ProofCommand::VerifyInclusion(a) => {
+            verify_inclusion(&a.leaf_hash, a.index, a.size, &a.root, &a.proof)
+        }
+        ProofCommand::VerifyConsistency(a) => {
+            verify_consistency(a.old_size, a.new_size, &a.old_root, &a.new_root, &a.proof)
+        }
+    }
+}
+
+/// `govledger note verify`.
+pub fn note_command(c: NoteCommand) -> Result<Outcome> {
+    match c {
+        NoteCommand::Verify(a) => note_verify(&a.keys, &a.file),
+    }
+}
+
+/// `govledger verify`.
+pub fn verify_command(a: VerifyCmd) -> Result<Outcome> {
+    verify_receipt(
+        &a.receipt,
+        &a.log_key,
+        &a.witness_keys,
+        a.witnesses_required,
+        a.leaf_hash.as_deref(),
+        a.url.as_deref(),
+    )
 }

@@ -167,3 +167,8 @@ pub fn report(paths: &[PathBuf], json: bool) -> Result<crate::cli::Outcome> {
         lines.join("\n")
     }))
 }
+
+/// `govledger hash-dataset`.
+pub fn command(c: crate::args::HashDatasetCmd) -> Result<crate::cli::Outcome> {
+    report(&c.paths, c.json)
+}

@@ -756,3 +756,33 @@ pub fn run(a: &GateArgs) -> Result<Report> {
         decisions,
     })
 }
+
+/// `govledger gate`: exit 0 with the report when the policy holds, 1 with it (and every failed
+/// rule) when it does not.
+pub fn command(c: crate::args::GateCmd) -> Result<crate::cli::Outcome> {
+    use crate::cli::Outcome;
+    let report = run(&GateArgs {
+        policy: &c.policy,
+        bundle: c.bundle.as_deref(),
+        url: c.url.as_deref(),
+        request: &c.request,
+        artifact: c.artifact.as_deref(),
+        now_ms: crate::time::now_ms(),
+        recheck: c.recheck_sources,
+        sources: c.sources.sources(),
+        github_status: c.github_status,
+    })?;
+    let text = if c.json {
+        serde_json::to_string_pretty(&report)?
+    } else {
+        report.to_text()
+    };
+    if report.ok {
+        return Ok(Outcome::Valid(text));
+    }
+    println!("{text}");
+    Ok(Outcome::Invalid(format!(
+        "the gate refuses: {}",
+        report.failed.join(", ")
+    )))
+}

@@ -40,3 +40,10 @@ pub fn read(path: &Path) -> Result<SignerKey> {
         None => bail!("key file {} is empty", path.display()),
     }
 }
+
+/// `govledger keygen`: writes a new signer key and returns its verifier key.
+pub fn keygen_command(c: crate::args::KeygenCmd) -> Result<crate::cli::Outcome> {
+    let key = generate(&c.name)?;
+    write_new(&c.out, &key)?;
+    Ok(crate::cli::Outcome::Valid(key.verifier().to_string()))
+}

@@ -4,6 +4,8 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod anchors;
+pub mod arg_groups;
+pub mod args;
 pub mod audit;
 pub mod cli;
 pub mod dataset;

@@ -336,3 +336,86 @@ pub fn verify(a: &VerifyArgs) -> Result<Outcome> {
         mismatches.join("; ")
     )))
 }
+
+/// `govledger lineage` (record) and `govledger lineage verify`.
+pub fn command(c: crate::args::LineageCmd) -> Result<Outcome> {
+    match c.verify {
+        Some(crate::args::LineageCommand::Verify(v)) => verify_command(v),
+        None => record_command(&c.record),
+    }
+}
+
+fn verify_command(v: crate::args::LineageVerifyCmd) -> Result<Outcome> {
+    // Names as metadata.json lists them: a TYPE: prefix on the command line is dropped.
+    let datasets = v
+        .datasets
+        .iter()
+        .map(|d| {
+            parse_dataset(d, false).map(|mut a| {
+                a.name = a.name.rsplit(':').next().unwrap_or_default().to_owned();
+                a
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    verify(&VerifyArgs {
+        url: &v.url,
+        model_id: &v.model_id,
+        lineage: v.lineage.as_deref(),
+        datasets: &datasets,
+        artifact: v.artifact.as_deref(),
+        metadata: v.metadata.as_deref(),
+        log_key: v.log_key.as_deref(),
+    })
+}
+
+fn record_command(r: &crate::args::LineageRecord) -> Result<Outcome> {
+    let datasets = r
+        .datasets
+        .iter()
+        .map(|d| parse_dataset(d, true))
+        .collect::<Result<Vec<_>>>()?;
+    let mut objects = Vec::new();
+    for (name, file) in [
+        ("validation_metrics", &r.metrics),
+        ("training_metrics", &r.training_metrics),
+        ("training_config", &r.training_config),
+        ("hyperparameters", &r.hyperparameters),
+        ("dependencies", &r.dependencies),
+    ] {
+        if let Some(f) = file {
+            objects.push((name, read_json(f)?));
+        }
+    }
+    let created_by = r
+        .created_by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let code = match (&r.code_repo, &r.code_commit) {
+        (Some(repo), Some(c)) => Some((repo.as_str(), c.as_str())),
+        _ => None,
+    };
+    record(&LineageArgs {
+        url: &r.server.url,
+        token: r.server.token.as_deref(),
+        model_id: r.model_id.as_deref().unwrap_or_default(),
+        model_version: &r.model_version,
+        model_name: r.model_name.as_deref(),
+        model_type: r.model_type.as_deref(),
+        created_by: &created_by,
+        datasets: &datasets,
+        artifact: r.artifact.as_deref().unwrap_or(Path::new("")),
+        objects,
+        code,
+        parent: r.parent.as_deref(),
+        entry_id: r.entry_id.as_deref(),
+        metadata: r.metadata.as_deref(),
+        log_key: r.log_key.as_deref(),
+    })
+}
+
+/// Returns the JSON document in `path`, errors naming the file.
+pub fn read_json(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
+}

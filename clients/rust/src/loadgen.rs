@@ -319,3 +319,37 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
         receipts_invalid: t.invalid,
     })
 }
+
+/// `govledger loadgen`: exit 1 when a receipt did not verify.
+pub fn command(c: crate::args::LoadgenCmd) -> Result<crate::cli::Outcome> {
+    use crate::cli::Outcome;
+    let args = LoadArgs {
+        url: c.server.url,
+        concurrency: c.concurrency.max(1),
+        duration: Duration::from_secs_f64(c.duration),
+        batch: c.batch.max(1),
+        rate: c.rate,
+        token: c.server.token,
+        log_key: c.log_key,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt.block_on(run(args))?;
+    let text = if c.json {
+        serde_json::to_string_pretty(&report)?
+    } else {
+        let l = &report.latency_ms;
+        format!(
+            "entries: {} in {:.1} s = {:.0} entries/s ({} requests)\nlatency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\nerrors: {:?}\nreceipts verified: {}  invalid: {}",
+            report.entries, report.seconds, report.entries_per_second, report.requests,
+            l["p50"], l["p90"], l["p99"], l["max"], report.errors, report.receipts_verified, report.receipts_invalid
+        )
+    };
+    if report.receipts_invalid > 0 {
+        println!("{text}");
+        return Ok(Outcome::Invalid(format!(
+            "{} receipts did not verify",
+            report.receipts_invalid
+        )));
+    }
+    Ok(Outcome::Valid(text))
+}

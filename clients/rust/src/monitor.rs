@@ -666,3 +666,64 @@ impl Monitor {
         Ok(alerts)
     }
 }
+
+/// `govledger monitor`: with `--once`, exit 0 without serious alerts (informational ones, a
+/// followed key rotation, are printed), 1 with; else polls until killed.
+pub fn command(c: crate::args::MonitorCmd) -> Result<crate::cli::Outcome> {
+    use crate::cli::Outcome;
+    let policy = c.policy.map(|p| crate::gate::read_policy(&p)).transpose()?;
+    let witness_keys = match c.witness_keys {
+        Some(f) => read_witness_keys(&f)?,
+        None => Vec::new(),
+    };
+    let log_key = VerifierKey::parse(&c.log_key).map_err(|e| anyhow!("--log-key: {e}"))?;
+    let tiles = c.tiles.source(
+        (c.s3_endpoint, c.s3_region, c.s3_path_style),
+        log_key.name(),
+    )?;
+    let m = Monitor::new(MonitorArgs {
+        url: c.url,
+        tiles,
+        log_key,
+        state: c.state,
+        policy,
+        witness_keys,
+        max_witness_age: c.max_witness_age,
+        anchor_dir: c.anchor_dir,
+        witness_urls: c.witness_urls,
+        webhook: c.alert_webhook,
+    })?;
+    if c.once {
+        let alerts = m.poll()?;
+        let serious = alerts.iter().filter(|a| a.severity != "info").count();
+        return Ok(if serious == 0 {
+            Outcome::Valid(String::new())
+        } else {
+            Outcome::Invalid(format!("{serious} alert(s)"))
+        });
+    }
+    loop {
+        if let Err(e) = m.poll() {
+            eprintln!("monitor: {e:#}");
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(c.interval.max(0.1)));
+    }
+}
+
+/// Reads a file of witness keys, one per line (`#` comments): cosigner keys (type 0x04) as
+/// given, Ed25519 note keys as the cosigner key of the same key.
+pub fn read_witness_keys(path: &Path) -> Result<Vec<VerifierKey>> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let k = VerifierKey::parse(l).map_err(|e| anyhow!("--witness-keys: {l}: {e}"))?;
+            Ok(match k.sig_type() {
+                ledger_format::note::SigType::Cosignature => k,
+                _ => ledger_format::cosig::as_cosigner(&k),
+            })
+        })
+        .collect()
+}

@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use ledger_format::note::SignerKey;
 use serde_json::{json, Map, Value};
+
+use crate::cli::Outcome;
 
 /// Returns the current time as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
@@ -119,6 +121,101 @@ pub fn approval(
         st["comment"] = c.into();
     }
     Ok(json!({"kind": "approval", "body": signed(key, st)?}))
+}
+
+/// `govledger request`: signs the approval request (fields not given default from
+/// `--metadata`) and submits it.
+pub fn request_command(c: crate::args::RequestCmd) -> Result<Outcome> {
+    let key = crate::keyfile::read(&c.key)?;
+    let meta = match &c.metadata {
+        Some(m) => crate::lineage::read_json(m)?,
+        None => Value::Null,
+    };
+    let from_meta = |v: &Value| v.as_str().map(str::to_owned);
+    let model_id = c
+        .model_id
+        .or_else(|| from_meta(&meta["model_id"]))
+        .ok_or_else(|| anyhow!("--model-id: not given and not in --metadata"))?;
+    let lineage = c
+        .lineage
+        .or_else(|| from_meta(&meta["lineage"]["leaf_hash"]))
+        .ok_or_else(|| anyhow!("--lineage: not given and not in --metadata"))?;
+    let artifact_sha256 = match (&c.artifact_sha256, &c.artifact) {
+        (None, None) => from_meta(&meta["artifact"]["sha256"]),
+        _ => c.artifact_sha256,
+    };
+    let dataset_sha256: Vec<String> = if c.dataset_sha256.is_empty() {
+        meta["datasets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| from_meta(&d["sha256"]))
+            .collect()
+    } else {
+        c.dataset_sha256
+    };
+    let metrics = c
+        .metrics
+        .map(|m| crate::lineage::read_json(&m))
+        .transpose()?;
+    let github = match (&c.github_repo, c.github_pr, &c.github_head_sha) {
+        (Some(r), Some(n), Some(h)) => Some((r.as_str(), n, h.as_str())),
+        _ => None,
+    };
+    let body = request(
+        &key,
+        &RequestArgs {
+            model_id: &model_id,
+            artifact_sha256: digest_of(artifact_sha256.as_deref(), c.artifact.as_deref())?,
+            dataset_sha256: &dataset_sha256,
+            lineage: &lineage,
+            environment: &c.environment,
+            policy: &c.policy,
+            github,
+            servicenow_change: c.servicenow_change.as_deref(),
+            performance_metrics: metrics,
+        },
+    )?;
+    crate::submit::send_built(&c.server, c.out.as_deref(), &body)
+}
+
+/// `govledger approve`: signs the decision on the request (for the artifact digest it names,
+/// unless `--artifact-sha256` says which) and submits it.
+pub fn approve_command(c: crate::args::ApproveCmd) -> Result<Outcome> {
+    let key = crate::keyfile::read(&c.key)?;
+    let artifact = match c.artifact_sha256 {
+        Some(a) => a,
+        None => {
+            let body = crate::submit::fetch_body(&c.server.url, &c.request)?;
+            body["statement"]["artifact_sha256"]
+                .as_str()
+                .ok_or_else(|| anyhow!("entry {} is not an approval request", c.request))?
+                .to_owned()
+        }
+    };
+    let body = approval(
+        &key,
+        &c.request,
+        &artifact,
+        &c.decision,
+        &c.role,
+        c.comment.as_deref(),
+    )?;
+    crate::submit::send_built(&c.server, c.out.as_deref(), &body)
+}
+
+/// `govledger deploy-record`: submits the deployment entry.
+pub fn deploy_record_command(c: crate::args::DeployRecordCmd) -> Result<Outcome> {
+    let mut body = json!({"model_id": c.model_id, "request": c.request, "status": c.status,
+                          "environment": c.environment, "executed_by": c.executed_by});
+    if let Some(d) = c.details {
+        body["details"] = serde_json::from_str(&d).map_err(|e| anyhow!("--details: {e}"))?;
+    }
+    crate::submit::send_built(
+        &c.server,
+        c.out.as_deref(),
+        &json!({"kind": "deployment", "body": body}),
+    )
 }
 
 #[cfg(test)]

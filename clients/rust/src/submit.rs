@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::Path;
 
+use crate::args::{ServerArgs, SubmitCmd, SyncCommand};
 use crate::cli::{read_input, Outcome};
 use ledger_format::note::VerifierKey;
 use ledger_format::receipt::Receipt;
@@ -151,4 +152,43 @@ pub fn sync(url: &str, token: Option<&str>, request: &str, source: &str) -> Resu
         ));
     }
     Ok(Outcome::Valid(out))
+}
+
+/// `govledger submit`.
+pub fn submit_command(c: SubmitCmd) -> Result<Outcome> {
+    submit(&SubmitArgs {
+        url: &c.server.url,
+        input: &c.input,
+        kind: c.kind.as_deref(),
+        entry_id: c.entry_id.as_deref(),
+        token: c.server.token.as_deref(),
+        out: c.out.as_deref(),
+        text: c.text,
+        log_key: c.log_key.as_deref(),
+    })
+}
+
+/// `govledger github sync` and `govledger servicenow sync` (`source` names which).
+pub fn sync_command(c: SyncCommand, source: &str) -> Result<Outcome> {
+    match c {
+        SyncCommand::Sync(a) => sync(&a.server.url, a.server.token.as_deref(), &a.request, source),
+    }
+}
+
+/// Posts a body the CLI built (a statement, a deployment record) to `server`: the receipt
+/// printed, or saved to `out`.
+pub fn send_built(server: &ServerArgs, out: Option<&Path>, body: &Value) -> Result<Outcome> {
+    send(
+        &SubmitArgs {
+            url: &server.url,
+            input: Path::new("-"),
+            kind: None,
+            entry_id: None,
+            token: server.token.as_deref(),
+            out,
+            text: false,
+            log_key: None,
+        },
+        body,
+    )
 }

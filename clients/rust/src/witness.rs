@@ -194,3 +194,37 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+/// `govledger witness serve`: serves until SIGTERM or Ctrl-C.
+pub fn command(c: crate::args::WitnessCommand) -> Result<crate::cli::Outcome> {
+    let crate::args::WitnessCommand::Serve(a) = c;
+    let key = crate::keyfile::read(&a.key)?;
+    let logs = a
+        .logs
+        .iter()
+        .map(|l| VerifierKey::parse(l).map_err(|e| anyhow::anyhow!("--log {l}: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(serve(
+        ServeArgs {
+            key,
+            logs,
+            state_dir: a.state,
+            listen: a.listen,
+        },
+        |addr, vkey| {
+            println!("listening on {addr}");
+            println!("witness key: {vkey}");
+        },
+        async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        },
+    ))?;
+    Ok(crate::cli::Outcome::Valid(String::new()))
+}

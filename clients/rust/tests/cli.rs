@@ -655,9 +655,7 @@ fn gate_github_app_flags_go_together() {
     assert!(err.contains("--github-app-key"), "{err}");
 }
 
-/// Finding 15: with `--leaf-hash H`, the proof verifies H, but the file's `extra` (the
-/// unauthenticated leaf bytes) was printed as the verified leaf even when it hashes to something
-/// else. Only bytes that hash to the proven leaf hash are shown.
+/// With `--leaf-hash H`, only leaf bytes that hash to H are shown.
 #[test]
 fn verify_with_leaf_hash_never_shows_unverified_leaf_bytes() {
     let (key, receipt) = receipt_fixture();

@@ -1,4 +1,4 @@
-//! The offline gate's clocks (finding 14): with `[freshness] max_checkpoint_age`, a bundle is
+//! The offline gate's clocks: with `[freshness] max_checkpoint_age`, a bundle is
 //! dated by the newest trusted witness cosignature on its checkpoint, the only clock the gate
 //! can trust offline (rule `checkpoint_fresh`); entries dated after the gate's clock are refused
 //! (rule `entry_times`). Bundles are built here over a real tree and signed by the log's key.

@@ -29,7 +29,7 @@ use ledger_format::tile::{
 use ledger_format::tree::CompactRange;
 use ledger_format::TreeSize;
 
-use crate::store::{Group, NewEntry, SledStore, Store};
+use crate::store::{Group, LogStore, NewEntry, SledStore, Store};
 use crate::tree_writer::TreeWriter;
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename), creating parents.
@@ -48,7 +48,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Returns the bytes of one tlog-tiles object of the log in `store`, byte for byte what the
 /// server serves at its path: an entry bundle, or a hash tile at the width its path names.
-pub fn object_bytes(store: &dyn Store, object: &TilePath) -> Result<Vec<u8>> {
+pub fn object_bytes(store: &dyn LogStore, object: &TilePath) -> Result<Vec<u8>> {
     match object {
         TilePath::Entries(b) => {
             let (start, end) = b.leaf_range();
@@ -71,7 +71,7 @@ pub fn object_bytes(store: &dyn Store, object: &TilePath) -> Result<Vec<u8>> {
 }
 
 /// Exports the log in `store` to `to`. Returns the exported tree size.
-pub fn export(store: &dyn Store, to: &Path, vkey: Option<&str>) -> Result<u64> {
+pub fn export(store: &dyn LogStore, to: &Path, vkey: Option<&str>) -> Result<u64> {
     let head = store.head()?.context("the data dir holds no log")?;
     let note = head.checkpoint.context("no signed checkpoint is stored")?;
     let cp = SignedCheckpoint::parse(note.as_bytes())?.checkpoint;

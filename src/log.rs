@@ -12,7 +12,7 @@ use ledger_format::tree::CompactRange;
 use ledger_format::{Hash, LeafIndex, TreeSize};
 
 use crate::index::Index;
-use crate::store::{ChunkCache, Group, Head, Store, StoreError, StoreHashes};
+use crate::store::{ChunkCache, Group, Head, LogWrites, Store, StoreError, StoreHashes};
 
 /// Why a log could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,9 @@ pub struct Published {
 /// An open log.
 pub struct Log {
     pub store: Arc<dyn Store>,
+    /// Where the sequencer's durable writes go: the store itself, or a wrapper of its
+    /// durability points (fault injection in tests).
+    pub writes: Arc<dyn LogWrites>,
     /// Leaf-hash and entry_id lookups (including entries not yet indexed in the store).
     pub index: Arc<Index>,
     /// Full tile chunks shared by proof requests.
@@ -81,6 +84,18 @@ impl Log {
         signer: SignerKey,
         origin: &str,
     ) -> Result<(Arc<Log>, CompactRange, u64), LogError> {
+        let writes: Arc<dyn LogWrites> = store.clone();
+        Log::open_with_writes(store, writes, signer, origin)
+    }
+
+    /// [`Log::open`], with the sequencer's durable writes going through `writes` (which must
+    /// write to `store`).
+    pub fn open_with_writes(
+        store: Arc<dyn Store>,
+        writes: Arc<dyn LogWrites>,
+        signer: SignerKey,
+        origin: &str,
+    ) -> Result<(Arc<Log>, CompactRange, u64), LogError> {
         let verifier = signer.verifier();
         if signer.name() != origin {
             return Err(LogError::Inconsistent(format!(
@@ -93,7 +108,7 @@ impl Log {
             None => {
                 // A new log: persist size 0, then its signed checkpoint, so /checkpoint always
                 // answers. A crash between the two is recovered like any other (below).
-                store.append(&Group::empty(0))?;
+                writes.append(&Group::empty(0))?;
                 Head {
                     size: 0,
                     last_ms: 0,
@@ -145,7 +160,7 @@ impl Log {
                 // one (checked above), so signing its head now is consistent with every
                 // checkpoint this log ever signed.
                 let note = sign_checkpoint(&signer, origin, head.size, compact.root());
-                store.put_checkpoint(&note)?;
+                writes.put_checkpoint(&note)?;
                 note
             }
         };
@@ -154,6 +169,7 @@ impl Log {
             index,
             chunks: ChunkCache::new(CHUNK_CACHE),
             store,
+            writes,
             verifier,
             signer,
             origin: origin.to_owned(),

@@ -22,7 +22,7 @@ use ledger_format::TreeSize;
 
 use crate::archive::ImportError;
 use crate::config::Config;
-use crate::store::{SledStore, Store, StoreHashes};
+use crate::store::{LogStore, SledStore, Store, StoreHashes};
 
 /// What a restore did, for its report.
 #[derive(Clone, Debug)]

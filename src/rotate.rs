@@ -163,7 +163,7 @@ pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rota
         extensions: vec![],
     };
     let note = Note::sign(&cp.to_text(), &[&old, &new])?.to_text();
-    log.store.put_checkpoint(&note)?;
+    log.writes.put_checkpoint(&note)?;
     drop(log);
 
     // 4. The key files.

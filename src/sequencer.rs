@@ -2,7 +2,7 @@
 //! groups them (see `Sequencer::run`), assigns indices and timestamps, computes the new tree
 //! nodes, makes the entries and tiles durable (one atomic store batch, fsynced), signs the
 //! checkpoint for the new size, stores it (made durable by the next group's fsync: it is a
-//! deterministic function of durable data, see `Store::stage_checkpoint`), then publishes it
+//! deterministic function of durable data, see `LogWrites::stage_checkpoint`), then publishes it
 //! and answers every waiter (ARCHITECTURE.md, write path).
 //!
 //! A store error is fatal (Sunlight's `errFatal`): the group may or may not be on disk, so the
@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::log::{sign_checkpoint, Log, Published};
 use crate::metrics::{Histogram, GROUP_BOUNDS, LATENCY_BOUNDS};
-use crate::store::{Group, NewEntry, Store, StoreError};
+use crate::store::{Group, LogWrites, NewEntry, StoreError};
 use crate::tree_writer::TreeWriter;
 
 /// One entry waiting to be sequenced.
@@ -386,7 +386,7 @@ impl Sequencer {
         // loses only bytes the log signs again identically on reopen (same key, origin, size
         // and root; no timestamp; deterministic Ed25519), so every client that saw this
         // checkpoint sees the same one after the crash.
-        if let Err(e) = self.log.store.stage_checkpoint(&checkpoint) {
+        if let Err(e) = self.log.writes.stage_checkpoint(&checkpoint) {
             self.stop(Vec::new(), &e);
             return Err(e);
         }
@@ -619,7 +619,7 @@ impl Sequencer {
             let appended = group.entries.len() as u64;
             // Durability point 1: entries and tiles are fsynced together. A crash after it
             // leaves durable entries without a checkpoint; reopening signs one.
-            if let Err(e) = self.timed(|store| store.append(&group)) {
+            if let Err(e) = self.timed(|writes| writes.append(&group)) {
                 self.stop(answers, &e);
                 return;
             }
@@ -690,9 +690,9 @@ impl Sequencer {
     }
 
     /// Runs one durable write, recording its latency.
-    fn timed<T>(&self, write: impl FnOnce(&dyn Store) -> T) -> T {
+    fn timed<T>(&self, write: impl FnOnce(&dyn LogWrites) -> T) -> T {
         let t = Instant::now();
-        let out = write(self.log.store.as_ref());
+        let out = write(self.log.writes.as_ref());
         self.metrics
             .durable_write_seconds
             .observe(t.elapsed().as_secs_f64());

@@ -10,7 +10,7 @@ use ledger_format::tree::CompactRange;
 use ledger_format::Hash;
 
 use crate::store::fattile::{chunk_of, locate};
-use crate::store::{ChunkId, FatTile, Store, StoreError};
+use crate::store::{ChunkId, FatTile, LogStore, StoreError};
 
 /// Pending tree writes since the last [`TreeWriter::take_changes`].
 pub struct TreeWriter {
@@ -51,7 +51,7 @@ impl TreeWriter {
     /// Appends a leaf (its bytes and hash), recording every node it completes.
     pub fn append(
         &mut self,
-        store: &dyn Store,
+        store: &dyn LogStore,
         leaf: Vec<u8>,
         hash: Hash,
     ) -> Result<(), StoreError> {

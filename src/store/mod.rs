@@ -1,4 +1,7 @@
-//! Durable storage behind a narrow [`Store`] trait, with a sled implementation.
+//! Durable storage, split by what it stores: the tree and its entries ([`LogStore`], written
+//! through [`LogWrites`]), the indexes ([`IndexStore`]) and the anchoring state
+//! ([`AnchorStore`]), each with its own durability contract; [`Store`] is all three in one
+//! data dir, implemented on sled ([`SledStore`]).
 //!
 //! What is stored: each entry's leaf bytes, the tree's tiles with their inner levels in chunks
 //! of 16 hashes ([`fattile`]), the leaf-hash and (submitter, entry_id) indexes, the tree size
@@ -79,7 +82,7 @@ impl From<sled::Error> for StoreError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {
     /// Entries durably stored. May exceed the checkpoint's size after a crash between
-    /// [`Store::append`] and [`Store::put_checkpoint`].
+    /// [`LogWrites::append`] and [`LogWrites::put_checkpoint`].
     pub size: u64,
     /// `logged_at_ms` of the last entry (timestamps never go backwards).
     pub last_ms: u64,
@@ -88,7 +91,7 @@ pub struct Head {
 }
 
 /// The index records of one entry appended by a group (its bytes travel in a bundle; the
-/// records go to [`Store::index`] later, see `crate::index`).
+/// records go to [`IndexStore::index`] later, see `crate::index`).
 #[derive(Clone, Debug)]
 pub struct NewEntry {
     pub index: u64,
@@ -197,33 +200,39 @@ impl Group {
     }
 }
 
-/// A key and its value, from [`Store::anchor_scan`].
+/// A key and its value, from [`AnchorStore::anchor_scan`].
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// Durable storage for one log.
+/// The durable writes of a log's tree: the store's durability points, the only writes a
+/// fault-injection wrapper needs to stand in for (`Log::open_with_writes`).
 ///
-/// Contract: [`Store::append`] applies a whole group atomically and returns only once it is
-/// durable (fsynced); after a crash a group is either entirely present or entirely absent.
-/// [`Store::put_checkpoint`] likewise returns only once the checkpoint is durable;
-/// [`Store::stage_checkpoint`] writes it to be made durable by the next append (a checkpoint
-/// is a deterministic function of the durable entries, see there). An error
-/// from either means the write's fate is unknown (it may or may not be persisted): the caller
-/// must not sign or acknowledge anything more and must recover by reopening, which reads the
-/// truth from disk. Reads reflect every completed write.
-pub trait Store: Send + Sync {
-    /// Returns the committed head, or `None` for a store never written to.
-    fn head(&self) -> Result<Option<Head>, StoreError>;
+/// Contract: [`LogWrites::append`] applies a whole group atomically and returns only once it
+/// is durable (fsynced); after a crash a group is either entirely present or entirely absent.
+/// [`LogWrites::put_checkpoint`] likewise returns only once the checkpoint is durable;
+/// [`LogWrites::stage_checkpoint`] writes it to be made durable by the next append (a
+/// checkpoint is a deterministic function of the durable entries, see there). An error from
+/// any means the write's fate is unknown (it may or may not be persisted): the caller must not
+/// sign or acknowledge anything more and must recover by reopening, which reads the truth from
+/// disk.
+pub trait LogWrites: Send + Sync {
     /// Durably and atomically appends `group` (see the trait contract).
     fn append(&self, group: &Group) -> Result<(), StoreError>;
     /// Durably replaces the latest signed checkpoint.
     fn put_checkpoint(&self, note: &str) -> Result<(), StoreError>;
     /// Replaces the latest signed checkpoint without waiting for the disk: the next
-    /// [`Store::append`] (or flush at close) makes it durable. Safe only for a checkpoint over
-    /// entries that are durable already, signed without a timestamp: if a crash loses it,
+    /// [`LogWrites::append`] (or flush at close) makes it durable. Safe only for a checkpoint
+    /// over entries that are durable already, signed without a timestamp: if a crash loses it,
     /// reopening signs the same size and root with the same key, which gives the same bytes
     /// (Ed25519 signatures are deterministic), so no client ever saw a checkpoint that the
     /// log cannot sign again.
     fn stage_checkpoint(&self, note: &str) -> Result<(), StoreError>;
+}
+
+/// The tree and the entries: what [`LogWrites`] wrote, read back. Reads reflect every
+/// completed write.
+pub trait LogStore: LogWrites {
+    /// Returns the committed head, or `None` for a store never written to.
+    fn head(&self) -> Result<Option<Head>, StoreError>;
     /// Returns the stored tile (all its chunks), if any.
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError>;
     /// Returns one stored chunk's bytes (its hashes concatenated), shared without copying.
@@ -233,24 +242,35 @@ pub trait Store: Send + Sync {
     fn tile_chunks(&self, level: u8, index: u64) -> Result<Vec<(ChunkId, ChunkBytes)>, StoreError>;
     /// Returns the leaf bytes of entries `[start, end)`, which must all exist.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+}
+
+/// The leaf-hash, entry_id and attribute indexes.
+///
+/// Contract: derived data, never flushed by itself. After a crash the records above
+/// [`IndexStore::indexed_up_to`] may be missing or partly written; they are replayed from the
+/// entries (`crate::index`), so a lookup is always confirmed against the entry it names.
+pub trait IndexStore: Send + Sync {
     /// Writes index runs and posting runs, then the mark that every entry below `up_to` is
     /// indexed (runs may be written in several steps; the mark only after all of them).
-    /// Not flushed by itself: index records are derived and are replayed from
-    /// [`Store::indexed_up_to`] after a crash.
     fn index(&self, runs: &[IndexRun], postings: &[Posting], up_to: u64) -> Result<(), StoreError>;
     /// Returns up to `limit` ascending entry indices `>= from` that carry attribute `attr`,
     /// from the stored posting runs.
     fn postings(&self, attr: u64, from: u64, limit: usize) -> Result<Vec<u64>, StoreError>;
-    /// Returns the mark written by the last [`Store::index`] (0 for none).
+    /// Returns the mark written by the last [`IndexStore::index`] (0 for none).
     fn indexed_up_to(&self) -> Result<u64, StoreError>;
     /// Returns the indices of the entries whose key has fingerprint `fp` in `space`: candidates
     /// that the caller confirms against the entry (fingerprints are 64 bits of a SHA-256).
     fn index_candidates(&self, space: IndexSpace, fp: u64) -> Result<Vec<u64>, StoreError>;
-    /// Returns the bytes the store occupies on disk.
-    fn size_on_disk(&self) -> Result<u64, StoreError>;
-    /// Durably and atomically applies `writes` to the anchoring state (the outbox, the anchored
-    /// and witnessed checkpoints, stream cursors; key layout in `crate::anchor`): a value of
-    /// `None` deletes the key. Returns once the writes are on disk.
+}
+
+/// The anchoring state: the outbox of checkpoints to anchor, the anchored and witnessed
+/// checkpoints, stream cursors (key layout in `crate::anchor`).
+///
+/// Contract: [`AnchorStore::anchor_write`] applies its writes atomically and returns once they
+/// are on disk; an anchor is recorded as done only after the backend confirmed it, so a crash
+/// repeats an anchoring round, never skips one.
+pub trait AnchorStore: Send + Sync {
+    /// Durably and atomically applies `writes`: a value of `None` deletes the key.
     fn anchor_write(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError>;
     /// Returns at most `limit` of the anchoring state's entries whose key starts with `prefix`
     /// and is at least `prefix ‖ from`, in key order.
@@ -264,6 +284,12 @@ pub trait Store: Send + Sync {
     fn anchor_last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError>;
 }
 
+/// Everything one log stores, in one data dir.
+pub trait Store: LogStore + IndexStore + AnchorStore {
+    /// Returns the bytes the store occupies on disk.
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}
+
 /// A stored chunk's bytes, shared without copying.
 pub type ChunkBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
 
@@ -271,7 +297,7 @@ pub type ChunkBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
 /// proofs against one tree size (a batch's receipts) read each chunk once. Chunks only grow,
 /// so a cached chunk answers every node that was complete when it was read.
 pub struct StoreHashes<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn LogStore,
     /// The chunks this reader used (a proof batch reads the same upper chunks many times).
     cache: std::cell::RefCell<std::collections::HashMap<ChunkId, ChunkBytes>>,
     shared: Option<&'a ChunkCache>,
@@ -328,7 +354,7 @@ impl ChunkCache {
 
 impl<'a> StoreHashes<'a> {
     /// Returns a reader over `store` with an empty cache.
-    pub fn new(store: &'a dyn Store) -> StoreHashes<'a> {
+    pub fn new(store: &'a dyn LogStore) -> StoreHashes<'a> {
         StoreHashes {
             store,
             cache: Default::default(),
@@ -337,7 +363,7 @@ impl<'a> StoreHashes<'a> {
     }
 
     /// Returns a reader that also uses and fills a cache shared between requests.
-    pub fn with_cache(store: &'a dyn Store, shared: &'a ChunkCache) -> StoreHashes<'a> {
+    pub fn with_cache(store: &'a dyn LogStore, shared: &'a ChunkCache) -> StoreHashes<'a> {
         StoreHashes {
             shared: Some(shared),
             ..StoreHashes::new(store)

@@ -11,8 +11,8 @@
 //! ```
 
 use super::{
-    bucket_of, ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, KeyValue, Posting, Store,
-    StoreError, FORMAT_VERSION,
+    bucket_of, AnchorStore, ChunkId, FatTile, Group, Head, IndexRun, IndexSpace, IndexStore,
+    KeyValue, LogStore, LogWrites, Posting, Store, StoreError, FORMAT_VERSION,
 };
 use ledger_format::tile::decode_bundle;
 use ledger_format::Hash;
@@ -166,48 +166,7 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn head(&self) -> Result<Option<Head>, StoreError> {
-        let Some(size) = self.tree.get(key(b'm', b"size"))? else {
-            return Ok(None);
-        };
-        let last_ms = self
-            .tree
-            .get(key(b'm', b"last_ms"))?
-            .ok_or_else(|| StoreError::Corrupt("size without last_ms".into()))?;
-        let checkpoint = self
-            .tree
-            .get(key(b'm', b"checkpoint"))?
-            .map(|c| {
-                String::from_utf8(c.to_vec())
-                    .map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into()))
-            })
-            .transpose()?;
-        Ok(Some(Head {
-            size: u64_of(&size)?,
-            last_ms: u64_of(&last_ms)?,
-            checkpoint,
-        }))
-    }
-
-    fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
-        self.tree
-            .insert(key(b'm', b"checkpoint"), note.as_bytes())?;
-        // Durability point: the checkpoint is on disk. A crash before this flush leaves the
-        // previous checkpoint; the entries it would cover are durable already and reopening
-        // signs a checkpoint for them.
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn stage_checkpoint(&self, note: &str) -> Result<(), StoreError> {
-        // Not flushed: the next append's flush (sled persists writes in order) or the flush
-        // at close makes it durable; until then a crash re-signs it byte for byte on reopen.
-        self.tree
-            .insert(key(b'm', b"checkpoint"), note.as_bytes())?;
-        Ok(())
-    }
-
+impl LogWrites for SledStore {
     fn append(&self, group: &Group) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         // Leaves go in chunks of 16: one insert per 16 entries, plus rewriting the partial
@@ -243,6 +202,49 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        self.tree
+            .insert(key(b'm', b"checkpoint"), note.as_bytes())?;
+        // Durability point: the checkpoint is on disk. A crash before this flush leaves the
+        // previous checkpoint; the entries it would cover are durable already and reopening
+        // signs a checkpoint for them.
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn stage_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        // Not flushed: the next append's flush (sled persists writes in order) or the flush
+        // at close makes it durable; until then a crash re-signs it byte for byte on reopen.
+        self.tree
+            .insert(key(b'm', b"checkpoint"), note.as_bytes())?;
+        Ok(())
+    }
+}
+
+impl LogStore for SledStore {
+    fn head(&self) -> Result<Option<Head>, StoreError> {
+        let Some(size) = self.tree.get(key(b'm', b"size"))? else {
+            return Ok(None);
+        };
+        let last_ms = self
+            .tree
+            .get(key(b'm', b"last_ms"))?
+            .ok_or_else(|| StoreError::Corrupt("size without last_ms".into()))?;
+        let checkpoint = self
+            .tree
+            .get(key(b'm', b"checkpoint"))?
+            .map(|c| {
+                String::from_utf8(c.to_vec())
+                    .map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into()))
+            })
+            .transpose()?;
+        Ok(Some(Head {
+            size: u64_of(&size)?,
+            last_ms: u64_of(&last_ms)?,
+            checkpoint,
+        }))
+    }
+
     fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError> {
         let chunks = self
             .tile_chunks(level, index)?
@@ -250,6 +252,13 @@ impl Store for SledStore {
             .map(|(id, b)| Ok((id, hashes_of((*b).as_ref())?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((!chunks.is_empty()).then(|| FatTile::from_chunks(chunks)))
+    }
+
+    fn chunk(&self, id: ChunkId) -> Result<Option<super::ChunkBytes>, StoreError> {
+        Ok(self
+            .tree
+            .get(chunk_key(id))?
+            .map(|v| std::sync::Arc::new(v) as super::ChunkBytes))
     }
 
     fn tile_chunks(
@@ -269,13 +278,6 @@ impl Store for SledStore {
             out.push((id, std::sync::Arc::new(v) as super::ChunkBytes));
         }
         Ok(out)
-    }
-
-    fn chunk(&self, id: ChunkId) -> Result<Option<super::ChunkBytes>, StoreError> {
-        Ok(self
-            .tree
-            .get(chunk_key(id))?
-            .map(|v| std::sync::Arc::new(v) as super::ChunkBytes))
     }
 
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -307,7 +309,9 @@ impl Store for SledStore {
         }
         Ok(out)
     }
+}
 
+impl IndexStore for SledStore {
     fn index(&self, runs: &[IndexRun], postings: &[Posting], up_to: u64) -> Result<(), StoreError> {
         let mut writes: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(runs.len() + postings.len());
         for p in postings {
@@ -404,11 +408,9 @@ impl Store for SledStore {
         }
         Ok(out)
     }
+}
 
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
-    }
-
+impl AnchorStore for SledStore {
     fn anchor_write(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (k, v) in writes {
@@ -451,5 +453,11 @@ impl Store for SledStore {
             .next_back()
             .transpose()?
             .map(|(k, v)| (k[1..].to_vec(), v.to_vec())))
+    }
+}
+
+impl Store for SledStore {
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
     }
 }

@@ -263,7 +263,7 @@ async fn a_write_failing_for_space_restarts_the_storage_once_space_is_back() {
 /// the sequencer and the server choose `disk_full` from [`StoreError::is_out_of_space`].
 #[test]
 fn the_store_reports_a_full_file_system_by_kind() {
-    use govledger::store::{Group, SledStore, Store};
+    use govledger::store::{Group, LogWrites, SledStore};
     let fs = Tmpfs::mount(16);
     let store = SledStore::open(&fs.path().join("db"), 8).unwrap();
     fill(&fs.path().join("filler"), 0);

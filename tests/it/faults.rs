@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use govledger::log::Log;
 use govledger::sequencer::{self, Pending, Settings, SubmitError};
-use govledger::store::{ChunkId, FatTile, Group, Head, KeyValue, SledStore, Store, StoreError};
+use govledger::store::{ChunkId, Group, LogStore, LogWrites, SledStore, StoreError};
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::entry::EntryKind;
 use ledger_format::note::SignerKey;
@@ -24,9 +24,9 @@ enum Fault {
     CheckpointLost = 5,
 }
 
-/// Wraps a real store; the armed fault fires once.
+/// Wraps a real store's durability points; the armed fault fires once.
 struct FaultyStore {
-    inner: SledStore,
+    inner: Arc<SledStore>,
     armed: AtomicU8,
 }
 
@@ -47,10 +47,7 @@ fn injected() -> StoreError {
     StoreError::io("injected fault")
 }
 
-impl Store for FaultyStore {
-    fn head(&self) -> Result<Option<Head>, StoreError> {
-        self.inner.head()
-    }
+impl LogWrites for FaultyStore {
     fn append(&self, group: &Group) -> Result<(), StoreError> {
         if self.fire(Fault::AppendBefore) {
             return Err(injected());
@@ -76,55 +73,6 @@ impl Store for FaultyStore {
             return Err(injected());
         }
         Ok(())
-    }
-    fn tile(&self, level: u8, index: u64) -> Result<Option<FatTile>, StoreError> {
-        self.inner.tile(level, index)
-    }
-    fn chunk(&self, id: ChunkId) -> Result<Option<govledger::store::ChunkBytes>, StoreError> {
-        self.inner.chunk(id)
-    }
-    fn tile_chunks(
-        &self,
-        l: u8,
-        i: u64,
-    ) -> Result<Vec<(ChunkId, govledger::store::ChunkBytes)>, StoreError> {
-        self.inner.tile_chunks(l, i)
-    }
-    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.entries(start, end)
-    }
-    fn index(
-        &self,
-        runs: &[govledger::store::IndexRun],
-        postings: &[govledger::store::Posting],
-        up_to: u64,
-    ) -> Result<(), StoreError> {
-        self.inner.index(runs, postings, up_to)
-    }
-    fn postings(&self, attr: u64, from: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        self.inner.postings(attr, from, limit)
-    }
-    fn indexed_up_to(&self) -> Result<u64, StoreError> {
-        self.inner.indexed_up_to()
-    }
-    fn index_candidates(
-        &self,
-        space: govledger::store::IndexSpace,
-        fp: u64,
-    ) -> Result<Vec<u64>, StoreError> {
-        self.inner.index_candidates(space, fp)
-    }
-    fn anchor_write(&self, w: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
-        self.inner.anchor_write(w)
-    }
-    fn anchor_scan(&self, p: &[u8], from: &[u8], n: usize) -> Result<Vec<KeyValue>, StoreError> {
-        self.inner.anchor_scan(p, from, n)
-    }
-    fn anchor_last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
-        self.inner.anchor_last(prefix)
-    }
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.inner.size_on_disk()
     }
 }
 
@@ -182,12 +130,13 @@ async fn five_entries(
     sequencer::Handle,
     std::thread::JoinHandle<()>,
 ) {
+    let inner = Arc::new(SledStore::open(dir, 16).unwrap());
     let store = Arc::new(FaultyStore {
-        inner: SledStore::open(dir, 16).unwrap(),
+        inner: inner.clone(),
         armed: AtomicU8::new(0),
     });
     let (log, compact, last_ms) =
-        Log::open(store.clone(), key.clone(), "localhost/govledger").unwrap();
+        Log::open_with_writes(inner, store.clone(), key.clone(), "localhost/govledger").unwrap();
     let (handle, thread) = sequencer::start(log.clone(), compact, last_ms, SETTINGS);
     for i in 0..5 {
         handle
@@ -306,7 +255,7 @@ async fn a_checkpoint_lost_before_the_next_fsync_is_signed_again_identically() {
         assert_eq!(r.published.size, 7);
         drop(handle);
         thread.join().unwrap();
-        let stored = store.head().unwrap().unwrap();
+        let stored = store.inner.head().unwrap().unwrap();
         assert_eq!(stored.size, 7, "the entries are durable");
         assert_ne!(
             stored.checkpoint.as_deref(),

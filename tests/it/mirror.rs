@@ -347,7 +347,7 @@ async fn a_mirror_that_lost_its_cursor_uploads_again_idempotently() {
     // written: the cursor is gone.
     {
         let store = govledger::store::SledStore::open(&dir.path().join("db"), 8).unwrap();
-        use govledger::store::Store;
+        use govledger::store::AnchorStore;
         store
             .anchor_write(&[(govledger::anchor::mirror::CURSOR.to_vec(), None)])
             .unwrap();

@@ -37,10 +37,14 @@ pub struct Config {
     pub max_batch_entries: usize,
     /// Bearer tokens. Without any, only loopback clients may submit, as `anonymous`.
     pub tokens: Vec<TokenConfig>,
-    /// Default per-client rate limit in entries per second (0: unlimited).
-    pub rate_limit_per_s: f64,
-    /// Default burst, in entries (at least the batch limit is sensible).
-    pub rate_burst: f64,
+    /// Default per-client rate limit in entries per second (0: unlimited). (`rate_limit_per_s`
+    /// is read as this too.)
+    #[serde(alias = "rate_limit_per_s")]
+    pub rate_per_s: f64,
+    /// Default burst, in entries (at least the batch limit is sensible). (`rate_burst` is read
+    /// as this too.)
+    #[serde(alias = "rate_burst")]
+    pub burst: f64,
     /// Default per-client quota in entries per UTC day (0: none; 429 `quota_exceeded` beyond).
     pub quota_per_day: u64,
     /// People who sign approval requests and approvals: name, roles and note verifier key.
@@ -174,10 +178,13 @@ pub struct ReadsConfig {
     pub response_budget_mb: u64,
     /// Reads per second per client (bearer token's client, else IP address); 0: unlimited
     /// (the default, so monitors, audits and benchmarks are not throttled). 429 `rate_limited`
-    /// with `Retry-After` beyond.
-    pub read_rate_per_s: f64,
-    /// Reads a client may make at once before the rate applies.
-    pub read_burst: f64,
+    /// with `Retry-After` beyond. (`read_rate_per_s` is read as this too.)
+    #[serde(alias = "read_rate_per_s")]
+    pub rate_per_s: f64,
+    /// Reads a client may make at once before the rate applies. (`read_burst` is read as
+    /// this too.)
+    #[serde(alias = "read_burst")]
+    pub burst: f64,
 }
 
 impl Default for ReadsConfig {
@@ -185,8 +192,8 @@ impl Default for ReadsConfig {
         ReadsConfig {
             max_response_bytes: 4 << 20,
             response_budget_mb: 256,
-            read_rate_per_s: 0.0,
-            read_burst: 100.0,
+            rate_per_s: 0.0,
+            burst: 100.0,
         }
     }
 }
@@ -451,10 +458,10 @@ pub struct TokenConfig {
     #[serde(default)]
     pub kinds: Vec<String>,
     /// Entries per second this client may submit (token bucket; 429 with Retry-After beyond).
-    /// Default: `rate_limit_per_s`.
+    /// Default: the top-level `rate_per_s`.
     #[serde(default)]
     pub rate_per_s: Option<f64>,
-    /// Entries it may submit at once (default: `rate_burst`).
+    /// Entries it may submit at once (default: the top-level `burst`).
     #[serde(default)]
     pub burst: Option<f64>,
     /// Entries it may submit per UTC day (default: `quota_per_day`).
@@ -477,8 +484,8 @@ impl Default for Config {
             max_body_bytes: 4 << 20,
             max_batch_entries: 1000,
             tokens: Vec::new(),
-            rate_limit_per_s: 0.0,
-            rate_burst: 2000.0,
+            rate_per_s: 0.0,
+            burst: 2000.0,
             quota_per_day: 0,
             people: Vec::new(),
             policy: None,
@@ -506,12 +513,13 @@ impl Config {
             .with_context(|| format!("reading config {}", path.display()))?;
         let cfg: Config =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
-        cfg.validate()?;
+        cfg.check_values()?;
         Ok(cfg)
     }
 
-    /// Returns an error naming the first setting that cannot work.
-    pub fn validate(&self) -> Result<()> {
+    /// Returns an error naming the first value out of range or combination that cannot work
+    /// (what needs parsing is checked where it is parsed, [`crate::settings::Settings::new`]).
+    pub fn check_values(&self) -> Result<()> {
         ledger_format::note::check_key_name(&self.origin).context("origin")?;
         anyhow::ensure!(self.max_batch >= 1, "max_batch must be at least 1");
         anyhow::ensure!(
@@ -522,30 +530,6 @@ impl Config {
             self.max_batch_entries >= 1,
             "max_batch_entries must be at least 1"
         );
-        for t in &self.tokens {
-            ledger_format::leaf::check_ascii_field("token name", &t.name, 1)?;
-            ledger_format::Hash::from_hex(&t.sha256)
-                .with_context(|| format!("token {}: sha256 must be 64 hex characters", t.name))?;
-            for k in &t.kinds {
-                anyhow::ensure!(
-                    ledger_format::entry::EntryKind::from_name(k).is_some(),
-                    "token {}: unknown kind {k:?}",
-                    t.name
-                );
-            }
-        }
-        for c in &self.certificates {
-            ledger_format::leaf::check_ascii_field("certificate client name", &c.name, 1)?;
-            crate::tls::Subject::parse(&c.subject)
-                .with_context(|| format!("certificate client {}: subject", c.name))?;
-            for k in &c.kinds {
-                anyhow::ensure!(
-                    ledger_format::entry::EntryKind::from_name(k).is_some(),
-                    "certificate client {}: unknown kind {k:?}",
-                    c.name
-                );
-            }
-        }
         anyhow::ensure!(
             self.certificates.is_empty()
                 || self.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
@@ -575,20 +559,13 @@ impl Config {
             "reads.response_budget_mb must hold at least one page of reads.max_response_bytes"
         );
         anyhow::ensure!(
-            r.read_rate_per_s >= 0.0 && r.read_burst >= 1.0,
-            "reads.read_rate_per_s must be at least 0 and reads.read_burst at least 1"
+            r.rate_per_s >= 0.0 && r.burst >= 1.0,
+            "reads.rate_per_s must be at least 0 and reads.burst at least 1"
         );
-        self.policy()?;
-        // One GitHub login, one person; one ServiceNow user, one person.
-        crate::integrations::Mapping::from_config(self)?;
         anyhow::ensure!(
             self.anchors.interval_ms >= 10,
             "anchors.interval_ms must be at least 10"
         );
-        for w in &self.witnesses {
-            ledger_format::note::VerifierKey::parse(&w.key)
-                .with_context(|| format!("witness {}: key", w.url))?;
-        }
         if let Some(s3) = &self.anchors.s3 {
             anyhow::ensure!(
                 s3.max_unmirrored_entries.is_none() || s3.tiles,
@@ -638,46 +615,31 @@ impl Config {
         Ok(())
     }
 
-    /// Returns the release policy (the file, or the defaults) with the people of both the
-    /// policy and this config, refusing bad keys and a key under two names.
-    pub fn policy(&self) -> Result<ledger_format::policy::Policy> {
-        let mut policy = match &self.policy {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the policy {}", path.display()))?;
-                ledger_format::policy::Policy::parse(&text)
-                    .with_context(|| format!("{}", path.display()))?
-            }
-            None => ledger_format::policy::Policy::default(),
-        };
-        let mut people: Vec<_> = policy.people.all().cloned().collect();
-        for p in &self.people {
-            people.push(ledger_format::policy::Person {
-                name: p.name.clone(),
-                roles: p.roles.clone(),
-                key: ledger_format::note::VerifierKey::parse(&p.key)
-                    .with_context(|| format!("person {}: key", p.name))?,
-                retired: Vec::new(),
-            });
-        }
-        policy.people = ledger_format::policy::People::new(people)
-            .map_err(|e| anyhow::anyhow!("people: {e}"))?;
-        // Witnesses cosign once per anchoring round: a freshness bound at or below the round
-        // would refuse every bundle between two rounds.
-        if let Some(age) = policy.max_checkpoint_age_ms {
-            anyhow::ensure!(
-                age > self.anchors.interval_ms,
-                "policy: freshness.max_checkpoint_age ({age} ms) must exceed anchors.interval_ms ({} ms), the time between witness cosignatures",
-                self.anchors.interval_ms
-            );
-        }
-        Ok(policy)
-    }
-
     /// Returns the signer key file path.
     pub fn key_path(&self) -> PathBuf {
         self.key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("log.key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn one_name_per_setting_and_the_older_names_still_read() {
+        let new: Config = toml::from_str(
+            "rate_per_s = 5.0\nburst = 3.0\n[reads]\nrate_per_s = 2.0\nburst = 4.0\n",
+        )
+        .unwrap();
+        let old: Config = toml::from_str(
+            "rate_limit_per_s = 5.0\nrate_burst = 3.0\n[reads]\nread_rate_per_s = 2.0\nread_burst = 4.0\n",
+        )
+        .unwrap();
+        for c in [new, old] {
+            assert_eq!((c.rate_per_s, c.burst), (5.0, 3.0));
+            assert_eq!((c.reads.rate_per_s, c.reads.burst), (2.0, 4.0));
+        }
     }
 }

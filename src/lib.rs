@@ -21,6 +21,7 @@ pub mod restore;
 pub mod rotate;
 pub mod sequencer;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod tls;
 pub mod tree_writer;

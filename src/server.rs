@@ -1,6 +1,5 @@
 //! Wiring: from a [`Config`] to a running server, and the offline `check`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ledger_format::entry::EntryKind;
 use ledger_format::note::SignerKey;
 
 use crate::config::Config;
-use crate::http::{router, AppState, Client};
+use crate::http::{router, AppState};
 use crate::log::Log;
-use crate::sequencer::{self, Settings};
+use crate::sequencer;
+use crate::settings::Settings;
 use crate::store::{leaf_fingerprint, IndexSpace, SledStore, Store, StoreError};
 
 /// Returns the log signer: `GOVLEDGER_LOG_KEY`, else the key file, else a new key written to
@@ -84,69 +83,6 @@ pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-fn limit(rate: f64, burst: f64, per_day: u64) -> Option<crate::http::limits::Limit> {
-    (rate > 0.0 || per_day > 0).then_some(crate::http::limits::Limit {
-        rate,
-        burst,
-        per_day,
-    })
-}
-
-/// Returns a configured client; `(rate, burst, quota)` override the config's defaults.
-fn client(
-    name: &str,
-    kinds: &[String],
-    (rate, burst, quota): (Option<f64>, Option<f64>, Option<u64>),
-    cfg: &Config,
-) -> Client {
-    Client {
-        name: name.to_owned(),
-        kinds: kinds
-            .iter()
-            .filter_map(|k| EntryKind::from_name(k))
-            .collect(),
-        limit: limit(
-            rate.unwrap_or(cfg.rate_limit_per_s),
-            burst.unwrap_or(cfg.rate_burst),
-            quota.unwrap_or(cfg.quota_per_day),
-        ),
-    }
-}
-
-fn certificate_clients(cfg: &Config) -> Result<HashMap<crate::tls::Subject, Client>> {
-    cfg.certificates
-        .iter()
-        .map(|c| {
-            Ok((
-                crate::tls::Subject::parse(&c.subject)?,
-                client(
-                    &c.name,
-                    &c.kinds,
-                    (c.rate_per_s, c.burst, c.quota_per_day),
-                    cfg,
-                ),
-            ))
-        })
-        .collect()
-}
-
-fn clients(cfg: &Config) -> HashMap<String, Client> {
-    cfg.tokens
-        .iter()
-        .map(|t| {
-            (
-                t.sha256.to_lowercase(),
-                client(
-                    &t.name,
-                    &t.kinds,
-                    (t.rate_per_s, t.burst, t.quota_per_day),
-                    cfg,
-                ),
-            )
-        })
-        .collect()
-}
-
 /// Runs the server until `shutdown` resolves: stops accepting, drains the queue, commits and
 /// returns. `on_listen` is told the bound address and verifier key before serving.
 ///
@@ -159,7 +95,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_listen: impl FnOnce(SocketAddr, &str),
 ) -> Result<()> {
-    cfg.validate()?;
+    let settings = Settings::new(cfg)?;
+    let cfg = &settings.config;
     let listener = std::net::TcpListener::bind(cfg.listen)
         .with_context(|| format!("listening on {}", cfg.listen))?;
     listener.set_nonblocking(true)?;
@@ -174,7 +111,7 @@ pub async fn run(
         let listening = listener.try_clone()?;
         let first = on_listen.is_some();
         let outcome = serve_log(
-            &cfg,
+            &settings,
             listening,
             connections.clone(),
             stop.clone(),
@@ -198,7 +135,7 @@ pub async fn run(
         };
         tracing::error!("storage failure ({why}): the log is closed; answering 503 until the store writes again");
         let listening = listener.try_clone()?;
-        if !wait_for_storage(&cfg, listening, connections.clone(), stop.clone(), &why).await? {
+        if !wait_for_storage(cfg, listening, connections.clone(), stop.clone(), &why).await? {
             return Ok(());
         }
         tracing::warn!("the store writes again: reopening the log");
@@ -212,12 +149,13 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
 
 /// Serves the log until `stop` (returns `None`) or a storage failure (returns why).
 async fn serve_log(
-    cfg: &Config,
+    settings: &Settings,
     listener: std::net::TcpListener,
     connections: Arc<crate::http::conn::ConnStats>,
     stop: tokio::sync::watch::Receiver<bool>,
     on_listen: impl FnOnce(SocketAddr, &str),
 ) -> Result<Option<StoreError>> {
+    let cfg = &settings.config;
     let store = open_store(cfg)?;
     let key = load_or_create_key(cfg)?;
     let replication = replication(cfg, &store).await?;
@@ -226,7 +164,7 @@ async fn serve_log(
         log.clone(),
         compact,
         last_ms,
-        Settings {
+        sequencer::Settings {
             batch_interval: Duration::from_millis(cfg.batch_interval_ms),
             max_batch: cfg.max_batch,
             queue_capacity: cfg.queue_capacity,
@@ -239,7 +177,7 @@ async fn serve_log(
     );
     let mut failed = handle.failed.clone();
     let failure = handle.failed.clone();
-    let policy = cfg.policy()?;
+    let policy = settings.policy.clone();
     if let Some(k) = policy.log_key.as_ref().filter(|k| **k != log.verifier) {
         tracing::warn!(
             "the policy pins the log key {k}, but this log signs with {}: gates using this policy will refuse its bundles",
@@ -249,16 +187,11 @@ async fn serve_log(
     let anchorer = crate::anchor::Anchorer::new(
         log.clone(),
         anchor_backends(cfg, &log.store).await?,
-        cfg.witnesses
+        settings
+            .witnesses
             .iter()
-            .map(|w| {
-                let key = ledger_format::note::VerifierKey::parse(&w.key)
-                    .with_context(|| format!("witness {}: key", w.url))?;
-                Ok(crate::anchor::witness_client::WitnessClient::new(
-                    &w.url, &key,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?,
+            .map(|(url, key)| crate::anchor::witness_client::WitnessClient::new(url, key))
+            .collect(),
         crate::anchor::Rounds {
             interval: Duration::from_millis(cfg.anchors.interval_ms),
             backoff_max: Duration::from_millis(cfg.anchors.backoff_max_ms),
@@ -278,20 +211,20 @@ async fn serve_log(
     let state = Arc::new(AppState {
         log: log.clone(),
         sequencer: handle,
-        tokens: clients(cfg),
+        tokens: settings.tokens.clone(),
         max_body_bytes: cfg.max_body_bytes,
         max_batch_entries: cfg.max_batch_entries,
         policy,
         anchorer,
-        integrations: crate::integrations::Integrations::from_config(cfg)?,
+        integrations: crate::integrations::Integrations::new(cfg, settings.accounts.clone())?,
         limiter: Default::default(),
-        anonymous_limit: limit(cfg.rate_limit_per_s, cfg.rate_burst, cfg.quota_per_day),
-        certificates: certificate_clients(cfg)?,
+        anonymous_limit: settings.anonymous_limit,
+        certificates: settings.certificates.clone(),
         request_timeout: Duration::from_millis(cfg.connections.request_timeout_ms),
         connections: connections.clone(),
         budget: crate::http::reads::ResponseBudget::new(cfg.reads.response_budget_mb),
         read_limiter: crate::http::limits::Limiter::counting("reads"),
-        read_limit: limit(cfg.reads.read_rate_per_s, cfg.reads.read_burst, 0),
+        read_limit: settings.read_limit,
         max_response_bytes: cfg.reads.max_response_bytes,
     });
     let tls = tls_state(cfg)?;

@@ -18,9 +18,9 @@ use super::ApiError;
 /// limit), and entries per UTC day (0: no quota).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limit {
-    pub rate: f64,
+    pub rate_per_s: f64,
     pub burst: f64,
-    pub per_day: u64,
+    pub quota_per_day: u64,
 }
 
 struct Bucket {
@@ -65,7 +65,7 @@ impl Limiter {
         now: Instant,
         unix_s: u64,
     ) -> Result<(), ApiError> {
-        let Some(l) = limit.filter(|l| l.rate > 0.0 || l.per_day > 0) else {
+        let Some(l) = limit.filter(|l| l.rate_per_s > 0.0 || l.quota_per_day > 0) else {
             return Ok(());
         };
         let day = unix_s / 86_400;
@@ -80,24 +80,24 @@ impl Limiter {
             b.day = day;
             b.today = 0;
         }
-        if l.per_day > 0 && b.today + n as u64 > l.per_day {
+        if l.quota_per_day > 0 && b.today + n as u64 > l.quota_per_day {
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "quota_exceeded",
                 format!(
                     "client {client} may submit {} entries per UTC day and has submitted {} today; {n} more would exceed it",
-                    l.per_day, b.today
+                    l.quota_per_day, b.today
                 ),
             );
             e.retry_after = Some(((day + 1) * 86_400 - unix_s).max(1) as u32);
             return Err(e);
         }
-        if l.rate <= 0.0 {
+        if l.rate_per_s <= 0.0 {
             b.today += n as u64;
             return Ok(());
         }
         let n_f = n as f64;
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * l.rate).min(l.burst);
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * l.rate_per_s).min(l.burst);
         b.at = now;
         let n = n_f;
         if n > l.burst {
@@ -112,13 +112,13 @@ impl Limiter {
             ));
         }
         if b.tokens < n {
-            let wait = ((n - b.tokens) / l.rate).ceil().max(1.0) as u32;
+            let wait = ((n - b.tokens) / l.rate_per_s).ceil().max(1.0) as u32;
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!(
                     "client {client} is limited to {} {unit}/s (burst {}); retry in {wait} s",
-                    l.rate,
+                    l.rate_per_s,
                     l.burst,
                     unit = self.unit
                 ),
@@ -139,9 +139,9 @@ mod tests {
     #[test]
     fn a_daily_quota_refuses_until_the_next_utc_day() {
         let l = Some(Limit {
-            rate: 0.0,
+            rate_per_s: 0.0,
             burst: 0.0,
-            per_day: 10,
+            quota_per_day: 10,
         });
         let limiter = Limiter::default();
         let now = Instant::now();
@@ -159,9 +159,9 @@ mod tests {
     #[test]
     fn rate_and_quota_together() {
         let l = Some(Limit {
-            rate: 100.0,
+            rate_per_s: 100.0,
             burst: 5.0,
-            per_day: 7,
+            quota_per_day: 7,
         });
         let limiter = Limiter::default();
         let t0 = Instant::now();

@@ -9,7 +9,7 @@
 //!   process: an answer that does not fit gets 503 `overloaded` with `Retry-After`, and the
 //!   slow reader keeps only its own answer, never more than the budget in total;
 //! - per client (its bearer token's name, else its IP address), reads per second are limited
-//!   by a token bucket when `reads.read_rate_per_s` is set (off by default, so monitors, audits
+//!   by a token bucket when `reads.rate_per_s` is set (off by default, so monitors, audits
 //!   and benchmarks are not throttled); beyond it 429 `rate_limited` with `Retry-After`.
 //!
 //! `/healthz` and `/metrics` are outside the budget and the rate, so that an overloaded server

@@ -35,7 +35,7 @@ use ledger_format::schema::rfc3339_to_ms;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::Config;
+use crate::config::{Config, PersonConfig};
 
 pub use ledger_format::schema::is_source_id;
 
@@ -107,7 +107,7 @@ impl Mapping {
     /// accounts), refusing an account that is not plain ([`is_account`]) and one GitHub login
     /// (case-insensitive) or one ServiceNow user name (case-insensitive) given to two
     /// different people: one account, one person. A person may have several accounts.
-    pub fn from_config(cfg: &Config) -> anyhow::Result<Mapping> {
+    pub fn from_people(people: &[PersonConfig]) -> anyhow::Result<Mapping> {
         fn add(
             map: &mut HashMap<String, String>,
             what: &str,
@@ -128,7 +128,7 @@ impl Mapping {
             Ok(())
         }
         let mut m = Mapping::default();
-        for p in &cfg.people {
+        for p in people {
             if let Some(g) = &p.github {
                 add(&mut m.github, "GitHub login", g, &p.name)?;
             }
@@ -161,9 +161,10 @@ pub struct Integrations {
 }
 
 impl Integrations {
-    pub fn from_config(cfg: &Config) -> anyhow::Result<Integrations> {
+    /// Returns the sources `cfg` configures, with the people's accounts `mapping`.
+    pub fn new(cfg: &Config, mapping: Mapping) -> anyhow::Result<Integrations> {
         Ok(Integrations {
-            mapping: Mapping::from_config(cfg)?,
+            mapping,
             #[cfg(feature = "github")]
             github: cfg.github.as_ref().map(github::GitHub::new).transpose()?,
             servicenow: cfg

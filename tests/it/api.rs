@@ -556,8 +556,8 @@ async fn a_log_key_readable_by_others_stops_the_start() {
 #[tokio::test]
 async fn rate_limits_answer_429_and_recover() {
     let s = start_with(|c| {
-        c.rate_limit_per_s = 5.0;
-        c.rate_burst = 3.0;
+        c.rate_per_s = 5.0;
+        c.burst = 3.0;
     })
     .await;
     for i in 0..3 {

@@ -314,7 +314,10 @@ fn one_key_one_name() {
         ],
         ..Default::default()
     };
-    let err = cfg.validate().unwrap_err().to_string();
+    let err = govledger::settings::Settings::new(cfg)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("both alice and alias"), "{err}");
 }
 

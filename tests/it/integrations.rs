@@ -1683,13 +1683,13 @@ async fn one_source_account_maps_to_one_person() {
         person(&keys[0], Some("bob-gh"), None),
         person(&keys[0], Some("bob-gh-2"), None),
     ]);
-    fine.validate().unwrap();
-    let m = govledger::integrations::Mapping::from_config(&fine).unwrap();
+    let m = govledger::settings::Settings::new(fine).unwrap().accounts;
     assert_eq!(m.github_person("BOB-GH").map(String::as_str), Some("bob"));
     // Not an account name.
-    let e = config(vec![person(&keys[0], Some("bob gh"), None)])
-        .validate()
-        .unwrap_err();
+    let e =
+        govledger::settings::Settings::new(config(vec![person(&keys[0], Some("bob gh"), None)]))
+            .err()
+            .unwrap();
     assert!(format!("{e:#}").contains("bob gh"), "{e:#}");
 }
 

@@ -183,8 +183,8 @@ async fn slow_readers_cannot_hold_more_than_the_response_budget() {
 #[tokio::test]
 async fn read_rates_are_limited_per_client_when_configured() {
     let s = start_with(|c| {
-        c.reads.read_rate_per_s = 1.0;
-        c.reads.read_burst = 3.0;
+        c.reads.rate_per_s = 1.0;
+        c.reads.burst = 3.0;
     })
     .await;
     for _ in 0..3 {

@@ -45,7 +45,7 @@ struct Pending {
     in_flight: usize,
     in_flight_records: Arc<Vec<NewEntry>>,
     stop: bool,
-    failed: Option<String>,
+    failed: Option<StoreError>,
 }
 
 /// The indexes of one log.
@@ -115,7 +115,14 @@ impl Index {
                 p = self.changed.wait(p).expect("lock poisoned");
             }
             if let Some(e) = &p.failed {
-                return Err(StoreError::io(format!("index writer failed: {e}")));
+                // The writer's error, kind and all (a full disk stays a full disk).
+                return Err(match e {
+                    StoreError::Io { kind, message } => StoreError::Io {
+                        kind: *kind,
+                        message: format!("index writer failed: {message}"),
+                    },
+                    other => other.clone(),
+                });
             }
         }
         self.insert_pending(records);
@@ -230,7 +237,7 @@ impl Index {
                 }
                 Err(e) => {
                     tracing::error!("index writer stopped: {e}");
-                    p.failed = Some(e.to_string());
+                    p.failed = Some(e.clone());
                     // Keep the records answerable from memory; nothing more is written.
                     for r in batch.iter().rev() {
                         p.queue.push_front(r.clone());

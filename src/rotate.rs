@@ -26,7 +26,8 @@ use ledger_format::note::{Note, SignerKey, VerifierKey};
 use crate::config::Config;
 use crate::log::Log;
 use crate::sequencer::{self, Pending, Settings};
-use crate::server::{load_or_create_key, open_store, write_private};
+use crate::server::{load_or_create_key, open_store};
+use govledger_connectors::keyfile;
 
 /// What a rotation did.
 #[derive(Debug)]
@@ -51,7 +52,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// Rotates the log key of the stopped server configured by `cfg`.
 pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rotation> {
-    if std::env::var_os("GOVLEDGER_LOG_KEY").is_some() {
+    if std::env::var_os(govledger_connectors::env::GOVLEDGER_LOG_KEY).is_some() {
         bail!("GOVLEDGER_LOG_KEY is set: rotate-key rotates the key file; unset it (and provide the new key the same way afterwards)");
     }
     let key_path = cfg.key_path();
@@ -73,14 +74,10 @@ pub fn rotate_key(cfg: &Config, reason: &str, keep_retired: bool) -> Result<Rota
     let old = load_or_create_key(cfg)?;
     // 1. The new key, reused when an interrupted rotation left one.
     let new = if next_path.exists() {
-        let text = std::fs::read_to_string(&next_path)
-            .with_context(|| format!("reading {}", next_path.display()))?;
-        SignerKey::parse(text.trim()).with_context(|| format!("{}", next_path.display()))?
+        keyfile::read_private(&next_path)?
     } else {
-        let mut seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-        let key = SignerKey::from_seed(&cfg.origin, seed)?;
-        write_private(&next_path, &key.to_secret_string())?;
+        let key = keyfile::generate(&cfg.origin)?;
+        keyfile::write_new(&next_path, &key)?;
         key
     };
     // Replicated durability: the key_event goes to the write-ahead topic like any entry, and

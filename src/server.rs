@@ -2,76 +2,40 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ledger_format::note::SignerKey;
 
+use govledger_connectors::keyfile;
+
 use crate::config::Config;
 use crate::http::{router, AppState};
-use crate::log::Log;
+use crate::log::{Log, LogError};
 use crate::sequencer;
 use crate::settings::Settings;
 use crate::store::{leaf_fingerprint, IndexSpace, SledStore, Store, StoreError};
 
-/// Returns the log signer: `GOVLEDGER_LOG_KEY`, else the key file, else a new key written to
-/// the key file (mode 0600) with `log.pub` beside it.
+/// Returns the log signer: `GOVLEDGER_LOG_KEY`, else the key file (which only its owner may
+/// read: it signs every checkpoint), else a new key written to the key file (mode 0600) with
+/// `log.pub` beside it.
 pub fn load_or_create_key(cfg: &Config) -> Result<SignerKey> {
-    if let Ok(s) = std::env::var("GOVLEDGER_LOG_KEY") {
+    if let Ok(s) = std::env::var(govledger_connectors::env::GOVLEDGER_LOG_KEY) {
         return SignerKey::parse(&s).context("GOVLEDGER_LOG_KEY");
     }
     let path = cfg.key_path();
     let key = if path.exists() {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                bail!(
-                    "the log key {} is readable or writable by group or others (mode {:o}); it signs every checkpoint: run `chmod 600 {}`",
-                    path.display(),
-                    mode & 0o777,
-                    path.display()
-                );
-            }
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        SignerKey::parse(text.trim()).with_context(|| format!("log key {}", path.display()))?
+        keyfile::read_private(&path).context("the log key")?
     } else {
-        let mut seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-        let key = SignerKey::from_seed(&cfg.origin, seed)?;
-        write_private(&path, &key.to_secret_string())?;
+        let key = keyfile::generate(&cfg.origin)?;
+        keyfile::write_new(&path, &key)?;
         key
     };
     let pub_path = cfg.data_dir.join("log.pub");
     std::fs::write(&pub_path, format!("{}\n", key.verifier()))
         .with_context(|| format!("writing {}", pub_path.display()))?;
     Ok(key)
-}
-
-/// Writes a new secret file with mode 0600, fsynced.
-pub fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{text}")?;
-    f.sync_all()?;
-    Ok(())
 }
 
 /// Opens the store in the config's data dir.
@@ -128,9 +92,9 @@ pub async fn run(
             // A startup error is the operator's to fix; after a storage failure, reopening the
             // log may fail the same way (the store still refuses writes): wait again.
             Err(e) if first => return Err(e),
-            Err(e) => match e.downcast_ref::<StoreError>() {
-                Some(store) => store.clone(),
-                None => StoreError::io(format!("{e:#}")),
+            Err(e) => match (e.downcast_ref::<StoreError>(), e.downcast_ref::<LogError>()) {
+                (Some(store), _) | (_, Some(LogError::Store(store))) => store.clone(),
+                _ => StoreError::io(format!("{e:#}")),
             },
         };
         tracing::error!("storage failure ({why}): the log is closed; answering 503 until the store writes again");
@@ -541,11 +505,10 @@ pub fn check_store(cfg: &Config, store: Arc<dyn Store>) -> Result<u64> {
 
 /// Returns the configured log key without creating one.
 pub fn load_existing_key(cfg: &Config) -> Result<SignerKey> {
-    if let Ok(s) = std::env::var("GOVLEDGER_LOG_KEY") {
-        return Ok(SignerKey::parse(&s)?);
+    if let Ok(s) = std::env::var(govledger_connectors::env::GOVLEDGER_LOG_KEY) {
+        return SignerKey::parse(&s).context("GOVLEDGER_LOG_KEY");
     }
-    let text = std::fs::read_to_string(cfg.key_path())?;
-    Ok(SignerKey::parse(text.trim())?)
+    keyfile::read(&cfg.key_path())
 }
 
 /// The TLS state of `[tls]`, when configured.

@@ -230,7 +230,7 @@ pub trait LogWrites: Send + Sync {
 
 /// The tree and the entries: what [`LogWrites`] wrote, read back. Reads reflect every
 /// completed write.
-pub trait LogStore: LogWrites {
+pub trait LogStore: Send + Sync {
     /// Returns the committed head, or `None` for a store never written to.
     fn head(&self) -> Result<Option<Head>, StoreError>;
     /// Returns the stored tile (all its chunks), if any.
@@ -285,7 +285,7 @@ pub trait AnchorStore: Send + Sync {
 }
 
 /// Everything one log stores, in one data dir.
-pub trait Store: LogStore + IndexStore + AnchorStore {
+pub trait Store: LogStore + LogWrites + IndexStore + AnchorStore {
     /// Returns the bytes the store occupies on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 }

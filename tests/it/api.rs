@@ -355,6 +355,8 @@ async fn log_info_health_and_metrics() {
 fn the_example_config_parses_and_matches_the_defaults() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/govledger.toml");
     let cfg = govledger::config::Config::load(Some(std::path::Path::new(path))).unwrap();
+    // Every setting in it also survives validation and parsing.
+    govledger::settings::Settings::new(cfg.clone()).unwrap();
     let d = govledger::config::Config::default();
     assert_eq!(
         (

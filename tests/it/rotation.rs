@@ -257,8 +257,11 @@ async fn an_interrupted_rotation_is_finished_with_its_new_key() {
     s.submit(audit(1), None).await;
     let dir = s.stop().await;
     let next = SignerKey::from_seed("localhost/govledger", [42; 32]).unwrap();
-    govledger::server::write_private(&dir.path().join("log.key.next"), &next.to_secret_string())
-        .unwrap();
+    govledger_connectors::keyfile::write_private(
+        &dir.path().join("log.key.next"),
+        &next.to_secret_string(),
+    )
+    .unwrap();
     let old = key_file(dir.path(), "log.key");
     let o = rotate(dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -363,8 +366,11 @@ async fn a_witness_trusting_both_keys_cosigns_across_the_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let (old, _) = log_key(dir.path());
     let new = SignerKey::from_seed("localhost/govledger", [43; 32]).unwrap();
-    govledger::server::write_private(&dir.path().join("log.key.next"), &new.to_secret_string())
-        .unwrap();
+    govledger_connectors::keyfile::write_private(
+        &dir.path().join("log.key.next"),
+        &new.to_secret_string(),
+    )
+    .unwrap();
     let both = [old.verifier(), new.verifier()];
     let w = TestWitness::start_in("witness-r", 21, &both, tempfile::tempdir().unwrap()).await;
     let witness = govledger::config::WitnessConfig {

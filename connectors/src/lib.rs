@@ -16,4 +16,9 @@
 #![forbid(unsafe_code)]
 
 pub mod env;
+pub mod error;
+pub mod github;
 pub mod keyfile;
+pub mod servicenow;
+
+pub use error::{Error, Failure};

@@ -29,7 +29,6 @@ pub mod github;
 pub mod servicenow;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use ledger_format::schema::rfc3339_to_ms;
 use serde::Serialize;
@@ -84,6 +83,21 @@ impl SourceError {
             status,
             message: message.into(),
         }
+    }
+}
+
+/// A source's failure as the sync answers it: 400 for a target that cannot be queried, 404
+/// when the source has no such thing, 503 when it rate limits, else 502 (bad gateway).
+impl From<govledger_connectors::Error> for SourceError {
+    fn from(e: govledger_connectors::Error) -> SourceError {
+        use govledger_connectors::Failure;
+        let status = match e.failure {
+            Failure::BadTarget => 400,
+            Failure::NotFound => 404,
+            Failure::RateLimited => 503,
+            Failure::Credentials | Failure::Upstream => 502,
+        };
+        SourceError::new(status, e.message)
     }
 }
 
@@ -278,26 +292,4 @@ pub fn rfc3339_ms(ms: u64) -> String {
         rem % 60,
         ms % 1000
     )
-}
-
-/// Retries `f` (up to 4 attempts, backoff 250 ms doubling) while it fails with a retryable
-/// error (5xx, network).
-pub async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, SourceError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, (bool, SourceError)>>,
-{
-    let mut wait = Duration::from_millis(250);
-    for attempt in 0.. {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err((true, e)) if attempt < 3 => {
-                tracing::warn!("retrying after: {}", e.message);
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-            Err((_, e)) => return Err(e),
-        }
-    }
-    unreachable!("the loop returns")
 }

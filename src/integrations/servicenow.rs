@@ -8,162 +8,36 @@
 //! query), also for requests logged before the schema refused unsafe change numbers. An
 //! approval record whose `sys_id` or user name is not plain is skipped.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{
-    is_account, is_source_id, with_retries, Decisions, Imported, Mapping, Skipped, SourceError,
-};
+pub use govledger_connectors::servicenow::to_rfc3339;
+use govledger_connectors::servicenow::{Credentials, ServiceNow as Instance};
+
+use super::{is_account, is_source_id, Decisions, Imported, Mapping, Skipped, SourceError};
 use crate::config::ServiceNowConfig;
 
 /// Records per page.
 const PAGE: usize = 100;
 
-enum Auth {
-    Basic(String, String),
-    Bearer(String),
-    /// A token from the OAuth client, cached until shortly before it expires.
-    OAuthToken(String),
-}
-
-/// Renew an OAuth token this long before ServiceNow says it expires.
-const RENEW_BEFORE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A ServiceNow instance. Credentials are read from the environment at each call (an OAuth
-/// token when it is renewed), so a rotated secret applies without a restart.
+/// The configured ServiceNow instance (`govledger_connectors::servicenow` makes the calls).
 pub struct ServiceNow {
-    base: String,
-    cfg: ServiceNowConfig,
-    http: reqwest::Client,
-    /// The OAuth access token and when to renew it.
-    token: std::sync::Mutex<Option<(String, std::time::Instant)>>,
-}
-
-/// `2026-11-26 10:00:00` (ServiceNow, UTC) to `2026-11-26T10:00:00Z`.
-pub fn to_rfc3339(s: &str) -> Option<String> {
-    let t = format!("{}Z", s.trim().replacen(' ', "T", 1));
-    ledger_format::schema::is_rfc3339(&t).then_some(t)
-}
-
-/// Sends `req` (to `url`) asking for JSON: the status and the body (null when not JSON); a
-/// network error is retryable.
-async fn send(
-    req: reqwest::RequestBuilder,
-    url: &str,
-) -> Result<(u16, Value), (bool, SourceError)> {
-    let r = req
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| {
-            (
-                true,
-                SourceError::new(502, format!("servicenow: reaching {url}: {e}")),
-            )
-        })?;
-    let status = r.status().as_u16();
-    Ok((status, r.json().await.unwrap_or(Value::Null)))
-}
-
-fn env(n: &str) -> Option<String> {
-    std::env::var(n).ok().filter(|v| !v.is_empty())
+    instance: Instance,
 }
 
 impl ServiceNow {
-    async fn auth(&self) -> Result<Auth, SourceError> {
-        let cfg = &self.cfg;
-        if let Some(client_id) = &cfg.oauth_client_id {
-            return self.oauth(client_id).await.map(Auth::OAuthToken);
-        }
-        match (env(&cfg.token_env), &cfg.user, env(&cfg.password_env)) {
-            (Some(t), _, _) => Ok(Auth::Bearer(t)),
-            (None, Some(u), Some(p)) => Ok(Auth::Basic(u.clone(), p)),
-            _ => Err(SourceError::new(
-                502,
-                format!(
-                    "servicenow: set {} (OAuth token), or user in the config and {} (password), or configure oauth_client_id",
-                    cfg.token_env, cfg.password_env
-                ),
-            )),
-        }
-    }
-
-    /// The cached OAuth access token, or a new one from `/oauth_token.do`: the password grant
-    /// when a user and password are configured, else client credentials.
-    async fn oauth(&self, client_id: &str) -> Result<String, SourceError> {
-        if let Some((t, renew)) = self.token.lock().expect("lock poisoned").as_ref() {
-            if std::time::Instant::now() < *renew {
-                return Ok(t.clone());
-            }
-        }
-        let cfg = &self.cfg;
-        let secret = env(&cfg.oauth_secret_env).ok_or_else(|| {
-            SourceError::new(
-                502,
-                format!(
-                    "servicenow: set {} to the OAuth client's secret",
-                    cfg.oauth_secret_env
-                ),
-            )
-        })?;
-        let mut form = vec![
-            ("client_id", client_id.to_owned()),
-            ("client_secret", secret),
-        ];
-        match (&cfg.user, env(&cfg.password_env)) {
-            (Some(u), Some(p)) => {
-                form.push(("grant_type", "password".into()));
-                form.push(("username", u.clone()));
-                form.push(("password", p));
-            }
-            _ => form.push(("grant_type", "client_credentials".into())),
-        }
-        let url = format!("{}/oauth_token.do", self.base);
-        let v: Value = with_retries(|| async {
-            let req = self.http.post(&url).form(&form);
-            let (status, v) = send(req, &url).await?;
-            match status {
-                200 => Ok(v),
-                s if s >= 500 => Err((
-                    true,
-                    SourceError::new(502, format!("servicenow: {url} answered {s}")),
-                )),
-                s => Err((
-                    false,
-                    SourceError::new(
-                        502,
-                        format!(
-                            "servicenow: the OAuth endpoint rejected the credentials ({s}: {})",
-                            v["error_description"]
-                                .as_str()
-                                .or(v["error"].as_str())
-                                .unwrap_or("denied")
-                        ),
-                    ),
-                )),
-            }
-        })
-        .await?;
-        let token = v["access_token"]
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                SourceError::new(502, "servicenow: the OAuth answer has no access_token")
-            })?
-            .to_owned();
-        let lifetime = std::time::Duration::from_secs(v["expires_in"].as_u64().unwrap_or(0));
-        let renew = std::time::Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
-        *self.token.lock().expect("lock poisoned") = Some((token.clone(), renew));
-        Ok(token)
-    }
-
     pub fn new(cfg: &ServiceNowConfig) -> anyhow::Result<ServiceNow> {
+        let creds = Credentials {
+            user: cfg.user.clone(),
+            oauth_client_id: cfg.oauth_client_id.clone(),
+            password_env: cfg.password_env.clone(),
+            token_env: cfg.token_env.clone(),
+            oauth_secret_env: cfg.oauth_secret_env.clone(),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
         Ok(ServiceNow {
-            base: cfg.instance_url.trim_end_matches('/').to_owned(),
-            cfg: cfg.clone(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()?,
-            token: Default::default(),
+            instance: Instance::new(&cfg.instance_url, creds, http),
         })
     }
 
@@ -171,54 +45,8 @@ impl ServiceNow {
         &self,
         table: &str,
         query: &[(&str, String)],
-    ) -> Result<Vec<Value>, SourceError> {
-        let url = format!("{}/api/now/table/{table}", self.base);
-        with_retries(|| async {
-            let auth = self.auth().await.map_err(|e| (false, e))?;
-            let mut req = self.http.get(&url).query(query);
-            req = match &auth {
-                Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
-                Auth::Bearer(t) | Auth::OAuthToken(t) => req.bearer_auth(t),
-            };
-            let (status, v) = send(req, &url).await?;
-            match status {
-                200 => Ok(v["result"].as_array().cloned().unwrap_or_default()),
-                // An OAuth token revoked or expired early: drop it and retry with a new one.
-                401 if matches!(auth, Auth::OAuthToken(_)) => {
-                    *self.token.lock().expect("lock poisoned") = None;
-                    Err((
-                        true,
-                        SourceError::new(
-                            502,
-                            "servicenow: the instance rejected the OAuth token (401)",
-                        ),
-                    ))
-                }
-                401 | 403 => Err((
-                    false,
-                    SourceError::new(
-                        502,
-                        format!(
-                            "servicenow: the instance rejected the credentials ({status}: {})",
-                            v["error"]["message"].as_str().unwrap_or("unauthorized")
-                        ),
-                    ),
-                )),
-                429 => Err((
-                    true,
-                    SourceError::new(503, "servicenow: rate limited (429)"),
-                )),
-                s if s >= 500 => Err((
-                    true,
-                    SourceError::new(502, format!("servicenow: {url} answered {s}")),
-                )),
-                s => Err((
-                    false,
-                    SourceError::new(502, format!("servicenow: {url} answered {s}: {v}")),
-                )),
-            }
-        })
-        .await
+    ) -> Result<Vec<serde_json::Value>, SourceError> {
+        Ok(self.instance.table(table, query).await?)
     }
 
     /// Reads the description and the approval records of change `number`; a number that is

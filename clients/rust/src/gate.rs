@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::github::GitHub;
+use govledger_connectors::servicenow::{Credentials, ServiceNow};
 
 /// What to decide.
 pub struct GateArgs<'a> {
@@ -65,67 +66,70 @@ pub struct Sources {
     pub servicenow_url: Option<String>,
 }
 
-impl Sources {
-    /// The GitHub client, made on first use and kept in `cell` (an App's installation token
-    /// then serves the whole run).
-    fn github<'c>(&self, cell: &'c OnceCell<GitHub>) -> Result<&'c GitHub> {
-        if cell.get().is_none() {
-            let gh = GitHub::new(
-                &self.github_api,
-                crate::github::Auth::resolve(self.github_app.as_ref())?,
-            );
-            let _ = cell.set(gh);
+/// The gate's connections to GitHub and ServiceNow, made on first use and kept for the run
+/// (an App's installation token and a ServiceNow OAuth token then serve all of it). The
+/// clients are async (`govledger_connectors`); their calls run on a runtime of the gate's own,
+/// on a thread of their own, so the gate may be called from anywhere.
+struct Remote<'s> {
+    sources: &'s Sources,
+    rt: OnceCell<tokio::runtime::Runtime>,
+    github: OnceCell<GitHub>,
+    servicenow: OnceCell<ServiceNow>,
+}
+
+impl<'s> Remote<'s> {
+    fn new(sources: &'s Sources) -> Remote<'s> {
+        Remote {
+            sources,
+            rt: OnceCell::new(),
+            github: OnceCell::new(),
+            servicenow: OnceCell::new(),
         }
-        Ok(cell.get().expect("set above"))
     }
-}
 
-fn env(n: &str) -> Option<String> {
-    std::env::var(n).ok().filter(|v| !v.is_empty())
-}
+    /// Runs a connector call to its end.
+    fn call<T: Send>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, govledger_connectors::Error>> + Send,
+    ) -> Result<T> {
+        if self.rt.get().is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let _ = self.rt.set(rt);
+        }
+        let rt = self.rt.get().expect("set above");
+        let out = std::thread::scope(|s| s.spawn(|| rt.block_on(f)).join());
+        Ok(out.map_err(|_| anyhow::anyhow!("a GitHub or ServiceNow call panicked"))??)
+    }
 
-/// An OAuth access token from ServiceNow's `/oauth_token.do` for `client` (secret in
-/// SERVICENOW_CLIENT_SECRET): the password grant with SERVICENOW_USER and SERVICENOW_PASSWORD,
-/// else client credentials.
-fn servicenow_oauth(base: &str, client: &str) -> Result<String> {
-    let secret = env("SERVICENOW_CLIENT_SECRET")
-        .ok_or_else(|| anyhow::anyhow!("set SERVICENOW_CLIENT_SECRET for SERVICENOW_CLIENT_ID"))?;
-    let mut form = vec![("client_id", client.to_owned()), ("client_secret", secret)];
-    match (env("SERVICENOW_USER"), env("SERVICENOW_PASSWORD")) {
-        (Some(u), Some(p)) => form.extend([
-            ("grant_type", "password".to_owned()),
-            ("username", u),
-            ("password", p),
-        ]),
-        _ => form.push(("grant_type", "client_credentials".to_owned())),
+    fn github(&self) -> Result<&GitHub> {
+        if self.github.get().is_none() {
+            let gh =
+                crate::github::connect(&self.sources.github_api, self.sources.github_app.as_ref())?;
+            let _ = self.github.set(gh);
+        }
+        Ok(self.github.get().expect("set above"))
     }
-    let url = format!("{}/oauth_token.do", base.trim_end_matches('/'));
-    let r = crate::http::blocking()
-        .post(&url)
-        .form(&form)
-        .header("accept", "application/json")
-        .send()
-        .with_context(|| format!("reaching {url}"))?;
-    let status = r.status();
-    let v: Value = r.json().unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("ServiceNow's OAuth endpoint rejected the credentials ({status})");
+
+    fn servicenow(&self) -> Result<&ServiceNow> {
+        if self.servicenow.get().is_none() {
+            let base = self.sources.servicenow_url.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("--servicenow-url is needed to re-read ServiceNow approvals")
+            })?;
+            let sn = ServiceNow::new(
+                base,
+                Credentials::from_env(),
+                crate::http::builder().build()?,
+            );
+            let _ = self.servicenow.set(sn);
+        }
+        Ok(self.servicenow.get().expect("set above"))
     }
-    v["access_token"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("ServiceNow's OAuth answer has no access_token"))
 }
 
 /// Re-reads one imported decision; returns why the source no longer agrees, if it does not.
-fn recheck(
-    src: &Sources,
-    github: &OnceCell<GitHub>,
-    servicenow_token: &OnceCell<String>,
-    request: &Value,
-    d: &Decision,
-) -> Result<Option<String>> {
+fn recheck(remote: &Remote, request: &Value, d: &Decision) -> Result<Option<String>> {
     let Some(ev) = &d.evidence else {
         return Ok(None);
     };
@@ -133,10 +137,8 @@ fn recheck(
         "github" => {
             let g = &request["statement"]["github"];
             let repo = g["repo"].as_str().unwrap_or_default();
-            let Some(now) = src
-                .github(github)?
-                .review(repo, &g["pr"], &ev["review_id"])?
-            else {
+            let gh = remote.github()?;
+            let Some(now) = remote.call(gh.review(repo, &g["pr"], &ev["review_id"]))? else {
                 return Ok(Some(format!(
                     "GitHub review {} no longer exists",
                     ev["review_id"]
@@ -151,50 +153,20 @@ fn recheck(
             Ok(None)
         }
         "servicenow" => {
-            let base = src.servicenow_url.as_deref().ok_or_else(|| {
-                anyhow::anyhow!("--servicenow-url is needed to re-read ServiceNow approvals")
-            })?;
-            let url = format!(
-                "{}/api/now/table/sysapproval_approver/{}?sysparm_fields=sys_id,state",
-                base.trim_end_matches('/'),
-                ev["sys_id"].as_str().unwrap_or_default()
-            );
-            let mut req = crate::http::blocking()
-                .get(&url)
-                .header("accept", "application/json");
-            req = match (
-                env("SERVICENOW_CLIENT_ID"),
-                env("SERVICENOW_TOKEN"),
-                env("SERVICENOW_USER"),
-                env("SERVICENOW_PASSWORD"),
-            ) {
-                (Some(client), _, _, _) => {
-                    if servicenow_token.get().is_none() {
-                        let _ = servicenow_token.set(servicenow_oauth(base, &client)?);
-                    }
-                    req.bearer_auth(servicenow_token.get().expect("set above"))
-                }
-                (None, Some(t), _, _) => req.bearer_auth(t),
-                (None, None, Some(u), p) => req.basic_auth(u, p),
-                _ => bail!("set SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET (OAuth), SERVICENOW_TOKEN, or SERVICENOW_USER and SERVICENOW_PASSWORD"),
+            let sn = remote.servicenow()?;
+            let sys_id = ev["sys_id"].as_str().unwrap_or_default();
+            let Some(now) =
+                remote.call(sn.record("sysapproval_approver", sys_id, "sys_id,state"))?
+            else {
+                return Ok(Some(format!(
+                    "ServiceNow approval {} no longer exists",
+                    ev["sys_id"]
+                )));
             };
-            let r = req.send().with_context(|| format!("reaching {url}"))?;
-            match r.status().as_u16() {
-                200 => {}
-                401 | 403 => bail!("ServiceNow rejected the credentials ({})", r.status()),
-                404 => {
-                    return Ok(Some(format!(
-                        "ServiceNow approval {} no longer exists",
-                        ev["sys_id"]
-                    )))
-                }
-                s => bail!("ServiceNow answered {s}"),
-            }
-            let now: Value = r.json()?;
-            if now["result"]["state"] != ev["state"] {
+            if now["state"] != ev["state"] {
                 return Ok(Some(format!(
                     "ServiceNow approval {} on {} is now {}",
-                    ev["sys_id"], ev["change"], now["result"]["state"]
+                    ev["sys_id"], ev["change"], now["state"]
                 )));
             }
             Ok(None)
@@ -499,8 +471,8 @@ pub fn read_policy(path: &Path) -> Result<Policy> {
 /// Runs the gate. An error means the gate could not decide (usage or I/O, exit 2).
 pub fn run(a: &GateArgs) -> Result<Report> {
     let policy = read_policy(a.policy)?;
-    // GitHub, reached at most once per run for re-reads and the verdict.
-    let (github, servicenow_token) = (OnceCell::new(), OnceCell::new());
+    // GitHub and ServiceNow, connected at most once per run for re-reads and the verdict.
+    let remote = Remote::new(&a.sources);
     let Some(log_key) = policy.log_key.clone() else {
         bail!(
             "{}: the policy has no [log] key, so no checkpoint can be trusted",
@@ -655,7 +627,6 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                 "statement": r.request().map(|x| x.statement_json.clone()).unwrap_or_default()
             });
             if a.recheck {
-                let src = &a.sources;
                 let mut disagree = Vec::new();
                 let mut rechecked = 0;
                 for d in decisions
@@ -663,7 +634,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                     .filter(|d| d.counted && d.source != "signed")
                 {
                     rechecked += 1;
-                    if let Some(why) = recheck(src, &github, &servicenow_token, &request_json, d)? {
+                    if let Some(why) = recheck(&remote, &request_json, d)? {
                         disagree.push(why);
                     }
                 }
@@ -732,10 +703,16 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             bail!("--github-status: the request names no GitHub pull request");
         };
         let target = url.map(|u| format!("{u}/v1/approvals/{request}/bundle"));
-        let published =
-            a.sources
-                .github(&github)?
-                .publish(repo, sha, failed.is_empty(), target, &failed)?;
+        let completed_at = crate::time::rfc3339_ms(crate::time::now_ms());
+        let gh = remote.github()?;
+        let published = remote.call(gh.publish(
+            repo,
+            sha,
+            failed.is_empty(),
+            target,
+            &failed,
+            &completed_at,
+        ))?;
         github_status = Some(published.state);
         github_check_run = published.check_run;
     }

@@ -137,7 +137,7 @@ mod s3 {
                     .enable_all()
                     .build()
                     .map_err(anyhow::Error::from)?,
-                bucket: Arc::new(S3Bucket::new(cfg, origin)?),
+                bucket: Arc::new(crate::anchor::s3::bucket(cfg, origin)?),
                 key: key.clone(),
                 notes: Mutex::default(),
             })
@@ -198,38 +198,10 @@ mod s3 {
             self.rt.block_on(async {
                 let b = &self.bucket;
                 let mut names = std::collections::BTreeSet::new();
-                let (mut key_marker, mut version_marker) = (None, None);
-                loop {
-                    let r = b
-                        .client
-                        .list_object_versions()
-                        .bucket(&b.bucket)
-                        .prefix(&b.log_prefix)
-                        .delimiter("/")
-                        .set_key_marker(key_marker)
-                        .set_version_id_marker(version_marker)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            Self::io(format!(
-                                "listing s3://{}/{}: {}",
-                                b.bucket,
-                                b.log_prefix,
-                                aws_sdk_s3::error::DisplayErrorContext(&e)
-                            ))
-                        })?;
-                    for v in r.versions() {
-                        if let Some(k) = v.key() {
-                            if let Some(size) = ledger_format::anchor::size_of_name(k) {
-                                names.insert((size, k.to_owned()));
-                            }
-                        }
+                for v in b.versions_under(&b.log_prefix).await.map_err(Self::io)? {
+                    if let Some(size) = ledger_format::anchor::size_of_name(&v.key) {
+                        names.insert((size, v.key));
                     }
-                    if r.is_truncated() != Some(true) {
-                        break;
-                    }
-                    key_marker = r.next_key_marker().map(str::to_owned);
-                    version_marker = r.next_version_id_marker().map(str::to_owned);
                 }
                 for (i, (_, full)) in names.iter().rev().enumerate() {
                     if i >= MAX_UNVERIFIED {

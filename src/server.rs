@@ -399,7 +399,7 @@ async fn anchor_backends(
     }
     #[cfg(feature = "s3")]
     if let Some(s3) = &cfg.anchors.s3 {
-        let bucket = Arc::new(crate::anchor::s3::S3Bucket::new(s3, &cfg.origin)?);
+        let bucket = Arc::new(crate::anchor::s3::bucket(s3, &cfg.origin)?);
         bucket.check_at_start(Duration::from_secs(5)).await?;
         out.push(Box::new(crate::anchor::s3::S3Anchor::new(bucket.clone())));
         if s3.tiles {

@@ -19,6 +19,8 @@ pub mod env;
 pub mod error;
 pub mod github;
 pub mod keyfile;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod servicenow;
 
 pub use error::{Error, Failure};

@@ -40,7 +40,8 @@ pub async fn bucket(lock: bool) -> (String, govledger::anchor::s3::sdk::Client) 
         if lock { "lock" } else { "plain" },
         rand::random::<u32>()
     );
-    let client = govledger::anchor::s3::client(&config(&name)).unwrap();
+    let client =
+        govledger::anchor::s3::client(&govledger::anchor::s3::connection(&config(&name))).unwrap();
     client
         .create_bucket()
         .bucket(&name)

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::cli::Outcome;
 
 /// An S3 bucket to read anchors from.
+#[derive(Clone, Debug)]
 pub struct S3Source {
     pub bucket: String,
     pub prefix: String,
@@ -323,76 +324,30 @@ pub fn s3_source(s: &S3Source, origin: &str) -> Source {
     ("s3", r, notes)
 }
 
-/// Returns an S3 client for the connection of `s`, with credentials from the environment.
+/// Returns the bucket of `s` with the objects of the log `origin` (reads only: no retention).
 #[cfg(feature = "s3")]
-pub fn s3_client(s: &S3Source) -> Result<aws_sdk_s3::Client> {
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-    let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
-        anyhow::bail!("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to read S3");
+pub fn s3_bucket(s: &S3Source, origin: &str) -> Result<govledger_connectors::s3::S3Bucket> {
+    let conn = govledger_connectors::s3::Connection {
+        endpoint: s.endpoint.clone(),
+        region: s.region.clone(),
+        path_style: s.path_style,
     };
-    let mut b = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(s.region.clone()))
-        .credentials_provider(Credentials::new(
-            id,
-            secret,
-            var("AWS_SESSION_TOKEN"),
-            None,
-            "environment",
-        ))
-        .force_path_style(s.path_style);
-    if let Some(e) = &s.endpoint {
-        b = b.endpoint_url(e);
-    }
-    Ok(aws_sdk_s3::Client::from_conf(b.build()))
+    govledger_connectors::s3::S3Bucket::new(&conn, &s.bucket, &s.prefix, origin, 0)
 }
 
 #[cfg(feature = "s3")]
 async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<Vec<Anchored>> {
-    use aws_sdk_s3::error::DisplayErrorContext;
-    use aws_sdk_s3::types::ObjectLockRetentionMode;
-    let client = s3_client(s)?;
-    let prefix = ledger_format::anchor::s3_log_prefix(&s.prefix, origin);
-    // Every version of every object: the oldest version of a key is the anchored one.
-    let mut versions: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
-    let (mut key_marker, mut version_marker) = (None, None);
-    loop {
-        let r = client
-            .list_object_versions()
-            .bucket(&s.bucket)
-            .prefix(&prefix)
-            // Only the anchored checkpoints directly under the log's prefix, not the WORM
-            // mirror's tiles below `tile/`.
-            .delimiter("/")
-            .set_key_marker(key_marker)
-            .set_version_id_marker(version_marker)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "listing s3://{}/{prefix}: {}",
-                    s.bucket,
-                    DisplayErrorContext(&e)
-                )
-            })?;
-        for v in r.versions() {
-            let (Some(k), Some(id)) = (v.key(), v.version_id()) else {
-                continue;
-            };
-            let at = v.last_modified().map_or(0, |d| {
-                d.secs() * 1_000 + i64::from(d.subsec_nanos() / 1_000_000)
-            });
-            versions
-                .entry(k.to_owned())
-                .or_default()
-                .push((at, id.to_owned()));
-        }
-        if r.is_truncated() != Some(true) {
-            break;
-        }
-        key_marker = r.next_key_marker().map(str::to_owned);
-        version_marker = r.next_version_id_marker().map(str::to_owned);
+    let bucket = s3_bucket(s, origin)?;
+    // Every version of every object directly under the log's prefix (the anchored
+    // checkpoints, not the WORM mirror's tiles below `tile/`): the oldest version of a key is
+    // the anchored one.
+    let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for v in bucket
+        .versions_under(&bucket.log_prefix)
+        .await
+        .map_err(|e| anyhow!(e))?
+    {
+        versions.entry(v.key).or_default().push(v.id);
     }
     let mut out = Vec::new();
     for (key, vs) in versions {
@@ -402,7 +357,7 @@ async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<
         // S3 lists a key's versions newest first: the last listed is the oldest, the anchored
         // one. (Last-modified times have a resolution of one second in listings, too coarse to
         // order an overwrite made within the second of the anchoring.)
-        let Some((_, first)) = vs.last() else {
+        let Some(first) = vs.last() else {
             continue;
         };
         if vs.len() > 1 {
@@ -412,44 +367,21 @@ async fn read_s3(s: &S3Source, origin: &str, notes: &mut Vec<String>) -> Result<
             ));
         }
         let place = format!("s3://{}/{key}?versionId={first}", s.bucket);
-        let obj = client
-            .get_object()
-            .bucket(&s.bucket)
-            .key(&key)
-            .version_id(first)
-            .send()
+        let note = bucket
+            .get(&key, Some(first))
             .await
-            .map_err(|e| anyhow!("{place}: {}", DisplayErrorContext(&e)))?;
-        let note = obj
-            .body
-            .collect()
-            .await
-            .map_err(|e| anyhow!("{place}: {e}"))?
-            .into_bytes()
-            .to_vec();
-        let retention = client
-            .get_object_retention()
-            .bucket(&s.bucket)
-            .key(&key)
-            .version_id(first)
-            .send()
-            .await;
-        let problem = match &retention {
-            Ok(r) => match r.retention() {
-                Some(ret) if ret.mode() != Some(&ObjectLockRetentionMode::Compliance) => Some(
-                    format!("retention mode is {:?}, not COMPLIANCE", ret.mode()),
-                ),
-                Some(ret) => match ret.retain_until_date() {
-                    Some(d) if d.secs() >= s.retain_until => None,
-                    d => Some(format!(
-                        "retained until {:?} (Unix seconds), before the required {}",
-                        d.map(|d| d.secs()),
-                        s.retain_until
-                    )),
-                },
-                None => Some("no retention".into()),
+            .map_err(|e| anyhow!("{place}: {e}"))?;
+        let problem = match bucket.retention(&key, first).await {
+            Ok(Some(r)) if !r.compliance => Some("retention mode is not COMPLIANCE".to_owned()),
+            Ok(Some(r)) => match r.until_s {
+                Some(d) if d >= s.retain_until => None,
+                d => Some(format!(
+                    "retained until {d:?} (Unix seconds), before the required {}",
+                    s.retain_until
+                )),
             },
-            Err(e) => Some(format!("reading its retention: {}", DisplayErrorContext(e))),
+            Ok(None) => Some("no retention".into()),
+            Err(e) => Some(e),
         };
         // An anchor without its lock is not an anchor: reported as a problem.
         out.push(Anchored {

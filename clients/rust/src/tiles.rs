@@ -34,7 +34,7 @@ impl TileSource {
         match self {
             TileSource::Url { base, .. } => base.clone(),
             #[cfg(feature = "s3")]
-            TileSource::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
+            TileSource::S3(s) => format!("s3://{}/{}", s.bucket.bucket, s.bucket.log_prefix),
         }
     }
 
@@ -92,10 +92,7 @@ fn max_bytes(path: &str) -> u64 {
 #[cfg(feature = "s3")]
 pub struct S3Tiles {
     rt: tokio::runtime::Runtime,
-    client: aws_sdk_s3::Client,
-    bucket: String,
-    /// `<prefix>/<hex sha256(origin)>/`.
-    prefix: String,
+    bucket: govledger_connectors::s3::S3Bucket,
     notes: std::sync::Mutex<Vec<String>>,
 }
 
@@ -110,14 +107,17 @@ impl S3Tiles {
     ) -> Result<S3Tiles> {
         let (bucket, prefix) = bucket_prefix.split_once('/').unwrap_or((bucket_prefix, ""));
         anyhow::ensure!(!bucket.is_empty(), "--tiles-s3 BUCKET/PREFIX: no bucket");
+        let source = crate::anchors::S3Source {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            ..conn.clone()
+        };
         Ok(S3Tiles {
             rt: tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?,
-            client: crate::anchors::s3_client(conn)?,
-            bucket: bucket.to_owned(),
-            prefix: ledger_format::anchor::s3_log_prefix(prefix.trim_end_matches('/'), origin),
+            bucket: crate::anchors::s3_bucket(&source, origin)?,
             notes: Default::default(),
         })
     }
@@ -125,61 +125,22 @@ impl S3Tiles {
     /// `checkpoint`: its newest version (the newest mirrored checkpoint); anything else: its
     /// oldest version (the one the mirror wrote, which retention keeps).
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        use aws_sdk_s3::error::DisplayErrorContext;
-        let key = format!("{}{path}", self.prefix);
+        let b = &self.bucket;
+        let key = format!("{}{path}", b.log_prefix);
         self.rt.block_on(async {
-            let mut ids = Vec::new();
-            let (mut key_marker, mut version_marker) = (None, None);
-            loop {
-                let r = self
-                    .client
-                    .list_object_versions()
-                    .bucket(&self.bucket)
-                    .prefix(&key)
-                    .set_key_marker(key_marker)
-                    .set_version_id_marker(version_marker)
-                    .send()
-                    .await
-                    .map_err(|e| anyhow!("listing s3://{}/{key}: {}", self.bucket, DisplayErrorContext(&e)))?;
-                // Newest first; other keys that start with this one come after it.
-                ids.extend(
-                    r.versions()
-                        .iter()
-                        .filter(|v| v.key() == Some(key.as_str()))
-                        .filter_map(|v| v.version_id().map(str::to_owned)),
-                );
-                let past = r.versions().iter().any(|v| v.key() != Some(key.as_str()));
-                if past || r.is_truncated() != Some(true) {
-                    break;
-                }
-                key_marker = r.next_key_marker().map(str::to_owned);
-                version_marker = r.next_version_id_marker().map(str::to_owned);
-            }
+            let ids = b.version_ids(&key).await.map_err(|e| anyhow!(e))?;
             let id = if path == "checkpoint" { ids.first() } else { ids.last() }
-                .ok_or_else(|| anyhow!("s3://{}/{key} does not exist", self.bucket))?;
+                .ok_or_else(|| anyhow!("s3://{}/{key} does not exist", b.bucket))?;
             if ids.len() > 1 && path != "checkpoint" {
                 self.notes.lock().expect("lock poisoned").push(format!(
                     "s3://{}/{key} has {} versions: it was written over; the oldest (mirrored) one was read",
-                    self.bucket,
+                    b.bucket,
                     ids.len()
                 ));
             }
-            let obj = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .version_id(id)
-                .send()
+            b.get(&key, Some(id))
                 .await
-                .map_err(|e| anyhow!("reading s3://{}/{key}: {}", self.bucket, DisplayErrorContext(&e)))?;
-            Ok(obj
-                .body
-                .collect()
-                .await
-                .map_err(|e| anyhow!("reading s3://{}/{key}: {e}", self.bucket))?
-                .into_bytes()
-                .to_vec())
+                .map_err(|e| anyhow!("s3://{}/{key}: {e}", b.bucket))
         })
     }
 }

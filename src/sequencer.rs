@@ -514,6 +514,50 @@ impl Sequencer {
         Ok(slots)
     }
 
+    /// Places a new entry of the group: at the index of an identical leaf already in the log
+    /// or the group (an identical leaf is never appended twice), else appended to the tree,
+    /// with its index records added to `new_entries`.
+    fn place_new(
+        &self,
+        writer: &mut TreeWriter,
+        (by_hash, new_entries): (&mut HashMap<Hash, u64>, &mut Vec<NewEntry>),
+        p: &Pending,
+        leaf: &Leaf,
+        bytes: Vec<u8>,
+        ms: u64,
+    ) -> Result<Placed, StoreError> {
+        let hash = ledger_format::leaf_hash(&bytes);
+        // Every stored leaf has logged_at_ms <= self.last_ms, so a leaf with a newer
+        // timestamp cannot be in the store: only the group can hold it.
+        let existing = match by_hash.get(&hash) {
+            Some(i) => Some(*i),
+            None if ms > self.last_ms => None,
+            None => self.log.index.leaf(&hash)?,
+        };
+        if let Some(index) = existing {
+            return Ok(Placed {
+                index,
+                leaf: bytes,
+                leaf_hash: hash,
+            });
+        }
+        let index = writer.size();
+        writer.append(self.log.store.as_ref(), bytes.clone(), hash)?;
+        by_hash.insert(hash, index);
+        new_entries.push(NewEntry {
+            attrs: p.attrs.clone(),
+            index,
+            leaf_hash: hash,
+            submitter: leaf.submitter.clone(),
+            entry_id: leaf.entry_id.clone(),
+        });
+        Ok(Placed {
+            index,
+            leaf: bytes,
+            leaf_hash: hash,
+        })
+    }
+
     fn commit_group(&mut self, group: Vec<Request>) {
         let started = Instant::now();
         let mut by_id: HashMap<(String, String), Placed> = HashMap::new();
@@ -549,48 +593,19 @@ impl Sequencer {
                         p
                     }
                     Slot::New(leaf, bytes) => {
-                        let hash = ledger_format::leaf_hash(&bytes);
-                        // Every stored leaf has logged_at_ms <= self.last_ms, so a leaf with a
-                        // newer timestamp cannot be in the store: only the group can hold it.
-                        let existing = match by_hash.get(&hash) {
-                            Some(i) => Some(*i),
-                            None if ms > self.last_ms => None,
-                            None => match self.log.index.leaf(&hash) {
-                                Ok(found) => found,
-                                Err(e) => {
-                                    self.stop(answers, &e);
-                                    return;
-                                }
-                            },
-                        };
-                        match existing {
-                            // An identical leaf is never appended twice.
-                            Some(index) => Placed {
-                                index,
-                                leaf: bytes,
-                                leaf_hash: hash,
-                            },
-                            None => {
-                                let index = writer.size();
-                                if let Err(e) =
-                                    writer.append(self.log.store.as_ref(), bytes.clone(), hash)
-                                {
-                                    self.stop(answers, &e);
-                                    return;
-                                }
-                                by_hash.insert(hash, index);
-                                new_entries.push(NewEntry {
-                                    attrs: p.attrs.clone(),
-                                    index,
-                                    leaf_hash: hash,
-                                    submitter: leaf.submitter.clone(),
-                                    entry_id: leaf.entry_id.clone(),
-                                });
-                                Placed {
-                                    index,
-                                    leaf: bytes,
-                                    leaf_hash: hash,
-                                }
+                        let placed = self.place_new(
+                            &mut writer,
+                            (&mut by_hash, &mut new_entries),
+                            p,
+                            &leaf,
+                            bytes,
+                            ms,
+                        );
+                        match placed {
+                            Ok(placed) => placed,
+                            Err(e) => {
+                                self.stop(answers, &e);
+                                return;
                             }
                         }
                     }

@@ -421,34 +421,7 @@ pub fn evaluate(policy: &Policy, case: &Case, now_ms: u64) -> Evaluation {
         }
     }
     let standing = standing(&eligible, &case.request.leaf_hash);
-    let standing_positions: BTreeMap<usize, &str> = standing
-        .values()
-        .map(|s| (s.position, s.approval.statement.approver.as_str()))
-        .collect();
-    for el in &eligible {
-        if !standing_positions.contains_key(&el.position) {
-            let who = el.approval.statement.approver.as_str();
-            let Some(by) = standing.get(who).copied() else {
-                continue;
-            };
-            report[el.position].reason = Some(
-                if by.approval.statement.decision == Verdict::Reject
-                    && by.approval.source() == Source::Signed
-                    && el.approval.source() != Source::Signed
-                {
-                    format!(
-                        "an import does not supersede {who}'s signed rejection (entry {})",
-                        by.entry.index
-                    )
-                } else {
-                    format!(
-                        "superseded by {who}'s later decision at entry {}",
-                        by.entry.index
-                    )
-                },
-            );
-        }
-    }
+    mark_superseded(&mut report, &eligible, &standing);
 
     let mut blockers = Vec::new();
     let mut self_approvals = BTreeSet::new();
@@ -540,6 +513,42 @@ pub fn evaluate(policy: &Policy, case: &Case, now_ms: u64) -> Evaluation {
         rules,
         decisions: report,
         approvers: approvers.into_iter().map(|(who, _, _)| who).collect(),
+    }
+}
+
+/// Says, on the report line of each eligible decision that does not stand, which later
+/// decision of the same person superseded it (or that an import cannot supersede their signed
+/// rejection).
+fn mark_superseded(
+    report: &mut [Decision],
+    eligible: &[Eligible<'_>],
+    standing: &BTreeMap<&str, Eligible<'_>>,
+) {
+    let standing_positions: BTreeSet<usize> = standing.values().map(|s| s.position).collect();
+    for el in eligible {
+        if standing_positions.contains(&el.position) {
+            continue;
+        }
+        let who = el.approval.statement.approver.as_str();
+        let Some(by) = standing.get(who) else {
+            continue;
+        };
+        report[el.position].reason = Some(
+            if by.approval.statement.decision == Verdict::Reject
+                && by.approval.source() == Source::Signed
+                && el.approval.source() != Source::Signed
+            {
+                format!(
+                    "an import does not supersede {who}'s signed rejection (entry {})",
+                    by.entry.index
+                )
+            } else {
+                format!(
+                    "superseded by {who}'s later decision at entry {}",
+                    by.entry.index
+                )
+            },
+        );
     }
 }
 

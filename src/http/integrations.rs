@@ -95,127 +95,155 @@ fn unreadable(
     }))
 }
 
-pub async fn sync(
-    State(s): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    cert: Option<axum::Extension<crate::tls::PeerCertificate>>,
-    headers: HeaderMap,
-    Path(request): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let client = super::submit::authenticate(&s, &headers, peer, cert.as_deref())?;
-    if !client.kinds.is_empty() && !client.kinds.contains(&EntryKind::Approval) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "kind_not_allowed",
-            format!("client {} may not add approval entries", client.name),
+/// What the sources said about one request: decisions to import, what was skipped, and the
+/// sources read.
+#[derive(Default)]
+struct Read {
+    found: Vec<Imported>,
+    skipped: Vec<Skipped>,
+    consulted: Vec<&'static str>,
+}
+
+impl Read {
+    /// Adds what `source` answered (`target` is the PR or change, `what` its description).
+    fn add(
+        &mut self,
+        scope: &Scope,
+        source: &'static str,
+        what: &str,
+        target: &str,
+        read: crate::integrations::Decisions,
+    ) {
+        let (f, sk) = admit(scope, source, what, target, read);
+        self.found.extend(f);
+        self.skipped.extend(sk);
+        self.consulted.push(source);
+    }
+}
+
+fn not_configured(message: &'static str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "source_not_configured",
+        message,
+    )
+}
+
+/// Reads the request's pull request, if it names one and `want` allows.
+async fn read_github(
+    s: &AppState,
+    req: &Logged,
+    st: &serde_json::Value,
+    want: Option<&str>,
+    read: &mut Read,
+) -> Result<(), ApiError> {
+    if want.is_some_and(|w| w != "github") || st.get("github").is_none() {
+        return Ok(());
+    }
+    #[cfg(feature = "github")]
+    match &s.integrations.github {
+        Some(gh) => {
+            let g = &st["github"];
+            let (repo, pr, head) = (
+                g["repo"].as_str().unwrap_or_default(),
+                g["pr"].as_u64().unwrap_or(0),
+                g["head_sha"].as_str().unwrap_or_default(),
+            );
+            let target = format!("{repo}#{pr}");
+            let ok = crate::integrations::github::check_target(repo, pr, head);
+            match unreadable(s, req, "github", ok)? {
+                Some(reason) => read.skipped.push(Skipped {
+                    source: "github",
+                    id: target,
+                    reason,
+                }),
+                None => {
+                    let decisions = gh
+                        .decisions(repo, pr, head, &s.integrations.mapping)
+                        .await
+                        .map_err(source_error)?;
+                    let scope = Scope {
+                        request: req.leaf_hash.to_hex(),
+                    };
+                    let what = "the pull request's description";
+                    read.add(&scope, "github", what, &target, decisions);
+                }
+            }
+        }
+        None if want == Some("github") => {
+            return Err(not_configured("github is not configured on this server"))
+        }
+        None => {}
+    }
+    #[cfg(not(feature = "github"))]
+    if want == Some("github") {
+        let _ = (s, req, read);
+        return Err(not_configured(
+            "this govledgerd was built without the `github` feature",
         ));
     }
-    let want = q.get("source").map(String::as_str);
-    if let Some(w) = want.filter(|w| !["github", "servicenow"].contains(w)) {
-        return Err(ApiError::bad_request(
-            "bad_parameter",
-            format!("source must be github or servicenow, not {w:?}"),
-        )
-        .field("source"));
+    Ok(())
+}
+
+/// Reads the request's change, if it names one and `want` allows.
+async fn read_servicenow(
+    s: &AppState,
+    req: &Logged,
+    st: &serde_json::Value,
+    want: Option<&str>,
+    read: &mut Read,
+) -> Result<(), ApiError> {
+    if want.is_some_and(|w| w != "servicenow") || st.get("servicenow").is_none() {
+        return Ok(());
     }
-    let req = find_request(&s, &request)?;
-    let st = req
-        .request()
-        .map(|r| r.statement_json.clone())
-        .unwrap_or_default();
-    let hex = req.leaf_hash.to_hex();
-    let scope = Scope {
-        request: hex.clone(),
-    };
-    let (mut found, mut skipped): (Vec<Imported>, Vec<Skipped>) = (Vec::new(), Vec::new());
-    let mut consulted = Vec::new();
-    if want.is_none_or(|w| w == "github") && st.get("github").is_some() {
-        #[cfg(feature = "github")]
-        match &s.integrations.github {
-            Some(gh) => {
-                let g = &st["github"];
-                let (repo, pr, head) = (
-                    g["repo"].as_str().unwrap_or_default(),
-                    g["pr"].as_u64().unwrap_or(0),
-                    g["head_sha"].as_str().unwrap_or_default(),
-                );
-                let target = format!("{repo}#{pr}");
-                let ok = crate::integrations::github::check_target(repo, pr, head);
-                match unreadable(&s, &req, "github", ok)? {
-                    Some(reason) => skipped.push(Skipped {
-                        source: "github",
-                        id: target,
-                        reason,
-                    }),
-                    None => {
-                        let read = gh
-                            .decisions(repo, pr, head, &s.integrations.mapping)
-                            .await
-                            .map_err(source_error)?;
-                        let what = "the pull request's description";
-                        let (f, sk) = admit(&scope, "github", what, &target, read);
-                        found.extend(f);
-                        skipped.extend(sk);
-                        consulted.push("github");
-                    }
-                }
-            }
-            None if want == Some("github") => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "source_not_configured",
-                    "github is not configured on this server",
-                ))
-            }
-            None => {}
-        }
-        #[cfg(not(feature = "github"))]
-        if want == Some("github") {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "source_not_configured",
-                "this govledgerd was built without the `github` feature",
+    let Some(sn) = &s.integrations.servicenow else {
+        if want == Some("servicenow") {
+            return Err(not_configured(
+                "servicenow is not configured on this server",
             ));
         }
-    }
-    if want.is_none_or(|w| w == "servicenow") && st.get("servicenow").is_some() {
-        match &s.integrations.servicenow {
-            Some(sn) => {
-                let change = st["servicenow"]["change"].as_str().unwrap_or_default();
-                let ok = crate::integrations::servicenow::check_change(change);
-                let target: String = change.chars().take(64).collect();
-                match unreadable(&s, &req, "servicenow", ok)? {
-                    Some(reason) => skipped.push(Skipped {
-                        source: "servicenow",
-                        id: target,
-                        reason,
-                    }),
-                    None => {
-                        let read = sn
-                            .decisions(change, &s.integrations.mapping)
-                            .await
-                            .map_err(source_error)?;
-                        let what = "the change's description";
-                        let (f, sk) = admit(&scope, "servicenow", what, &target, read);
-                        found.extend(f);
-                        skipped.extend(sk);
-                        consulted.push("servicenow");
-                    }
-                }
-            }
-            None if want == Some("servicenow") => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "source_not_configured",
-                    "servicenow is not configured on this server",
-                ))
-            }
-            None => {}
+        return Ok(());
+    };
+    let change = st["servicenow"]["change"].as_str().unwrap_or_default();
+    let ok = crate::integrations::servicenow::check_change(change);
+    let target: String = change.chars().take(64).collect();
+    match unreadable(s, req, "servicenow", ok)? {
+        Some(reason) => read.skipped.push(Skipped {
+            source: "servicenow",
+            id: target,
+            reason,
+        }),
+        None => {
+            let decisions = sn
+                .decisions(change, &s.integrations.mapping)
+                .await
+                .map_err(source_error)?;
+            let scope = Scope {
+                request: req.leaf_hash.to_hex(),
+            };
+            read.add(
+                &scope,
+                "servicenow",
+                "the change's description",
+                &target,
+                decisions,
+            );
         }
     }
-    // Log order follows the sources' time order (the evaluator orders by decided_at anyway).
-    found.sort_by(|a, b| (&a.decided_at, a.source, &a.id).cmp(&(&b.decided_at, b.source, &b.id)));
+    Ok(())
+}
+
+/// Turns the decisions read into entries for the sequencer, skipping (with the reason) each
+/// that cannot be logged: by the requester, an id that is not plain, a leaf that cannot be
+/// encoded, a schema or governance refusal. Returns the entries and, for each, its decision
+/// and entry id.
+fn entries_of(
+    s: &AppState,
+    st: &serde_json::Value,
+    hex: &str,
+    found: Vec<Imported>,
+    skipped: &mut Vec<Skipped>,
+) -> (Vec<Pending>, Vec<(Imported, String)>) {
     let artifact = st["artifact_sha256"]
         .as_str()
         .unwrap_or_default()
@@ -245,8 +273,8 @@ pub async fn sync(
             .get(&i.approver)
             .and_then(|p| p.roles.first().cloned())
             .unwrap_or_default();
-        let v = body(&i, &hex, &artifact, &role);
-        let id = entry_id(&i, &hex, &v);
+        let v = body(&i, hex, &artifact, &role);
+        let id = entry_id(&i, hex, &v);
         let text = v.to_string();
         // Nothing reaches the sequencer that it could not encode.
         let leaf = Leaf {
@@ -291,6 +319,50 @@ pub async fn sync(
         });
         meta.push((i, leaf.entry_id));
     }
+    (pending, meta)
+}
+
+pub async fn sync(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<axum::Extension<crate::tls::PeerCertificate>>,
+    headers: HeaderMap,
+    Path(request): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let client = super::submit::authenticate(&s, &headers, peer, cert.as_deref())?;
+    if !client.kinds.is_empty() && !client.kinds.contains(&EntryKind::Approval) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "kind_not_allowed",
+            format!("client {} may not add approval entries", client.name),
+        ));
+    }
+    let want = q.get("source").map(String::as_str);
+    if let Some(w) = want.filter(|w| !["github", "servicenow"].contains(w)) {
+        return Err(ApiError::bad_request(
+            "bad_parameter",
+            format!("source must be github or servicenow, not {w:?}"),
+        )
+        .field("source"));
+    }
+    let req = find_request(&s, &request)?;
+    let st = req
+        .request()
+        .map(|r| r.statement_json.clone())
+        .unwrap_or_default();
+    let hex = req.leaf_hash.to_hex();
+    let mut read = Read::default();
+    read_github(&s, &req, &st, want, &mut read).await?;
+    read_servicenow(&s, &req, &st, want, &mut read).await?;
+    let Read {
+        mut found,
+        mut skipped,
+        consulted,
+    } = read;
+    // Log order follows the sources' time order (the evaluator orders by decided_at anyway).
+    found.sort_by(|a, b| (&a.decided_at, a.source, &a.id).cmp(&(&b.decided_at, b.source, &b.id)));
+    let (pending, meta) = entries_of(&s, &st, &hex, found, &mut skipped);
     let size_before = s.log.published().size;
     let mut logged = Vec::new();
     if !pending.is_empty() {

@@ -277,45 +277,26 @@ impl S3Bucket {
     /// Returns the version ids of the full object name `key`, newest first (delete markers
     /// are not versions).
     pub async fn version_ids(&self, key: &str) -> Result<Vec<String>, String> {
-        let key = key.to_owned();
-        let mut versions = Vec::new();
-        let (mut key_marker, mut version_marker) = (None, None);
-        loop {
-            let r = self
-                .client
-                .list_object_versions()
-                .bucket(&self.bucket)
-                .prefix(&key)
-                .set_key_marker(key_marker)
-                .set_version_id_marker(version_marker)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!("listing the versions of {key}: {}", DisplayErrorContext(&e))
-                })?;
-            // S3 lists a key's versions newest first; keys that merely start with `key` (a
-            // partial tile's `.p/` names) come after it.
-            let mine: Vec<String> = r
-                .versions()
-                .iter()
-                .filter(|v| v.key() == Some(key.as_str()))
-                .filter_map(|v| v.version_id().map(str::to_owned))
-                .collect();
-            let past = r.versions().iter().any(|v| v.key() != Some(key.as_str()));
-            versions.extend(mine);
-            if past || r.is_truncated() != Some(true) {
-                break;
-            }
-            key_marker = r.next_key_marker().map(str::to_owned);
-            version_marker = r.next_version_id_marker().map(str::to_owned);
-        }
-        Ok(versions)
+        let versions = self.list(key, None, Some(key)).await?;
+        Ok(versions.into_iter().map(|v| v.id).collect())
     }
 
     /// Returns every version of every object directly under `prefix` (not below a further
     /// `/`), in the listing's order: by key, each key's versions newest first. Delete markers
     /// are not versions.
     pub async fn versions_under(&self, prefix: &str) -> Result<Vec<Version>, String> {
+        self.list(prefix, Some("/"), None).await
+    }
+
+    /// Lists the versions of the keys starting with `prefix` (not below a further `delimiter`),
+    /// page by page; with `only`, the versions of that one key (S3 lists keys in order, so
+    /// the listing stops at the first key past it, such as a partial tile's `.p/` names).
+    async fn list(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        only: Option<&str>,
+    ) -> Result<Vec<Version>, String> {
         let mut out = Vec::new();
         let (mut key_marker, mut version_marker) = (None, None);
         loop {
@@ -324,22 +305,27 @@ impl S3Bucket {
                 .list_object_versions()
                 .bucket(&self.bucket)
                 .prefix(prefix)
-                .delimiter("/")
+                .set_delimiter(delimiter.map(str::to_owned))
                 .set_key_marker(key_marker)
                 .set_version_id_marker(version_marker)
                 .send()
                 .await
                 .map_err(|e| {
                     format!(
-                        "listing s3://{}/{prefix}: {}",
+                        "listing the versions of s3://{}/{prefix}: {}",
                         self.bucket,
                         DisplayErrorContext(&e)
                     )
                 })?;
+            let mut past = false;
             for v in r.versions() {
                 let (Some(key), Some(id)) = (v.key(), v.version_id()) else {
                     continue;
                 };
+                if only.is_some_and(|k| k != key) {
+                    past = true;
+                    continue;
+                }
                 let modified_ms = v.last_modified().map_or(0, |d| {
                     d.secs() * 1_000 + i64::from(d.subsec_nanos() / 1_000_000)
                 });
@@ -349,7 +335,7 @@ impl S3Bucket {
                     modified_ms,
                 });
             }
-            if r.is_truncated() != Some(true) {
+            if past || r.is_truncated() != Some(true) {
                 break;
             }
             key_marker = r.next_key_marker().map(str::to_owned);

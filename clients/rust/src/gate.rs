@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use ledger_format::approval::{evaluate, Bundle, Decision, OpenedBundle};
+use ledger_format::approval::{evaluate, Bundle, Decision, Logged, OpenedBundle};
 use ledger_format::checkpoint::SignedCheckpoint;
 use ledger_format::note::VerifierKey;
 use ledger_format::policy::{Check, Policy};
@@ -468,26 +468,39 @@ pub fn read_policy(path: &Path) -> Result<Policy> {
     Policy::parse(&text).with_context(|| path.display().to_string())
 }
 
-/// Runs the gate. An error means the gate could not decide (usage or I/O, exit 2).
-pub fn run(a: &GateArgs) -> Result<Report> {
-    let policy = read_policy(a.policy)?;
-    // GitHub and ServiceNow, connected at most once per run for re-reads and the verdict.
-    let remote = Remote::new(&a.sources);
-    let Some(log_key) = policy.log_key.clone() else {
-        bail!(
-            "{}: the policy has no [log] key, so no checkpoint can be trusted",
-            a.policy.display()
-        );
-    };
-    let request = Hash::parse_any(a.request)
-        .map_err(|e| anyhow::anyhow!("--request: {e}"))?
-        .to_hex();
-    let url = a.url.map(|u| u.trim_end_matches('/'));
-    let bytes = match (a.bundle, url) {
+/// Returns the names of the rules that failed.
+fn failed_rules(rules: &[Check]) -> Vec<String> {
+    rules
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.rule.clone())
+        .collect()
+}
+
+/// Returns the refusal of a bundle that could not be opened: its rules, no checkpoint, no
+/// approvers or decisions.
+fn refusal(request: String, policy: &Policy, rules: Vec<Check>) -> Report {
+    Report {
+        ok: false,
+        request,
+        policy: policy.name.clone(),
+        checkpoint: None,
+        failed: failed_rules(&rules),
+        rules,
+        approvers: Vec::new(),
+        decisions: Vec::new(),
+        github_status: None,
+        github_check_run: None,
+    }
+}
+
+/// Loads the bundle's bytes: from the file given, else from the server (proven against the
+/// witnessed checkpoint when the policy requires witnesses or bounds freshness, since only its
+/// cosignatures count and date it; else the latest).
+fn load_bundle(a: &GateArgs, policy: &Policy, url: Option<&str>, request: &str) -> Result<Vec<u8>> {
+    Ok(match (a.bundle, url) {
         (Some(path), _) => crate::cli::read_input(path)?,
         (None, Some(url)) => {
-            // With witnesses required or freshness bounded, prove against the witnessed
-            // checkpoint: only its cosignatures count and date it.
             let which = if policy.witnesses_required > 0 || policy.max_checkpoint_age_ms.is_some() {
                 "witnessed"
             } else {
@@ -500,110 +513,175 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             .to_vec()
         }
         (None, None) => bail!("give the bundle (--bundle FILE) or the server (--url URL)"),
+    })
+}
+
+/// Online, finds the key that signed the bundle's checkpoint: a checkpoint the policy's key
+/// did not sign may come after a key rotation, and the log's key_event entries, checked from
+/// the policy's key, name the key that signs it. Returns that key and the rule `key_rotation`
+/// when rotations were followed or following failed.
+fn follow_rotations(
+    url: Option<&str>,
+    bundle: &Bundle,
+    log_key: VerifierKey,
+) -> (VerifierKey, Option<Check>) {
+    let Some(u) = url else {
+        return (log_key, None);
     };
-    let bundle = match Bundle::parse(&bytes) {
-        Ok(b) => b,
-        // Garbage evidence is a refusal, not a usage error.
-        Err(e) => {
-            return Ok(Report {
-                ok: false,
-                request,
-                policy: policy.name.clone(),
-                checkpoint: None,
-                rules: vec![Check {
-                    rule: "bundle_format".into(),
-                    ok: false,
-                    detail: e.to_string(),
-                }],
-                failed: vec!["bundle_format".into()],
-                approvers: Vec::new(),
-                decisions: Vec::new(),
-                github_status: None,
-                github_check_run: None,
-            })
+    match crate::keys::follow_note(u, &bundle.checkpoint, &log_key) {
+        Ok(Some((key, events, _))) => {
+            let detail = format!(
+                "followed {} key rotation(s) recorded in the log from the policy's key to {key}",
+                events.len()
+            );
+            (
+                key,
+                Some(Check {
+                    rule: "key_rotation".into(),
+                    ok: true,
+                    detail,
+                }),
+            )
         }
-    };
-    // Online, a checkpoint the policy's key did not sign may come after a key rotation: the
-    // log's key_event entries, checked from the policy's key, name the key that signs it.
-    let policy_key = log_key.clone();
-    let (log_key, rotation) = match url {
-        Some(u) => match crate::keys::follow_note(u, &bundle.checkpoint, &log_key) {
-            Ok(Some((key, events, _))) => {
-                let detail = format!(
-                        "followed {} key rotation(s) recorded in the log from the policy's key to {key}",
-                        events.len()
-                    );
-                (
-                    key,
-                    Some(Check {
-                        rule: "key_rotation".into(),
-                        ok: true,
-                        detail,
-                    }),
-                )
+        Ok(None) => (log_key, None),
+        Err(e) => {
+            let detail = format!("following the log's key rotations from the policy's key: {e:#}");
+            (
+                log_key,
+                Some(Check {
+                    rule: "key_rotation".into(),
+                    ok: false,
+                    detail,
+                }),
+            )
+        }
+    }
+}
+
+/// The rule `witness_cosignatures` (when the policy requires witnesses): enough of the
+/// policy's witnesses cosigned the checkpoint.
+fn witness_cosignatures(policy: &Policy, opened: &OpenedBundle) -> Check {
+    let n = opened.cosigners.len();
+    Check {
+        rule: "witness_cosignatures".into(),
+        ok: n >= policy.witnesses_required,
+        detail: format!(
+            "{n} of the policy's witnesses cosigned the checkpoint, {} required{}",
+            policy.witnesses_required,
+            if n == 0 {
+                String::new()
+            } else {
+                format!(": [{}]", opened.cosigners.join(", "))
             }
-            Ok(None) => (log_key, None),
-            Err(e) => {
-                let detail =
-                    format!("following the log's key rotations from the policy's key: {e:#}");
-                (
-                    log_key,
-                    Some(Check {
-                        rule: "key_rotation".into(),
-                        ok: false,
-                        detail,
-                    }),
-                )
-            }
-        },
-        _ => (log_key, None),
-    };
-    let opened = bundle.open(&log_key, &policy.witness_keys);
-    if opened
-        .checks
+        ),
+    }
+}
+
+/// The rule `sources_recheck` (with `--recheck-sources`): every counted imported decision,
+/// re-read from its source, is unchanged.
+fn sources_recheck(remote: &Remote, request_json: &Value, decisions: &[Decision]) -> Result<Check> {
+    let mut disagree = Vec::new();
+    let mut rechecked = 0;
+    for d in decisions
         .iter()
-        .any(|c| c.rule == "bundle_format" && !c.ok)
+        .filter(|d| d.counted && d.source != "signed")
     {
-        let failed: Vec<String> = opened
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.rule.clone())
-            .collect();
-        return Ok(Report {
-            ok: false,
-            request,
-            policy: policy.name.clone(),
-            checkpoint: None,
-            rules: opened.checks,
-            failed,
-            approvers: Vec::new(),
-            decisions: Vec::new(),
-            github_status: None,
-            github_check_run: None,
-        });
+        rechecked += 1;
+        if let Some(why) = recheck(remote, request_json, d)? {
+            disagree.push(why);
+        }
     }
-    let mut rules = opened.checks.clone();
-    rules.extend(rotation);
-    if policy.witnesses_required > 0 {
-        let n = opened.cosigners.len();
-        rules.push(Check {
-            rule: "witness_cosignatures".into(),
-            ok: n >= policy.witnesses_required,
-            detail: format!(
-                "{n} of the policy's witnesses cosigned the checkpoint, {} required{}",
-                policy.witnesses_required,
-                if n == 0 {
-                    String::new()
-                } else {
-                    format!(": [{}]", opened.cosigners.join(", "))
-                }
-            ),
-        });
+    Ok(Check {
+        rule: "sources_recheck".into(),
+        ok: disagree.is_empty(),
+        detail: if disagree.is_empty() {
+            format!("{rechecked} imported decisions re-read from their sources and unchanged")
+        } else {
+            disagree.join("; ")
+        },
+    })
+}
+
+/// The rule `artifact` (with `--artifact`): the file about to be deployed hashes to the
+/// approved digest.
+fn artifact(path: &Path, r: &Logged) -> Result<Check> {
+    let (hex, _) = crate::dataset::hash_file(path, &mut |_| {})?;
+    let have = format!("sha256:{hex}");
+    let want = r
+        .request()
+        .map(|x| x.statement.artifact_sha256.as_str())
+        .unwrap_or_default();
+    Ok(Check {
+        rule: "artifact".into(),
+        ok: have == want,
+        detail: if have == want {
+            format!("{} is the approved {want}", path.display())
+        } else {
+            format!(
+                "{} hashes to {have}, the approved artifact is {want}",
+                path.display()
+            )
+        },
+    })
+}
+
+/// What evaluating the proven request yields besides its rules.
+#[derive(Default)]
+struct Evaluated {
+    /// Distinct approvers that counted.
+    approvers: Vec<String>,
+    decisions: Vec<Decision>,
+    /// `{"statement": ...}` of the request, for the verdict's commit.
+    request_body: Option<Value>,
+}
+
+/// Evaluates the proven request `r` (the one asked about) and pushes its rules: `entry_times`,
+/// `checkpoint_fresh`, the policy's checks and approval rules, `sources_recheck` and
+/// `artifact`.
+fn evaluate_request(
+    a: &GateArgs,
+    policy: &Policy,
+    remote: &Remote,
+    opened: &OpenedBundle,
+    r: &Logged,
+    rules: &mut Vec<Check>,
+) -> Result<Evaluated> {
+    let Some(case) = opened.case() else {
+        bail!("the bundle's request is proven but has no case");
+    };
+    let ev = evaluate(policy, &case, a.now_ms);
+    rules.push(entry_times(policy, opened, a.now_ms));
+    if policy.max_checkpoint_age_ms.is_some() {
+        rules.push(checkpoint_fresh(policy, opened, a.now_ms));
     }
-    let mut approvers = Vec::new();
-    let mut decisions = Vec::new();
-    let mut request_body = None;
+    rules.extend(ev.checks);
+    rules.extend(ev.rules);
+    let request_json = serde_json::json!({
+        "statement": r.request().map(|x| x.statement_json.clone()).unwrap_or_default()
+    });
+    if a.recheck {
+        rules.push(sources_recheck(remote, &request_json, &ev.decisions)?);
+    }
+    if let Some(path) = a.artifact {
+        rules.push(artifact(path, r)?);
+    }
+    Ok(Evaluated {
+        approvers: ev.approvers,
+        decisions: ev.decisions,
+        request_body: Some(request_json),
+    })
+}
+
+/// Pushes the rule `request_match` (the bundle proves the request asked about) and, when it
+/// holds, the rules of its evaluation.
+fn request_rules(
+    a: &GateArgs,
+    policy: &Policy,
+    remote: &Remote,
+    opened: &OpenedBundle,
+    request: &str,
+    rules: &mut Vec<Check>,
+) -> Result<Evaluated> {
     match &opened.request {
         Some(r) if r.leaf_hash.to_hex() == request => {
             rules.push(Check {
@@ -611,64 +689,7 @@ pub fn run(a: &GateArgs) -> Result<Report> {
                 ok: true,
                 detail: format!("request {request} at index {}", r.index),
             });
-            let Some(case) = opened.case() else {
-                bail!("the bundle's request is proven but has no case");
-            };
-            let ev = evaluate(&policy, &case, a.now_ms);
-            rules.push(entry_times(&policy, &opened, a.now_ms));
-            if policy.max_checkpoint_age_ms.is_some() {
-                rules.push(checkpoint_fresh(&policy, &opened, a.now_ms));
-            }
-            rules.extend(ev.checks);
-            rules.extend(ev.rules);
-            approvers = ev.approvers;
-            decisions = ev.decisions;
-            let request_json = serde_json::json!({
-                "statement": r.request().map(|x| x.statement_json.clone()).unwrap_or_default()
-            });
-            if a.recheck {
-                let mut disagree = Vec::new();
-                let mut rechecked = 0;
-                for d in decisions
-                    .iter()
-                    .filter(|d| d.counted && d.source != "signed")
-                {
-                    rechecked += 1;
-                    if let Some(why) = recheck(&remote, &request_json, d)? {
-                        disagree.push(why);
-                    }
-                }
-                rules.push(Check {
-                    rule: "sources_recheck".into(),
-                    ok: disagree.is_empty(),
-                    detail: if disagree.is_empty() {
-                        format!("{rechecked} imported decisions re-read from their sources and unchanged")
-                    } else {
-                        disagree.join("; ")
-                    },
-                });
-            }
-            request_body = Some(request_json.clone());
-            if let Some(path) = a.artifact {
-                let (hex, _) = crate::dataset::hash_file(path, &mut |_| {})?;
-                let have = format!("sha256:{hex}");
-                let want = r
-                    .request()
-                    .map(|x| x.statement.artifact_sha256.as_str())
-                    .unwrap_or_default();
-                rules.push(Check {
-                    rule: "artifact".into(),
-                    ok: have == want,
-                    detail: if have == want {
-                        format!("{} is the approved {want}", path.display())
-                    } else {
-                        format!(
-                            "{} hashes to {have}, the approved artifact is {want}",
-                            path.display()
-                        )
-                    },
-                });
-            }
+            return evaluate_request(a, policy, remote, opened, r, rules);
         }
         Some(r) => rules.push(Check {
             rule: "request_match".into(),
@@ -684,38 +705,86 @@ pub fn run(a: &GateArgs) -> Result<Report> {
             detail: "the bundle's request is not proven".into(),
         }),
     }
+    Ok(Evaluated::default())
+}
+
+/// Publishes the verdict (with `--github-status`) on the head commit of the request's pull
+/// request; returns the published state and the check run, if any.
+fn publish_verdict(
+    remote: &Remote,
+    url: Option<&str>,
+    request: &str,
+    request_body: Option<Value>,
+    failed: &[String],
+) -> Result<(Option<String>, Option<u64>)> {
+    let body = request_body
+        .ok_or_else(|| anyhow::anyhow!("--github-status: the bundle's request is not proven"))?;
+    let g = &body["statement"]["github"];
+    let (Some(repo), Some(sha)) = (g["repo"].as_str(), g["head_sha"].as_str()) else {
+        bail!("--github-status: the request names no GitHub pull request");
+    };
+    let target = url.map(|u| format!("{u}/v1/approvals/{request}/bundle"));
+    let completed_at = crate::time::rfc3339_ms(crate::time::now_ms());
+    let gh = remote.github()?;
+    let published =
+        remote.call(gh.publish(repo, sha, failed.is_empty(), target, failed, &completed_at))?;
+    Ok((Some(published.state), published.check_run))
+}
+
+/// Runs the gate. An error means the gate could not decide (usage or I/O, exit 2).
+pub fn run(a: &GateArgs) -> Result<Report> {
+    let policy = read_policy(a.policy)?;
+    // GitHub and ServiceNow, connected at most once per run for re-reads and the verdict.
+    let remote = Remote::new(&a.sources);
+    let Some(log_key) = policy.log_key.clone() else {
+        bail!(
+            "{}: the policy has no [log] key, so no checkpoint can be trusted",
+            a.policy.display()
+        );
+    };
+    let request = Hash::parse_any(a.request)
+        .map_err(|e| anyhow::anyhow!("--request: {e}"))?
+        .to_hex();
+    let url = a.url.map(|u| u.trim_end_matches('/'));
+    let bytes = load_bundle(a, &policy, url, &request)?;
+    let bundle = match Bundle::parse(&bytes) {
+        Ok(b) => b,
+        // Garbage evidence is a refusal, not a usage error.
+        Err(e) => {
+            let format = Check {
+                rule: "bundle_format".into(),
+                ok: false,
+                detail: e.to_string(),
+            };
+            return Ok(refusal(request, &policy, vec![format]));
+        }
+    };
+    let policy_key = log_key.clone();
+    let (log_key, rotation) = follow_rotations(url, &bundle, log_key);
+    let opened = bundle.open(&log_key, &policy.witness_keys);
+    if opened
+        .checks
+        .iter()
+        .any(|c| c.rule == "bundle_format" && !c.ok)
+    {
+        return Ok(refusal(request, &policy, opened.checks));
+    }
+    let mut rules = opened.checks.clone();
+    rules.extend(rotation);
+    if policy.witnesses_required > 0 {
+        rules.push(witness_cosignatures(&policy, &opened));
+    }
+    let evaluated = request_rules(a, &policy, &remote, &opened, &request, &mut rules)?;
     if let Some(url) = url {
         rules.push(log_consistency(url, &policy_key, &bundle));
         rules.push(bundle_complete(url, &request, &bundle, &opened)?);
     }
-    let failed: Vec<String> = rules
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.rule.clone())
-        .collect();
-    let (mut github_status, mut github_check_run) = (None, None);
-    if a.github_status {
-        let body = request_body.ok_or_else(|| {
-            anyhow::anyhow!("--github-status: the bundle's request is not proven")
-        })?;
-        let g = &body["statement"]["github"];
-        let (Some(repo), Some(sha)) = (g["repo"].as_str(), g["head_sha"].as_str()) else {
-            bail!("--github-status: the request names no GitHub pull request");
-        };
-        let target = url.map(|u| format!("{u}/v1/approvals/{request}/bundle"));
-        let completed_at = crate::time::rfc3339_ms(crate::time::now_ms());
-        let gh = remote.github()?;
-        let published = remote.call(gh.publish(
-            repo,
-            sha,
-            failed.is_empty(),
-            target,
-            &failed,
-            &completed_at,
-        ))?;
-        github_status = Some(published.state);
-        github_check_run = published.check_run;
-    }
+    let failed = failed_rules(&rules);
+    let (github_status, github_check_run) = if a.github_status {
+        publish_verdict(&remote, url, &request, evaluated.request_body, &failed)?
+    } else {
+        (None, None)
+    };
     Ok(Report {
         github_status,
         github_check_run,
@@ -729,8 +798,8 @@ pub fn run(a: &GateArgs) -> Result<Report> {
         }),
         rules,
         failed,
-        approvers,
-        decisions,
+        approvers: evaluated.approvers,
+        decisions: evaluated.decisions,
     })
 }
 

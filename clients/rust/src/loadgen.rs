@@ -165,13 +165,9 @@ fn entry(out: &mut String, worker: usize, seq: u64, run: u64) {
     );
 }
 
-/// Runs the load and returns the report.
-pub async fn run(args: LoadArgs) -> Result<Report> {
-    let http = crate::http::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
-    let base = args.url.trim_end_matches('/').to_owned();
-    let key = match &args.log_key {
+/// Returns the log key receipts are verified with: `--log-key`, else the server's.
+async fn log_key(args: &LoadArgs, http: &reqwest::Client, base: &str) -> Result<VerifierKey> {
+    Ok(match &args.log_key {
         Some(k) => VerifierKey::parse(k).context("--log-key")?,
         None => {
             let info: Value = http
@@ -184,115 +180,150 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
             VerifierKey::parse(info["verifier_key"].as_str().unwrap_or_default())
                 .context("the server's verifier key")?
         }
-    };
-    let verifier = Arc::new(Verifier {
-        key,
-        seen: Mutex::new(HashSet::new()),
-    });
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let start = Instant::now();
-    let end = start + args.duration;
-    let run_id: u64 = rand::random();
-    // Open loop: each worker owns every concurrency-th slot of a global schedule.
-    let interval = args
-        .rate
-        .map(|r| Duration::from_secs_f64(args.batch as f64 * args.concurrency as f64 / r));
-    let mut workers = Vec::new();
-    for w in 0..args.concurrency {
-        let http = http.clone();
-        let url = format!("{base}/v1/entries");
-        let tally = tally.clone();
-        let verifier = verifier.clone();
-        let args = args.clone();
-        workers.push(tokio::spawn(async move {
-            let mut seq = 0u64;
-            let mut next = start
-                + interval
-                    .map(|i| i.mul_f64(w as f64 / args.concurrency as f64))
-                    .unwrap_or_default();
-            loop {
-                if interval.is_some() {
-                    tokio::time::sleep_until(next.into()).await;
-                }
-                let scheduled = if interval.is_some() {
-                    next
-                } else {
-                    Instant::now()
-                };
-                if scheduled >= end {
-                    break;
-                }
-                let mut body = String::with_capacity(256 * args.batch.max(1) + 16);
-                if args.batch <= 1 {
-                    seq += 1;
-                    entry(&mut body, w, seq, run_id);
-                } else {
-                    body.push_str(r#"{"entries":["#);
-                    for i in 0..args.batch {
-                        if i > 0 {
-                            body.push(',');
-                        }
-                        seq += 1;
-                        entry(&mut body, w, seq, run_id);
-                    }
-                    body.push_str("]}");
-                }
-                let mut req = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body);
-                if let Some(t) = &args.token {
-                    req = req.bearer_auth(t);
-                }
-                let result = req.send().await;
-                let latency = scheduled.elapsed();
-                let (ok, verified, invalid, err) = match result {
-                    Err(e) => (
-                        0,
-                        0,
-                        0,
-                        Some(if e.is_connect() {
-                            "connect".to_string()
-                        } else {
-                            "transport".to_string()
-                        }),
-                    ),
-                    Ok(r) if !r.status().is_success() => {
-                        (0, 0, 0, Some(r.status().as_u16().to_string()))
-                    }
-                    Ok(r) => match r.bytes().await {
-                        Err(_) => (0, 0, 0, Some("bad_response".to_string())),
-                        Ok(bytes) => {
-                            let (good, bad) = verifier.answer(&bytes, args.batch > 1);
-                            (args.batch.max(1) as u64, good, bad, None)
-                        }
-                    },
-                };
-                {
-                    let mut t = tally.lock().expect("lock poisoned");
-                    t.requests += 1;
-                    t.entries += ok;
-                    t.verified += verified;
-                    t.invalid += invalid;
-                    t.latencies_us.push(latency.as_micros() as u64);
-                    if let Some(e) = err {
-                        *t.errors.entry(e).or_default() += 1;
-                    }
-                }
-                if let Some(i) = interval {
-                    next += i;
-                }
+    })
+}
+
+/// What every worker shares: the client, the target, the schedule and the tally.
+#[derive(Clone)]
+struct Shared {
+    http: reqwest::Client,
+    /// The server's `/v1/entries`.
+    url: String,
+    args: LoadArgs,
+    tally: Arc<Mutex<Tally>>,
+    verifier: Arc<Verifier>,
+    start: Instant,
+    end: Instant,
+    /// Open loop: the time between one worker's requests; `None` for closed loop.
+    interval: Option<Duration>,
+    run_id: u64,
+}
+
+/// The outcome of one request.
+struct Answer {
+    /// Entries appended.
+    entries: u64,
+    verified: u64,
+    invalid: u64,
+    /// The error's class (`connect`, `transport`, an HTTP status, `bad_response`).
+    error: Option<String>,
+}
+
+impl Tally {
+    /// Counts one request, its latency and its answer.
+    fn record(&mut self, latency: Duration, answer: Answer) {
+        self.requests += 1;
+        self.entries += answer.entries;
+        self.verified += answer.verified;
+        self.invalid += answer.invalid;
+        self.latencies_us.push(latency.as_micros() as u64);
+        if let Some(e) = answer.error {
+            *self.errors.entry(e).or_default() += 1;
+        }
+    }
+}
+
+/// Returns the body of worker `w`'s next request: one entry, or a batch of them (numbered on
+/// from `seq`).
+fn request_body(batch: usize, w: usize, seq: &mut u64, run_id: u64) -> String {
+    let mut body = String::with_capacity(256 * batch.max(1) + 16);
+    if batch <= 1 {
+        *seq += 1;
+        entry(&mut body, w, *seq, run_id);
+    } else {
+        body.push_str(r#"{"entries":["#);
+        for i in 0..batch {
+            if i > 0 {
+                body.push(',');
             }
-        }));
+            *seq += 1;
+            entry(&mut body, w, *seq, run_id);
+        }
+        body.push_str("]}");
     }
-    for w in workers {
-        w.await?;
+    body
+}
+
+impl Shared {
+    /// Classifies the server's answer to one request, verifying its receipts.
+    async fn answer(&self, result: reqwest::Result<reqwest::Response>) -> Answer {
+        let failed = |e: String| Answer {
+            entries: 0,
+            verified: 0,
+            invalid: 0,
+            error: Some(e),
+        };
+        match result {
+            Err(e) => failed(if e.is_connect() {
+                "connect".to_string()
+            } else {
+                "transport".to_string()
+            }),
+            Ok(r) if !r.status().is_success() => failed(r.status().as_u16().to_string()),
+            Ok(r) => match r.bytes().await {
+                Err(_) => failed("bad_response".to_string()),
+                Ok(bytes) => {
+                    let (good, bad) = self.verifier.answer(&bytes, self.args.batch > 1);
+                    Answer {
+                        entries: self.args.batch.max(1) as u64,
+                        verified: good,
+                        invalid: bad,
+                        error: None,
+                    }
+                }
+            },
+        }
     }
-    let seconds = start
-        .elapsed()
-        .as_secs_f64()
-        .min(args.duration.as_secs_f64().max(0.001));
-    let mut t = std::mem::take(&mut *tally.lock().expect("lock poisoned"));
+
+    /// Worker `w`: sends requests until the end, at its slots of the schedule (open loop) or
+    /// as soon as the last answer arrived (closed loop), and tallies each.
+    async fn worker(self, w: usize) {
+        let args = &self.args;
+        let mut seq = 0u64;
+        // Open loop: this worker's first slot of the global schedule.
+        let mut next = self.start
+            + self
+                .interval
+                .map(|i| i.mul_f64(w as f64 / args.concurrency as f64))
+                .unwrap_or_default();
+        loop {
+            if self.interval.is_some() {
+                tokio::time::sleep_until(next.into()).await;
+            }
+            let scheduled = if self.interval.is_some() {
+                next
+            } else {
+                Instant::now()
+            };
+            if scheduled >= self.end {
+                break;
+            }
+            let body = request_body(args.batch, w, &mut seq, self.run_id);
+            let mut req = self
+                .http
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(t) = &args.token {
+                req = req.bearer_auth(t);
+            }
+            let result = req.send().await;
+            let latency = scheduled.elapsed();
+            let answer = self.answer(result).await;
+            self.tally
+                .lock()
+                .expect("lock poisoned")
+                .record(latency, answer);
+            if let Some(i) = self.interval {
+                next += i;
+            }
+        }
+    }
+}
+
+/// Aggregates the tally of a run of `seconds` into the report: totals, throughput and the
+/// latency percentiles.
+fn report(mut t: Tally, seconds: f64) -> Report {
     t.latencies_us.sort_unstable();
     let pct = |p: f64| -> f64 {
         if t.latencies_us.is_empty() {
@@ -308,7 +339,7 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
         ("p99", pct(0.99)),
         ("max", pct(1.0)),
     ]);
-    Ok(Report {
+    Report {
         entries: t.entries,
         requests: t.requests,
         seconds,
@@ -317,7 +348,48 @@ pub async fn run(args: LoadArgs) -> Result<Report> {
         errors: t.errors,
         receipts_verified: t.verified,
         receipts_invalid: t.invalid,
-    })
+    }
+}
+
+/// Runs the load and returns the report.
+pub async fn run(args: LoadArgs) -> Result<Report> {
+    let http = crate::http::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let base = args.url.trim_end_matches('/').to_owned();
+    let key = log_key(&args, &http, &base).await?;
+    let verifier = Arc::new(Verifier {
+        key,
+        seen: Mutex::new(HashSet::new()),
+    });
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let start = Instant::now();
+    let shared = Shared {
+        http,
+        url: format!("{base}/v1/entries"),
+        tally: tally.clone(),
+        verifier,
+        start,
+        end: start + args.duration,
+        // Open loop: each worker owns every concurrency-th slot of a global schedule.
+        interval: args
+            .rate
+            .map(|r| Duration::from_secs_f64(args.batch as f64 * args.concurrency as f64 / r)),
+        run_id: rand::random(),
+        args: args.clone(),
+    };
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|w| tokio::spawn(shared.clone().worker(w)))
+        .collect();
+    for w in workers {
+        w.await?;
+    }
+    let seconds = start
+        .elapsed()
+        .as_secs_f64()
+        .min(args.duration.as_secs_f64().max(0.001));
+    let t = std::mem::take(&mut *tally.lock().expect("lock poisoned"));
+    Ok(report(t, seconds))
 }
 
 /// `govledger loadgen`: exit 1 when a receipt did not verify.

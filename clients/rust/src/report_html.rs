@@ -112,30 +112,39 @@ fn table(id: &str, headers: &[&str], rows: Vec<Vec<String>>) -> String {
     t
 }
 
-/// Renders the report.
-pub fn render(r: &Value) -> String {
-    let empty = serde_json::Map::new();
-    let by_day = r["entries"]["by_day"].as_object().unwrap_or(&empty);
-    let anomalies = r["anomalies"].as_array().cloned().unwrap_or_default();
-    let mut h = String::from(
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>govledger audit report</title><style>
+/// The page's start: doctype, title and the inline style sheet.
+const HEAD: &str = r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>govledger audit report</title><style>
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}code{font-size:.85em;word-break:break-all}.ok{color:#1a7f37}.bad{color:#c62828;font-weight:bold}
-</style></head><body>"#,
-    );
-    h.push_str("<h1>govledger audit report</h1>");
-    let verdict = if anomalies.is_empty() {
+</style></head><body>"#;
+
+/// Rows of (name, count) for a JSON object of counts.
+fn count_rows(counts: &Value) -> Vec<Vec<String>> {
+    counts
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| vec![esc(k), text(v)])
+        .collect()
+}
+
+/// The verdict line: no anomalies, or how many.
+fn verdict(anomalies: &[Value]) -> String {
+    if anomalies.is_empty() {
         r#"<p id="verdict" class="ok">No anomalies.</p>"#.to_owned()
     } else {
         format!(
             r#"<p id="verdict" class="bad">{} anomalies (listed below).</p>"#,
             anomalies.len()
         )
-    };
-    h.push_str(&verdict);
-    h.push_str(&table(
+    }
+}
+
+/// The summary table: log, tree, range, generation time and replay.
+fn summary(r: &Value) -> String {
+    table(
         "summary",
         &["", ""],
         vec![
@@ -161,31 +170,62 @@ th{background:#f3f3f3}code{font-size:.85em;word-break:break-all}.ok{color:#1a7f3
                 ),
             ],
         ],
-    ));
-    h.push_str("<h2>Entries per day, by kind</h2>");
+    )
+}
+
+/// The section "Entries per day, by kind": the chart and the table of entries per kind.
+fn entries_section(r: &Value) -> String {
+    let empty = serde_json::Map::new();
+    let by_day = r["entries"]["by_day"].as_object().unwrap_or(&empty);
+    let mut h = String::from("<h2>Entries per day, by kind</h2>");
     h.push_str(&chart(by_day));
     h.push_str(&table(
         "entries-by-kind",
         &["kind", "entries"],
-        r["entries"]["by_kind"]
-            .as_object()
-            .unwrap_or(&empty)
-            .iter()
-            .map(|(k, v)| vec![esc(k), text(v)])
-            .collect(),
+        count_rows(&r["entries"]["by_kind"]),
     ));
-    h.push_str("<h2>Audit events by compliance tag</h2>");
+    h
+}
+
+/// The section "Audit events by compliance tag".
+fn tags_section(r: &Value) -> String {
+    let mut h = String::from("<h2>Audit events by compliance tag</h2>");
     h.push_str(&table(
         "tags",
         &["tag", "events"],
-        r["audit_events_by_tag"]
-            .as_object()
-            .unwrap_or(&empty)
-            .iter()
-            .map(|(k, v)| vec![esc(k), text(v)])
-            .collect(),
+        count_rows(&r["audit_events_by_tag"]),
     ));
-    h.push_str("<h2>Models trained</h2>");
+    h
+}
+
+/// One row of the models table: model, version, entry, time, datasets and artifact.
+fn model_row(m: &Value) -> Vec<String> {
+    let ds: Vec<String> = m["datasets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            format!(
+                "{} ({}): <code>{}</code>",
+                text(&d["name"]),
+                text(&d["type"]),
+                text(&d["sha256"])
+            )
+        })
+        .collect();
+    vec![
+        text(&m["model_id"]),
+        text(&m["model_version"]),
+        text(&m["index"]),
+        text(&m["logged_at"]),
+        ds.join("<br>"),
+        format!("<code>{}</code>", text(&m["artifact_sha256"])),
+    ]
+}
+
+/// The section "Models trained".
+fn models_section(r: &Value) -> String {
+    let mut h = String::from("<h2>Models trained</h2>");
     h.push_str(&table(
         "models",
         &[
@@ -200,33 +240,16 @@ th{background:#f3f3f3}code{font-size:.85em;word-break:break-all}.ok{color:#1a7f3
             .as_array()
             .into_iter()
             .flatten()
-            .map(|m| {
-                let ds: Vec<String> = m["datasets"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|d| {
-                        format!(
-                            "{} ({}): <code>{}</code>",
-                            text(&d["name"]),
-                            text(&d["type"]),
-                            text(&d["sha256"])
-                        )
-                    })
-                    .collect();
-                vec![
-                    text(&m["model_id"]),
-                    text(&m["model_version"]),
-                    text(&m["index"]),
-                    text(&m["logged_at"]),
-                    ds.join("<br>"),
-                    format!("<code>{}</code>", text(&m["artifact_sha256"])),
-                ]
-            })
+            .map(model_row)
             .collect(),
     ));
+    h
+}
+
+/// The section "Approvals": the counts per status and one row per request.
+fn approvals_section(r: &Value) -> String {
     let ap = &r["approvals"];
-    h.push_str("<h2>Approvals</h2>");
+    let mut h = String::from("<h2>Approvals</h2>");
     h.push_str(&format!(
         r#"<p id="approval-counts">policy {}: {} pending, {} approved, {} rejected</p>"#,
         text(&ap["policy"]),
@@ -260,8 +283,31 @@ th{background:#f3f3f3}code{font-size:.85em;word-break:break-all}.ok{color:#1a7f3
             })
             .collect(),
     ));
+    h
+}
+
+/// One row of the deployments table, with its quorum marked yes, no or not checked.
+fn deployment_row(d: &Value) -> Vec<String> {
+    let q = match d["valid_quorum"].as_bool() {
+        Some(true) => r#"<span class="ok">yes</span>"#.to_owned(),
+        Some(false) => r#"<span class="bad">no</span>"#.to_owned(),
+        None => "not checked".to_owned(),
+    };
+    vec![
+        text(&d["index"]),
+        text(&d["model_id"]),
+        text(&d["status"]),
+        text(&d["environment"]),
+        text(&d["logged_at"]),
+        q,
+        text(&d.get("why").cloned().unwrap_or(Value::Null)),
+    ]
+}
+
+/// The section "Deployments": the quorum counts and one row per deployment.
+fn deployments_section(r: &Value) -> String {
     let dep = &r["deployments"];
-    h.push_str("<h2>Deployments</h2>");
+    let mut h = String::from("<h2>Deployments</h2>");
     h.push_str(&format!(
         r#"<p id="deployment-counts">{} with a valid quorum, {} without</p>"#,
         text(&dep["with_quorum"]),
@@ -282,30 +328,21 @@ th{background:#f3f3f3}code{font-size:.85em;word-break:break-all}.ok{color:#1a7f3
             .as_array()
             .into_iter()
             .flatten()
-            .map(|d| {
-                let q = match d["valid_quorum"].as_bool() {
-                    Some(true) => r#"<span class="ok">yes</span>"#.to_owned(),
-                    Some(false) => r#"<span class="bad">no</span>"#.to_owned(),
-                    None => "not checked".to_owned(),
-                };
-                vec![
-                    text(&d["index"]),
-                    text(&d["model_id"]),
-                    text(&d["status"]),
-                    text(&d["environment"]),
-                    text(&d["logged_at"]),
-                    q,
-                    text(&d.get("why").cloned().unwrap_or(Value::Null)),
-                ]
-            })
+            .map(deployment_row)
             .collect(),
     ));
+    h
+}
+
+/// The section "Anchors": verified anchors per backend, stored checkpoints anchored, and the
+/// newest anchored checkpoint's size, coverage and age.
+fn anchors_section(r: &Value) -> String {
     let an = &r["anchors"];
-    h.push_str("<h2>Anchors</h2>");
+    let mut h = String::from("<h2>Anchors</h2>");
     let mut rows: Vec<Vec<String>> = an["verified_by_backend"]
         .as_object()
-        .unwrap_or(&empty)
-        .iter()
+        .into_iter()
+        .flatten()
         .map(|(k, v)| vec![format!("{} anchored checkpoints verified", esc(k)), text(v)])
         .collect();
     rows.push(vec![
@@ -329,7 +366,12 @@ th{background:#f3f3f3}code{font-size:.85em;word-break:break-all}.ok{color:#1a7f3
         text(&an["newest_anchored_age_seconds"]),
     ]);
     h.push_str(&table("anchors", &["", ""], rows));
-    h.push_str("<h2>Anomalies</h2>");
+    h
+}
+
+/// The section "Anomalies": kind, entry and message of each.
+fn anomalies_section(anomalies: &[Value]) -> String {
+    let mut h = String::from("<h2>Anomalies</h2>");
     h.push_str(&table(
         "anomalies",
         &["kind", "entry", "what"],
@@ -344,10 +386,32 @@ th{background:#f3f3f3}code{font-size:.85em;word-break:break-all}.ok{color:#1a7f3
             })
             .collect(),
     ));
-    h.push_str(&format!(
+    h
+}
+
+/// The closing paragraph (the tree covered) and the end of the page.
+fn footer(r: &Value) -> String {
+    format!(
         r#"<p>This report covers the tree of size {} with root <code>{}</code>; <code>report.json</code> holds the same data.</p></body></html>"#,
         text(&r["tree_size"]),
         text(&r["root"])
-    ));
+    )
+}
+
+/// Renders the report.
+pub fn render(r: &Value) -> String {
+    let anomalies = r["anomalies"].as_array().cloned().unwrap_or_default();
+    let mut h = String::from(HEAD);
+    h.push_str("<h1>govledger audit report</h1>");
+    h.push_str(&verdict(&anomalies));
+    h.push_str(&summary(r));
+    h.push_str(&entries_section(r));
+    h.push_str(&tags_section(r));
+    h.push_str(&models_section(r));
+    h.push_str(&approvals_section(r));
+    h.push_str(&deployments_section(r));
+    h.push_str(&anchors_section(r));
+    h.push_str(&anomalies_section(&anomalies));
+    h.push_str(&footer(r));
     h
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from cryptography.exceptions import InvalidSignature
@@ -72,7 +72,13 @@ class SignerKey:
     """A signer key: `PRIVATE+KEY+name+hex key id+base64(0x01 || seed)`."""
 
     name: str
-    seed: bytes
+    seed: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        # Never the private key: logs and tracebacks print reprs.
+        return f"SignerKey(name={self.name!r}, verifier={self.verifier()!s})"
+
+    __str__ = __repr__
 
     @staticmethod
     def parse(text: str) -> "SignerKey":

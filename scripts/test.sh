@@ -12,10 +12,10 @@ scripts/services.sh cargo test --workspace --all-features "$@"
 echo "== Python client (clients/python, pytest against target/debug/govledgerd)"
 cargo build -q --workspace --all-features
 py="$tools/pyenv"
-if [ ! -x "$py/bin/pytest" ] || [ ! -f "$py/.deps-1" ]; then
+if [ ! -x "$py/bin/pytest" ] || [ ! -f "$py/.deps-2" ]; then
   python3 -m venv "$py"
-  "$py/bin/pip" install -q "cryptography>=41" "requests>=2.28" "pytest>=7" "pandas>=1.5"
-  touch "$py/.deps-1"
+  "$py/bin/pip" install -q "cryptography>=41" "requests>=2.28" "httpx>=0.24" "pytest>=7" "pandas>=1.5"
+  touch "$py/.deps-2"
 fi
 GOVLEDGER_BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" PYTHONPATH=clients/python \
   "$py/bin/python" -m pytest -q -p no:cacheprovider clients/python/tests

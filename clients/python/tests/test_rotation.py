@@ -58,10 +58,24 @@ def test_a_pinned_client_follows_a_key_rotation(tmp_path):
         # The head after the rotation is consistent with the one before it.
         Client(url, log_key=old).verify_consistency(before)
         c.verify_consistency(before)
+        # The AsyncClient follows the rotation the same way (the shared key code).
+        import asyncio
+        from govledger.aio import AsyncClient
+
+        async def follow_async(pinned):
+            async with AsyncClient(url, log_key=pinned) as ac:
+                r = await ac.submit_audit(**AUDIT, entry_id="async-after")
+                await ac.verify_consistency(before)
+                return r, [str(e.new_key) for e in ac.rotations]
+        r, rotations = asyncio.run(follow_async(old))
+        assert rotations == [new]
+        verify_receipt(r, new)
         # A client pinned to an unrelated key does not follow the log's rotation.
         other = SignerKey("localhost/govledger", bytes([9]) * 32).verifier()
         with pytest.raises(ReceiptError):
             Client(url, log_key=other).submit_audit(**AUDIT, entry_id="other")
+        with pytest.raises(ReceiptError):
+            asyncio.run(follow_async(other))
         with pytest.raises(NoteError):
             Client(url, log_key=other).verify_consistency(before)
     finally:

@@ -22,7 +22,7 @@ pub struct Settings {
     /// The values that need no parsing (paths, addresses, numbers, sections passed on whole).
     pub config: Config,
     /// The release policy (the file, or the defaults) with the people of the policy and of
-    /// `config.people`.
+    /// `config.people` (each person once, accounts included).
     pub policy: Policy,
     /// Bearer-token clients by the hex SHA-256 of their token.
     pub tokens: HashMap<String, Client>,
@@ -82,10 +82,13 @@ impl Settings {
                 Ok((w.url.clone(), key))
             })
             .collect::<Result<_>>()?;
+        let policy = policy(&config)?;
+        // One GitHub login, one person; one ServiceNow user, one person: across the policy's
+        // people and the config's.
+        let accounts = Mapping::from_people(policy.people.all())?;
         Ok(Settings {
-            policy: policy(&config)?,
-            // One GitHub login, one person; one ServiceNow user, one person.
-            accounts: Mapping::from_people(&config.people)?,
+            policy,
+            accounts,
             anonymous_limit: limit(default_limit),
             read_limit: limit((config.reads.rate_per_s, config.reads.burst, 0)),
             tokens,
@@ -156,6 +159,8 @@ fn policy(cfg: &Config) -> Result<Policy> {
             roles: p.roles.clone(),
             key: VerifierKey::parse(&p.key).with_context(|| format!("person {}: key", p.name))?,
             retired: Vec::new(),
+            github: p.github.iter().cloned().collect(),
+            servicenow: p.servicenow.iter().cloned().collect(),
         });
     }
     policy.people = People::new(people).map_err(|e| anyhow::anyhow!("people: {e}"))?;
@@ -169,4 +174,70 @@ fn policy(cfg: &Config) -> Result<Policy> {
         );
     }
     Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+    use crate::config::{Config, PersonConfig};
+
+    fn key(name: &str, seed: u8) -> String {
+        ledger_format::note::SignerKey::from_seed(name, [seed; 32])
+            .unwrap()
+            .verifier()
+            .to_string()
+    }
+
+    /// People are registered in one place or the other, or both: the policy file's accounts
+    /// map too, and one account is one person across both.
+    #[test]
+    fn accounts_from_the_policy_and_the_config_are_one_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            format!(
+                "[[people]]\nname = \"alice\"\nkey = \"{}\"\ngithub = \"alice-gh\"\nservicenow = \"alice.s\"\n",
+                key("alice", 1)
+            ),
+        )
+        .unwrap();
+        let config = |people: Vec<PersonConfig>| Config {
+            policy: Some(policy.clone()),
+            people,
+            ..Config::default()
+        };
+        let s = Settings::new(config(vec![])).unwrap();
+        assert_eq!(
+            s.accounts.github_person("ALICE-GH").map(String::as_str),
+            Some("alice")
+        );
+        assert_eq!(
+            s.accounts.servicenow_person("alice.s").map(String::as_str),
+            Some("alice")
+        );
+        // Bob in the config claims alice's login: refused, naming both.
+        let bob = PersonConfig {
+            name: "bob".into(),
+            key: key("bob", 2),
+            github: Some("Alice-GH".into()),
+            ..PersonConfig::default()
+        };
+        let e = format!("{:#}", Settings::new(config(vec![bob])).err().unwrap());
+        assert!(e.contains("alice") && e.contains("bob"), "{e}");
+        // Alice in the config too, with another login: both are hers.
+        let alice = PersonConfig {
+            name: "alice".into(),
+            key: key("alice", 1),
+            github: Some("alice-work".into()),
+            ..PersonConfig::default()
+        };
+        let s = Settings::new(config(vec![alice])).unwrap();
+        for login in ["alice-gh", "alice-work"] {
+            assert_eq!(
+                s.accounts.github_person(login).map(String::as_str),
+                Some("alice")
+            );
+        }
+    }
 }

@@ -31,14 +31,18 @@ pub struct RetiredKey {
     pub until_ms: u64,
 }
 
-/// A registered person: a name, the roles they hold, the note verifier key they sign with, and
-/// the keys they signed with before.
+/// A registered person: a name, the roles they hold, the note verifier key they sign with, the
+/// keys they signed with before, and their accounts in the approval sources.
 #[derive(Clone, Debug)]
 pub struct Person {
     pub name: String,
     pub roles: Vec<String>,
     pub key: VerifierKey,
     pub retired: Vec<RetiredKey>,
+    /// Their GitHub logins: their pull-request reviews are imported as their decisions.
+    pub github: Vec<String>,
+    /// Their ServiceNow user names: their change approvals are imported as their decisions.
+    pub servicenow: Vec<String>,
 }
 
 impl Person {
@@ -49,6 +53,8 @@ impl Person {
             roles,
             key,
             retired: Vec::new(),
+            github: Vec::new(),
+            servicenow: Vec::new(),
         }
     }
 
@@ -65,6 +71,15 @@ impl Person {
     /// Returns every key of this person, current first.
     pub fn keys(&self) -> impl Iterator<Item = &VerifierKey> {
         std::iter::once(&self.key).chain(self.retired.iter().map(|r| &r.key))
+    }
+}
+
+/// Adds the accounts of `more` not in `accounts` (compared case-insensitively).
+fn add_accounts(accounts: &mut Vec<String>, more: &[String]) {
+    for a in more {
+        if !accounts.iter().any(|h| h.eq_ignore_ascii_case(a)) {
+            accounts.push(a.clone());
+        }
     }
 }
 
@@ -90,8 +105,11 @@ impl People {
                     p.name
                 )));
             }
-            if let Some(have) = by_name.get(&p.name) {
+            if let Some(have) = by_name.get_mut(&p.name) {
                 if have.key == p.key && have.roles == p.roles && have.retired == p.retired {
+                    // A person listed in two places: the accounts of both are theirs.
+                    add_accounts(&mut have.github, &p.github);
+                    add_accounts(&mut have.servicenow, &p.servicenow);
                     continue;
                 }
                 return Err(err(format!(
@@ -284,6 +302,10 @@ struct FilePerson {
     key: String,
     #[serde(default)]
     retired_keys: Vec<FileRetiredKey>,
+    #[serde(default)]
+    github: Option<String>,
+    #[serde(default)]
+    servicenow: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -424,6 +446,8 @@ impl Policy {
                     name: p.name,
                     roles: p.roles,
                     retired,
+                    github: p.github.into_iter().collect(),
+                    servicenow: p.servicenow.into_iter().collect(),
                 })
             })
             .collect::<Result<Vec<_>, PolicyError>>()?;
@@ -764,6 +788,23 @@ mod tests {
                 .unwrap()
                 .ok
         );
+    }
+
+    /// The policy registers people's source accounts; a person listed twice keeps the
+    /// accounts of both listings.
+    #[test]
+    fn people_carry_their_source_accounts() {
+        let key = crate::note::SignerKey::from_seed("alice", [9; 32])
+            .unwrap()
+            .verifier()
+            .to_string();
+        let p = Policy::parse(&format!(
+            "[[people]]\nname = \"alice\"\nkey = \"{key}\"\ngithub = \"alice-gh\"\n[[people]]\nname = \"alice\"\nkey = \"{key}\"\nservicenow = \"alice.s\"\ngithub = \"ALICE-GH\"\n"
+        ))
+        .unwrap();
+        let alice = p.people.get("alice").unwrap();
+        assert_eq!(alice.github, ["alice-gh"]);
+        assert_eq!(alice.servicenow, ["alice.s"]);
     }
 
     /// Keys compare as raw public keys: one key is one person, whatever name it carries.

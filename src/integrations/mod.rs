@@ -34,7 +34,7 @@ use ledger_format::schema::rfc3339_to_ms;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::{Config, PersonConfig};
+use crate::config::Config;
 
 pub use ledger_format::schema::is_source_id;
 
@@ -117,11 +117,13 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// Returns the mapping of the config's `people` (the policy file's people carry no source
-    /// accounts), refusing an account that is not plain ([`is_account`]) and one GitHub login
+    /// Returns the mapping of the people's accounts (the policy file's and the config's, merged
+    /// per person), refusing an account that is not plain ([`is_account`]) and one GitHub login
     /// (case-insensitive) or one ServiceNow user name (case-insensitive) given to two
     /// different people: one account, one person. A person may have several accounts.
-    pub fn from_people(people: &[PersonConfig]) -> anyhow::Result<Mapping> {
+    pub fn from_people<'p>(
+        people: impl IntoIterator<Item = &'p ledger_format::policy::Person>,
+    ) -> anyhow::Result<Mapping> {
         fn add(
             map: &mut HashMap<String, String>,
             what: &str,
@@ -143,10 +145,10 @@ impl Mapping {
         }
         let mut m = Mapping::default();
         for p in people {
-            if let Some(g) = &p.github {
+            for g in &p.github {
                 add(&mut m.github, "GitHub login", g, &p.name)?;
             }
-            if let Some(s) = &p.servicenow {
+            for s in &p.servicenow {
                 add(&mut m.servicenow, "ServiceNow user", s, &p.name)?;
             }
         }

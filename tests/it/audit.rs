@@ -218,6 +218,32 @@ async fn the_report_counts_what_was_submitted_and_finds_tampering() {
         .collect();
     assert_eq!(kinds, ["deployment_without_quorum"], "{r:#}");
     assert_eq!(r["approvals"]["pending"], 1);
+    // The CLI: exit 1 on anomalies, or 0 with --exit-zero-on-anomalies once the report is
+    // written, the anomalies printed either way.
+    let policy_file = out.path().join("policy.toml");
+    std::fs::write(&policy_file, &policy).unwrap();
+    for (flag, code) in [(None, 1), (Some("--exit-zero-on-anomalies"), 0)] {
+        let cli_out = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_BIN_EXE_govledgerd")).with_file_name("govledger"),
+        );
+        let vkey = s.vkey.to_string();
+        cmd.args(["audit", "--url", &s.url, "--log-key", &vkey, "--policy"])
+            .arg(&policy_file)
+            .arg("--out")
+            .arg(cli_out.path())
+            .args(flag);
+        let run = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(run.status.code(), Some(code), "{flag:?}: {stdout}");
+        assert!(
+            stdout.contains("ANOMALY deployment_without_quorum"),
+            "{stdout}"
+        );
+        assert!(cli_out.path().join("report.json").exists());
+    }
 
     // Tamper with entry 7 in a copy of the data dir: the audit names it.
     let dir = s.stop().await;

@@ -48,8 +48,8 @@ pub enum Command {
     Monitor(MonitorCmd),
     /// The regulator's audit: replay every entry through the tiles, recompute every root,
     /// verify stored and anchored checkpoints, re-check approvals and deployments against the
-    /// policy, and write report.json and report.html. Exit 0 without anomalies, 1 with, 2 on
-    /// errors.
+    /// policy, and write report.json and report.html. Exit 0 without anomalies, 1 with (0 with
+    /// --exit-zero-on-anomalies), 2 on errors.
     Audit(AuditCmd),
     /// Anchored checkpoints: read them back from every backend and verify them.
     #[command(subcommand)]
@@ -359,6 +359,10 @@ pub struct AuditCmd {
     /// Parallel downloads.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
+    /// Exit 0 when the report was written, anomalies or not (they are still printed and in
+    /// report.json): for scheduled jobs that tell "report written" from failure (exit 2).
+    #[arg(long)]
+    pub exit_zero_on_anomalies: bool,
 }
 
 #[derive(clap::Args)]

@@ -403,7 +403,26 @@ fn run_story(
         ),
         v => panic!("{v:?}"),
     }
+    // The mismatch names how each side was fingerprinted.
+    match verify(&[]) {
+        Outcome::Invalid(m) => assert!(m.contains("(directory), computed sha256:"), "{m}"),
+        v => panic!("{v:?}"),
+    }
     std::fs::write(d.join("data/val/a.csv"), "x\n1\n").unwrap();
+    // A dataset with no path (as metadata.json records a DataFrame): said so, nothing read.
+    let no_path = [DatasetArg {
+        kind: None,
+        name: "holdout".into(),
+        path: std::path::PathBuf::new(),
+    }];
+    match verify(&no_path) {
+        Outcome::Invalid(m) => assert!(
+            m.contains("dataset holdout: no path is recorded for it (logged as directory)")
+                && !m.contains("No such file"),
+            "{m}"
+        ),
+        v => panic!("{v:?}"),
+    }
 
     // Pre-approval checks: a model below the accuracy threshold cannot be put up for release.
     lineage("ppo-weak", 0.85, &d.join("model/weak.json"));

@@ -296,14 +296,28 @@ pub fn verify(a: &VerifyArgs) -> Result<Outcome> {
             continue;
         };
         let want = logged["sha256"].as_str().unwrap_or_default();
+        let logged_method = logged["method"].as_str().unwrap_or("unknown");
+        if d.path.as_os_str().is_empty() {
+            mismatches.push(format!(
+                "dataset {}: no path is recorded for it (logged as {logged_method}{}); give --dataset {}=PATH",
+                d.name,
+                if logged_method == "pandas-csv-v1" {
+                    ", a DataFrame fingerprint: compare it in Python with the same DataFrame"
+                } else {
+                    ""
+                },
+                d.name
+            ));
+            continue;
+        }
         match describe(&d.path) {
             Ok((sha, _, _, _)) if sha == want => lines.push(format!(
                 "ok   dataset {} ({}): {sha}",
                 d.name,
                 d.path.display()
             )),
-            Ok((sha, _, _, _)) => mismatches.push(format!(
-                "dataset {} ({}): logged {want}, computed {sha}",
+            Ok((sha, method, _, _)) => mismatches.push(format!(
+                "dataset {} ({}): logged {want} ({logged_method}), computed {sha} ({method})",
                 d.name,
                 d.path.display()
             )),

@@ -57,6 +57,15 @@ pub fn is_rfc3339(s: &str) -> bool {
     }
 }
 
+/// Returns a date (`YYYY-MM-DD`, meaning its midnight UTC) or an RFC 3339 time as Unix
+/// milliseconds, or `None` for anything else: the bounds of date-range queries and reports.
+pub fn date_or_time_to_ms(s: &str) -> Option<u64> {
+    if s.len() == 10 {
+        return rfc3339_to_ms(&format!("{s}T00:00:00Z"));
+    }
+    rfc3339_to_ms(s)
+}
+
 /// Returns an RFC 3339 time as Unix milliseconds (UTC), or `None` if it is not one (or is
 /// before 1970).
 pub fn rfc3339_to_ms(s: &str) -> Option<u64> {

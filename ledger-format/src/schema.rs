@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::entry::SchemaError;
 
-pub use crate::rfc3339::{is_rfc3339, rfc3339_to_ms};
+pub use crate::rfc3339::{date_or_time_to_ms, is_rfc3339, rfc3339_to_ms};
 
 /// Maximum length of a short text field (names, identifiers, enum-like values).
 pub const MAX_SHORT: usize = 256;

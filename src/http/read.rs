@@ -497,10 +497,10 @@ pub async fn list(
     let time = |name: &str| -> Result<Option<u64>, ApiError> {
         q.get(name)
             .map(|v| {
-                ledger_format::schema::rfc3339_to_ms(v).ok_or_else(|| {
+                ledger_format::schema::date_or_time_to_ms(v).ok_or_else(|| {
                     ApiError::bad_request(
                         "bad_parameter",
-                        format!("{name} must be an RFC 3339 time"),
+                        format!("{name} must be a date (YYYY-MM-DD, UTC) or an RFC 3339 time"),
                     )
                     .field(name)
                 })

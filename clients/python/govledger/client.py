@@ -208,8 +208,14 @@ class _Core:
 
     @staticmethod
     def _entries_params(filters: Dict[str, Any]) -> Dict[str, Any]:
+        """The query of a listing: `from_` named `from`; datetimes and dates as the server reads
+        them (RFC 3339 UTC; a date is its midnight UTC)."""
         if "from_" in filters:
             filters["from"] = filters.pop("from_")
+        for bound in ("from", "to"):
+            v = filters.get(bound)
+            if v is not None and not isinstance(v, str):
+                filters[bound] = to_json(v, bound)
         return filters
 
     # -- answers --------------------------------------------------------------------------

@@ -167,12 +167,7 @@ impl RemoteAnchors {
 
 /// A date (YYYY-MM-DD, UTC midnight) or an RFC 3339 time, as Unix ms.
 pub fn parse_date(flag: &str, s: &str) -> anyhow::Result<u64> {
-    let full = if s.len() == 10 {
-        format!("{s}T00:00:00Z")
-    } else {
-        s.to_owned()
-    };
-    ledger_format::schema::rfc3339_to_ms(&full).ok_or_else(|| {
+    ledger_format::schema::date_or_time_to_ms(s).ok_or_else(|| {
         anyhow::anyhow!("--{flag}: {s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time")
     })
 }

@@ -136,6 +136,16 @@ impl Evaluation {
     pub fn approved(&self) -> bool {
         self.status == Status::Approved
     }
+
+    /// Returns every check and rule that fails, as `rule: detail`.
+    pub fn failures(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .chain(&self.rules)
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.rule, c.detail))
+            .collect()
+    }
 }
 
 /// What the log holds about one release request: the request, its lineage, the other requests

@@ -548,14 +548,7 @@ fn deployment_quorum(policy: Option<&Policy>, f: &Facts, d: &Value) -> (Value, S
                 decisions: &before,
             };
             let ev = evaluate(p, &case, at);
-            let failed: Vec<String> = ev
-                .checks
-                .iter()
-                .chain(&ev.rules)
-                .filter(|c| !c.ok)
-                .map(|c| format!("{}: {}", c.rule, c.detail))
-                .collect();
-            (json!(ev.approved()), failed.join("; "))
+            (json!(ev.approved()), ev.failures().join("; "))
         }
     }
 }

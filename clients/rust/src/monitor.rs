@@ -632,13 +632,7 @@ impl Monitor {
                 };
                 let ev = evaluate(p, &case, e.logged_at_ms);
                 if !ev.approved() {
-                    let failed: Vec<String> = ev
-                        .checks
-                        .iter()
-                        .chain(&ev.rules)
-                        .filter(|c| !c.ok)
-                        .map(|c| format!("{}: {}", c.rule, c.detail))
-                        .collect();
+                    let failed = ev.failures();
                     self.alert(alerts, size, "deployment_without_quorum", "critical",
                         format!("deployment {hex} (entry {index}) of request {req} without a valid four-eyes approval: {}", failed.join("; ")),
                         json!({"deployment": hex, "index": index, "request": req, "failed": failed}));

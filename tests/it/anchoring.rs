@@ -449,9 +449,11 @@ async fn the_gate_requires_witness_cosignatures() {
     let gate = |bundle: Option<PathBuf>| {
         let (policy, url, request) = (policy_path.clone(), s.url.clone(), request.clone());
         tokio::task::spawn_blocking(move || {
-            govledger_client::gate::run(&govledger_client::gate::GateArgs {
+            let args = govledger_client::gate::GateArgs {
                 policy: &policy,
-                bundle: bundle.as_deref(),
+                bundle: bundle
+                    .as_deref()
+                    .map(govledger_client::gate::BundleInput::File),
                 url: Some(&url),
                 request: &request,
                 artifact: None,
@@ -459,8 +461,9 @@ async fn the_gate_requires_witness_cosignatures() {
                 recheck: false,
                 sources: Default::default(),
                 github_status: false,
-            })
-            .unwrap()
+            };
+            crate::gate::gate_corpus::record(&args);
+            govledger_client::gate::run(&args).unwrap()
         })
     };
     // A bundle against the latest checkpoint carries no cosignatures: refused.

@@ -7,13 +7,16 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use govledger_client::cli::Outcome;
-use govledger_client::gate::{GateArgs, Report};
+use govledger_client::gate::{BundleInput, GateArgs, Report};
 use govledger_client::lineage::{DatasetArg, LineageArgs, VerifyArgs};
 use ledger_format::approval::Bundle;
 use ledger_format::note::SignerKey;
 use serde_json::{json, Value};
 
 use crate::harness::start_with;
+
+#[path = "../../clients/rust/tests/support/gate_corpus.rs"]
+pub(crate) mod gate_corpus;
 
 fn key(name: &str, seed: u8) -> SignerKey {
     SignerKey::from_seed(name, [seed; 32]).unwrap()
@@ -92,9 +95,9 @@ impl Story {
         artifact: Option<&Path>,
         now_ms: u64,
     ) -> Report {
-        govledger_client::gate::run(&GateArgs {
+        let args = GateArgs {
             policy: &self.policy,
-            bundle,
+            bundle: bundle.map(BundleInput::File),
             url: online.then_some(self.url.as_str()),
             request,
             artifact,
@@ -102,8 +105,9 @@ impl Story {
             recheck: false,
             sources: Default::default(),
             github_status: false,
-        })
-        .unwrap()
+        };
+        gate_corpus::record(&args);
+        govledger_client::gate::run(&args).unwrap()
     }
 
     /// Saves the request's current bundle and returns its path.

@@ -576,7 +576,7 @@ fn run_gate(
 ) -> tokio::task::JoinHandle<anyhow::Result<govledger_client::gate::Report>> {
     let (policy, url, request) = (policy.to_owned(), url.to_owned(), request.to_owned());
     tokio::task::spawn_blocking(move || {
-        govledger_client::gate::run(&govledger_client::gate::GateArgs {
+        let args = govledger_client::gate::GateArgs {
             policy: &policy,
             bundle: None,
             url: Some(&url),
@@ -586,7 +586,9 @@ fn run_gate(
             recheck,
             sources,
             github_status: true,
-        })
+        };
+        crate::gate::gate_corpus::record(&args);
+        govledger_client::gate::run(&args)
     })
 }
 

@@ -387,6 +387,10 @@ pub struct GateCmd {
     /// "failed", "approvers", "decisions", "github_status", "github_check_run"}).
     #[arg(long)]
     pub json: bool,
+    /// Decide as of this time instead of now (RFC 3339, a date at its midnight UTC, or Unix
+    /// ms): approvals' age, the checkpoint's freshness and entry times are measured at it.
+    #[arg(long)]
+    pub at: Option<String>,
     /// Re-read every imported approval from GitHub or ServiceNow and refuse when the source
     /// no longer agrees (GITHUB_TOKEN or the GitHub App; SERVICENOW_CLIENT_ID and
     /// _CLIENT_SECRET for OAuth, or SERVICENOW_TOKEN, or SERVICENOW_USER/_PASSWORD).

@@ -33,8 +33,8 @@ use govledger_connectors::servicenow::{Credentials, ServiceNow};
 /// What to decide.
 pub struct GateArgs<'a> {
     pub policy: &'a Path,
-    /// A saved bundle; without it the bundle is fetched from `url`.
-    pub bundle: Option<&'a Path>,
+    /// A saved bundle (a file, or its bytes); without it the bundle is fetched from `url`.
+    pub bundle: Option<BundleInput<'a>>,
     /// The server's base URL: the gate asks its index for every approval and rejection of the
     /// request and refuses when the bundle omits one (and fetches the bundle when no file is
     /// given).
@@ -52,6 +52,15 @@ pub struct GateArgs<'a> {
     /// Publish the verdict as the commit status `govledger/four-eyes` on the request's head
     /// commit.
     pub github_status: bool,
+}
+
+/// A bundle given to the gate.
+#[derive(Clone, Copy, Debug)]
+pub enum BundleInput<'a> {
+    /// A file saved from `GET /v1/approvals/{request}/bundle` (`-` for stdin).
+    File(&'a Path),
+    /// The bundle's bytes (the Python gate's bundles in memory).
+    Bytes(&'a [u8]),
 }
 
 /// Where imported approvals are re-read and the verdict published. Secrets come from the
@@ -494,12 +503,23 @@ fn refusal(request: String, policy: &Policy, rules: Vec<Check>) -> Report {
     }
 }
 
+/// The bundle the gate would decide on: the one given, else the one the server serves for the
+/// request (see [`load_bundle`]).
+pub fn bundle_bytes(a: &GateArgs) -> Result<Vec<u8>> {
+    let policy = read_policy(a.policy)?;
+    let request = Hash::parse_any(a.request)
+        .map_err(|e| anyhow::anyhow!("--request: {e}"))?
+        .to_hex();
+    load_bundle(a, &policy, a.url.map(|u| u.trim_end_matches('/')), &request)
+}
+
 /// Loads the bundle's bytes: from the file given, else from the server (proven against the
 /// witnessed checkpoint when the policy requires witnesses or bounds freshness, since only its
 /// cosignatures count and date it; else the latest).
 fn load_bundle(a: &GateArgs, policy: &Policy, url: Option<&str>, request: &str) -> Result<Vec<u8>> {
     Ok(match (a.bundle, url) {
-        (Some(path), _) => crate::cli::read_input(path)?,
+        (Some(BundleInput::File(path)), _) => crate::cli::read_input(path)?,
+        (Some(BundleInput::Bytes(bytes)), _) => bytes.to_vec(),
         (None, Some(url)) => {
             let which = if policy.witnesses_required > 0 || policy.max_checkpoint_age_ms.is_some() {
                 "witnessed"
@@ -803,17 +823,28 @@ pub fn run(a: &GateArgs) -> Result<Report> {
     })
 }
 
+/// The gate's clock from `--at`: Unix ms, a date or an RFC 3339 time.
+fn parse_at(at: &str) -> Result<u64> {
+    match at.parse::<u64>() {
+        Ok(ms) => Ok(ms),
+        Err(_) => crate::arg_groups::parse_date("at", at),
+    }
+}
+
 /// `govledger gate`: exit 0 with the report when the policy holds, 1 with it (and every failed
 /// rule) when it does not.
 pub fn command(c: crate::args::GateCmd) -> Result<crate::cli::Outcome> {
     use crate::cli::Outcome;
     let report = run(&GateArgs {
         policy: &c.policy,
-        bundle: c.bundle.as_deref(),
+        bundle: c.bundle.as_deref().map(BundleInput::File),
         url: c.url.as_deref(),
         request: &c.request,
         artifact: c.artifact.as_deref(),
-        now_ms: crate::time::now_ms(),
+        now_ms: match &c.at {
+            Some(at) => parse_at(at)?,
+            None => crate::time::now_ms(),
+        },
         recheck: c.recheck_sources,
         sources: c.sources.sources(),
         github_status: c.github_status,

@@ -5,7 +5,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use govledger_client::gate::{run, GateArgs, Report};
+use govledger_client::gate::{run, BundleInput, GateArgs, Report};
 use ledger_format::approval::{Bundle, BundleEntry, BUNDLE_FORMAT};
 use ledger_format::checkpoint::Checkpoint;
 use ledger_format::entry::EntryKind;
@@ -14,6 +14,10 @@ use ledger_format::note::{Note, SignerKey};
 use ledger_format::tree::MemoryTree;
 use ledger_format::LeafIndex;
 use serde_json::{json, Value};
+
+mod support {
+    pub mod gate_corpus;
+}
 
 const ARTIFACT: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const HOUR: u64 = 3_600_000;
@@ -134,9 +138,10 @@ impl World {
     }
 
     fn gate(&self, request: &str, bundle: &std::path::Path, now_ms: u64) -> Report {
-        run(&GateArgs {
-            policy: &self.dir.path().join("policy.toml"),
-            bundle: Some(bundle),
+        let policy = self.dir.path().join("policy.toml");
+        let args = GateArgs {
+            policy: &policy,
+            bundle: Some(BundleInput::File(bundle)),
             url: None,
             request,
             artifact: None,
@@ -144,8 +149,9 @@ impl World {
             recheck: false,
             sources: Default::default(),
             github_status: false,
-        })
-        .unwrap()
+        };
+        support::gate_corpus::record(&args);
+        run(&args).unwrap()
     }
 }
 

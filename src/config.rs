@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -79,6 +80,13 @@ pub struct Config {
     pub durability: Durability,
     /// The write-ahead topic, for `durability = "replicated"` (needs the `kafka` feature).
     pub replication: Option<ReplicationConfig>,
+    /// Regulations and the compliance tags that stand for them (`"MiFID II" = ["mifid2",
+    /// "best-execution"]`): `GET /v1/summary` counts audit events by regulation with it. Tags
+    /// match without regard to ASCII case.
+    pub regulations: BTreeMap<String, Vec<String>>,
+    /// Largest range `GET /v1/summary` reads, in entries (422 `range_too_large` beyond: narrow
+    /// the range, or replay the whole log with `govledger audit`).
+    pub max_summary_entries: u64,
 }
 
 /// What a receipt promises about where the entry is.
@@ -499,6 +507,8 @@ impl Default for Config {
             reads: ReadsConfig::default(),
             durability: Durability::Local,
             replication: None,
+            regulations: BTreeMap::new(),
+            max_summary_entries: 5_000_000,
         }
     }
 }

@@ -190,6 +190,8 @@ async fn serve_log(
         read_limiter: crate::http::limits::Limiter::counting("reads"),
         read_limit: settings.read_limit,
         max_response_bytes: cfg.reads.max_response_bytes,
+        regulations: ledger_format::summary::Regulations::new(&cfg.regulations),
+        max_summary_entries: cfg.max_summary_entries,
     });
     let tls = tls_state(cfg)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -38,6 +38,7 @@ pub mod proof;
 pub mod receipt;
 pub mod rfc3339;
 pub mod schema;
+pub mod summary;
 pub mod tile;
 pub mod tree;
 pub mod wal;

@@ -1,6 +1,6 @@
 //! RFC 3339 timestamps as statements and entries carry them (`signed_at`, `occurred_at`,
-//! `submitted_at`): a strict syntax check and the conversion to Unix milliseconds, with no
-//! time library (the crate stays free of I/O and platform clocks).
+//! `submitted_at`): a strict syntax check, the conversion to Unix milliseconds and back, with
+//! no time library (the crate stays free of I/O and platform clocks).
 
 /// Returns the number of days in `month` (1..=12) of `year`, proleptic Gregorian.
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -110,9 +110,52 @@ pub fn rfc3339_to_ms(s: &str) -> Option<u64> {
     u64::try_from(secs * 1000 + ms).ok()
 }
 
+/// Returns `ms` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian, UTC).
+pub fn format_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// Returns the UTC day (`YYYY-MM-DD`) of `ms` since the Unix epoch.
+pub fn day_of(ms: u64) -> String {
+    format_ms(ms)[..10].to_owned()
+}
+
+/// Returns (year, month, day) for days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_known_instants_and_reads_them_back() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(format_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(day_of(951_782_400_000 + 86_399_999), "2000-02-29");
+        for ms in [0, 1_700_000_000_123, 4_102_444_800_000, 951_868_799_999] {
+            assert_eq!(rfc3339_to_ms(&format_ms(ms)), Some(ms));
+        }
+    }
 
     /// Impossible or loosely written times are refused (`max_age` depends on them).
     #[test]

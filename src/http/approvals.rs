@@ -28,21 +28,21 @@ pub const MAX_RELATED: usize = 10_000;
 pub const MAX_DEPLOYMENTS: usize = 1_000;
 
 /// A request and what the log holds about it, at one published size.
-struct Related {
-    request: Logged,
-    lineage: Option<Logged>,
+pub(super) struct Related {
+    pub(super) request: Logged,
+    pub(super) lineage: Option<Logged>,
     /// The other approval requests for the same artifact, in log order.
-    related: Vec<Logged>,
+    pub(super) related: Vec<Logged>,
     /// Approvals and rejections of the request and of the related requests in its
     /// environment, in log order.
-    decisions: Vec<Logged>,
+    pub(super) decisions: Vec<Logged>,
     /// The latest [`MAX_DEPLOYMENTS`] deployment records of the request, in log order.
     deployments: Vec<Logged>,
     deployments_total: usize,
 }
 
 impl Related {
-    fn case(&self) -> Case<'_> {
+    pub(super) fn case(&self) -> Case<'_> {
         Case {
             request: &self.request,
             lineage: self.lineage.as_ref(),
@@ -52,7 +52,7 @@ impl Related {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
 }
 
@@ -123,7 +123,7 @@ pub(crate) fn decisions_on(log: &Log, request: &Hash, size: u64) -> Result<Vec<L
     )
 }
 
-fn related(log: &Log, request: &str, size: u64) -> Result<Related, ApiError> {
+pub(super) fn related(log: &Log, request: &str, size: u64) -> Result<Related, ApiError> {
     let hash = Hash::parse_any(request)
         .map_err(|e| ApiError::bad_request("bad_parameter", e.to_string()).field("request"))?;
     let not_found = || ApiError::not_found(format!("no approval request {}", hash.to_hex()));
@@ -185,7 +185,7 @@ fn related(log: &Log, request: &str, size: u64) -> Result<Related, ApiError> {
     })
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(internal)?

@@ -10,6 +10,7 @@ pub mod limits;
 mod read;
 pub mod reads;
 mod submit;
+mod summary;
 
 pub use error::ApiError;
 
@@ -64,6 +65,10 @@ pub struct AppState {
     pub read_limit: Option<limits::Limit>,
     /// Largest list page, in bytes of answer.
     pub max_response_bytes: usize,
+    /// Which compliance tags stand for which regulation (`GET /v1/summary`).
+    pub regulations: ledger_format::summary::Regulations,
+    /// Largest range a summary reads, in entries.
+    pub max_summary_entries: u64,
 }
 
 /// Every route as (method, OpenAPI path). `docs/openapi.json` lists exactly these, and each
@@ -76,6 +81,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/proofs/inclusion"),
     ("GET", "/v1/proofs/consistency"),
     ("GET", "/v1/receipts/{leaf_hash}"),
+    ("GET", "/v1/summary"),
     ("GET", "/v1/approvals/{request}"),
     ("GET", "/v1/approvals/{request}/bundle"),
     ("POST", "/v1/approvals/{request}/sync"),
@@ -104,6 +110,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proofs/inclusion", get(read::inclusion))
         .route("/v1/proofs/consistency", get(read::consistency))
         .route("/v1/receipts/{leaf_hash}", get(read::receipt_by_hash))
+        .route("/v1/summary", get(summary::summary))
         .route("/v1/approvals/{request}", get(approvals::status))
         .route("/v1/approvals/{request}/bundle", get(approvals::bundle))
         .route("/v1/approvals/{request}/sync", post(integrations::sync))

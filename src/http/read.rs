@@ -15,6 +15,41 @@ use super::submit::{receipt, receipt_response};
 use super::{ApiError, AppState};
 use crate::sequencer::Placed;
 
+/// The time bound `name` (`from`, `to`): a date (its midnight UTC) or an RFC 3339 time, as
+/// Unix ms.
+pub(super) fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            ledger_format::schema::date_or_time_to_ms(v).ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_parameter",
+                    format!("{name} must be a date (YYYY-MM-DD, UTC) or an RFC 3339 time"),
+                )
+                .field(name)
+            })
+        })
+        .transpose()
+}
+
+/// The entries of the published tree of `size` logged from `from_ms` to `to_ms`, both
+/// inclusive: the index range `[start, end)`.
+pub(super) fn time_range(
+    log: &crate::log::Log,
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+    size: u64,
+) -> Result<(u64, u64), crate::log::LogError> {
+    let start = match from_ms {
+        Some(ms) => log.first_at_or_after(ms, size)?,
+        None => 0,
+    };
+    let end = match to_ms {
+        Some(ms) => log.first_at_or_after(ms.saturating_add(1), size)?,
+        None => size,
+    };
+    Ok((start, end.max(start)))
+}
+
 fn param_u64(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     q.get(name)
         .map(|v| {
@@ -494,20 +529,7 @@ pub async fn list(
             );
         }
     }
-    let time = |name: &str| -> Result<Option<u64>, ApiError> {
-        q.get(name)
-            .map(|v| {
-                ledger_format::schema::date_or_time_to_ms(v).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "bad_parameter",
-                        format!("{name} must be a date (YYYY-MM-DD, UTC) or an RFC 3339 time"),
-                    )
-                    .field(name)
-                })
-            })
-            .transpose()
-    };
-    let (from_ms, to_ms) = (time("from")?, time("to")?);
+    let (from_ms, to_ms) = (time_param(&q, "from")?, time_param(&q, "to")?);
     let limit = param_u64(&q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
     let cursor = param_u64(&q, "cursor")?.unwrap_or(0);
     // Most selective first: a request has few entries, a kind has many.
@@ -520,14 +542,8 @@ pub async fn list(
     let (indices, next) =
         tokio::task::spawn_blocking(move || -> Result<(Vec<u64>, Option<u64>), ApiError> {
             let size = published.size;
-            let mut start = cursor;
-            if let Some(ms) = from_ms {
-                start = start.max(log.first_at_or_after(ms, size)?);
-            }
-            let end = match to_ms {
-                Some(ms) => log.first_at_or_after(ms.saturating_add(1), size)?,
-                None => size,
-            };
+            let (first, end) = time_range(&log, from_ms, to_ms, size)?;
+            let start = cursor.max(first);
             let mut found = Vec::new();
             let mut pos = start;
             while pos < end && found.len() < limit {

@@ -30,5 +30,6 @@ mod replicated;
 mod rotation;
 #[cfg(feature = "s3")]
 mod s3;
+mod summary;
 mod tiles;
 mod tls;

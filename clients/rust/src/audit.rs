@@ -51,9 +51,7 @@ pub struct AuditArgs {
 /// Bundles per download window (each window is fetched in parallel, then checked in order).
 const WINDOW: u64 = 64;
 
-fn day_of(ms: u64) -> String {
-    crate::time::rfc3339_ms(ms)[..10].to_owned()
-}
+use ledger_format::summary::Tally;
 
 struct Progress {
     total: u64,
@@ -100,15 +98,11 @@ impl Progress {
 /// Everything the replay learns.
 #[derive(Default)]
 struct Facts {
-    by_day: BTreeMap<String, BTreeMap<&'static str, u64>>,
-    by_kind: BTreeMap<&'static str, u64>,
-    tags: BTreeMap<String, u64>,
-    in_range: u64,
-    models: Vec<Value>,
+    /// The entries of the range, counted as the server's summary counts them.
+    tally: Tally,
     requests: BTreeMap<String, Logged>,
     lineages: BTreeMap<String, Logged>,
     decisions: BTreeMap<String, Vec<Logged>>,
-    deployments: Vec<Value>,
     anomalies: Vec<Value>,
     bytes: u64,
     /// The newest anchored size, and when its last entry was logged.
@@ -560,7 +554,7 @@ fn evaluate_governance(policy: Option<&Policy>, f: &mut Facts) -> Governance {
     let mut with_quorum = 0;
     let mut without_quorum = 0;
     let mut deployment_items = Vec::new();
-    for d in &f.deployments {
+    for d in &f.tally.deployments {
         let req = d["request"].as_str().unwrap_or_default();
         let (quorum, why) = deployment_quorum(policy, f, d);
         match quorum.as_bool() {
@@ -621,9 +615,9 @@ fn build_report(
         "replay": {"entries": size, "bytes": f.bytes, "seconds": replay_secs,
                    "entries_per_second": size as f64 / replay_secs.max(1e-9),
                    "checkpoints_checked": replayed.checked_points, "stored_checkpoints": stored},
-        "entries": {"in_range": f.in_range, "by_kind": f.by_kind, "by_day": f.by_day},
-        "audit_events_by_tag": f.tags,
-        "models": f.models,
+        "entries": f.tally.entries_json(),
+        "audit_events_by_tag": f.tally.tags,
+        "models": f.tally.models,
         "approvals": {"policy": a.policy.as_ref().map(|p| p.name.clone().unwrap_or_else(|| "unnamed".into())),
                       "pending": statuses["pending"], "approved": statuses["approved"], "rejected": statuses["rejected"],
                       "requests": gov.request_items},
@@ -759,7 +753,6 @@ fn account(f: &mut Facts, a: &AuditArgs, index: u64, leaf: &[u8], h: Hash) {
     };
     let in_range =
         a.from_ms.is_none_or(|t| l.logged_at_ms >= t) && a.to_ms.is_none_or(|t| l.logged_at_ms < t);
-    let kind = l.kind.name();
     let needs_body = in_range || !matches!(l.kind, EntryKind::Audit);
     let body: Value = if needs_body {
         match serde_json::from_slice(&l.body) {
@@ -773,20 +766,7 @@ fn account(f: &mut Facts, a: &AuditArgs, index: u64, leaf: &[u8], h: Hash) {
         Value::Null
     };
     if in_range {
-        f.in_range += 1;
-        *f.by_kind.entry(kind).or_default() += 1;
-        *f.by_day
-            .entry(day_of(l.logged_at_ms))
-            .or_default()
-            .entry(kind)
-            .or_default() += 1;
-        if l.kind == EntryKind::Audit {
-            for t in body["compliance_tags"].as_array().into_iter().flatten() {
-                if let Some(t) = t.as_str() {
-                    *f.tags.entry(t.to_owned()).or_default() += 1;
-                }
-            }
-        }
+        f.tally.account(index, &h, &l, &body);
     }
     let hex = h.to_hex();
     let logged = || match std::str::from_utf8(&l.body)
@@ -803,17 +783,6 @@ fn account(f: &mut Facts, a: &AuditArgs, index: u64, leaf: &[u8], h: Hash) {
     };
     match l.kind {
         EntryKind::Lineage => {
-            if in_range {
-                let datasets: Vec<Value> = body["datasets"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|d| json!({"name": d["name"], "type": d["type"], "sha256": d["sha256"]}))
-                    .collect();
-                f.models.push(json!({"model_id": body["model_id"], "model_version": body["model_version"], "index": index,
-                    "leaf_hash": hex, "logged_at": crate::time::rfc3339_ms(l.logged_at_ms), "datasets": datasets,
-                    "artifact_sha256": body["artifact"]["sha256"]}));
-            }
             f.lineages.extend(logged().map(|e| (hex, e)));
         }
         EntryKind::ApprovalRequest => {
@@ -825,11 +794,6 @@ fn account(f: &mut Facts, a: &AuditArgs, index: u64, leaf: &[u8], h: Hash) {
                 .unwrap_or_default()
                 .to_owned();
             f.decisions.entry(req).or_default().extend(logged());
-        }
-        EntryKind::Deployment if in_range => {
-            f.deployments.push(json!({"index": index, "leaf_hash": hex, "request": body["request"], "model_id": body["model_id"],
-                "status": body["status"], "environment": body["environment"], "executed_by": body["executed_by"],
-                "logged_at": crate::time::rfc3339_ms(l.logged_at_ms), "logged_at_ms": l.logged_at_ms}));
         }
         _ => {}
     }

@@ -192,6 +192,7 @@ async fn serve_log(
         max_response_bytes: cfg.reads.max_response_bytes,
         regulations: ledger_format::summary::Regulations::new(&cfg.regulations),
         max_summary_entries: cfg.max_summary_entries,
+        summaries: Arc::new(tokio::sync::Semaphore::new(1)),
     });
     let tls = tls_state(cfg)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;

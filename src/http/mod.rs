@@ -69,6 +69,9 @@ pub struct AppState {
     pub regulations: ledger_format::summary::Regulations,
     /// Largest range a summary reads, in entries.
     pub max_summary_entries: u64,
+    /// One summary is counted at a time (each may read millions of entries); others wait for
+    /// a 503 `summary_busy`.
+    pub summaries: Arc<tokio::sync::Semaphore>,
 }
 
 /// Every route as (method, OpenAPI path). `docs/openapi.json` lists exactly these, and each

@@ -49,6 +49,16 @@ pub async fn summary(
             return Err(ApiError::bad_request("bad_parameter", "from is after to").field("from"));
         }
     }
+    // One at a time: a reader cannot make the server count the log many times over at once.
+    let Ok(permit) = s.summaries.clone().try_acquire_owned() else {
+        let mut busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "summary_busy",
+            "another summary is being counted: retry after it",
+        );
+        busy.retry_after = Some(1);
+        return Err(busy);
+    };
     let published = s.log.published();
     let s2 = s.clone();
     let size = published.size;
@@ -68,6 +78,7 @@ pub async fn summary(
         let tally = count(&s2, start, end)?;
         let approvals = approvals(&s2.log, &s2.policy, &tally, size)?;
         let deployments = deployments(&s2.log, &s2.policy, &tally, size)?;
+        drop(permit);
         Ok((tally, approvals, deployments))
     })
     .await?;

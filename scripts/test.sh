@@ -16,11 +16,11 @@ GOVLEDGER_GATE_CORPUS="$corpus" scripts/services.sh cargo test --workspace --all
 echo "== Python client (clients/python, pytest against target/debug/govledgerd)"
 cargo build -q --workspace --all-features
 py="$tools/pyenv"
-if [ ! -x "$py/bin/pytest" ] || [ ! -f "$py/.deps-3" ]; then
+if [ ! -x "$py/bin/pytest" ] || [ ! -f "$py/.deps-4" ]; then
   python3 -m venv "$py"
-  "$py/bin/pip" install -q "cryptography>=41" "requests>=2.28" "httpx>=0.24" "pytest>=7" "pandas>=1.5" \
-    "maturin>=1.9,<2"
-  touch "$py/.deps-3"
+  "$py/bin/pip" install -q "cryptography>=41" "requests>=2.28" "httpx>=0.24" "sniffio>=1.1" "pytest>=7" \
+    "pandas>=1.5" "maturin>=1.9,<2"
+  touch "$py/.deps-4"
 fi
 # The package as README installs it (pip builds the native module with maturin), in the dev
 # profile to share the build above; the tests import the installed package, not the tree.

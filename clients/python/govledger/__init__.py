@@ -10,12 +10,14 @@ from .keys import KeyEvent, KeyEventError, parse_key_event
 from .merkle import ProofError, leaf_hash, node_hash, verify_consistency, verify_inclusion
 from .note import Checkpoint, NoteError, SignerKey, VerifierKey, open_checkpoint
 from .receipt import Leaf, ReceiptError, VerifiedReceipt, batch_receipts, verify_batch, verify_receipt
+from .spool import AuditSpool, SpoolClosed, SpoolError, SpoolFull, SpoolStats
 from .tiles import TileFetchError, TileReader, TileVerification, verify_receipt_with_tiles
 from .values import to_json
+from . import logging  # govledger.logging.LedgerHandler
 
 __all__ = [
-    "Checkpoint", "Client", "DatasetError", "KeyEvent", "KeyEventError", "Leaf", "NoteError", "ProofError", "ReceiptError", "ServerError",
-    "SignerKey", "TileFetchError", "TileReader", "TileVerification", "VerifiedReceipt", "VerifierKey", "batch_receipts", "canonical_json", "fingerprint_dataframe",
+    "AuditSpool", "Checkpoint", "Client", "DatasetError", "KeyEvent", "KeyEventError", "Leaf", "NoteError", "ProofError", "ReceiptError", "ServerError",
+    "SignerKey", "SpoolClosed", "SpoolError", "SpoolFull", "SpoolStats", "TileFetchError", "TileReader", "TileVerification", "VerifiedReceipt", "VerifierKey", "batch_receipts", "canonical_json", "fingerprint_dataframe",
     "fingerprint_dataset", "leaf_hash", "node_hash", "open_checkpoint", "parse_key_event", "sign_statement", "to_json",
     "verify_batch", "verify_consistency", "verify_inclusion", "verify_receipt", "verify_receipt_with_tiles",
 ]

@@ -9,7 +9,7 @@ import json
 import random
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -18,6 +18,9 @@ from .merkle import verify_consistency
 from .note import Checkpoint, Note, NoteError, SignerKey, VerifierKey, open_checkpoint
 from .receipt import ReceiptError, VerifiedReceipt, batch_receipts, verify_receipt
 from .values import to_json
+
+if TYPE_CHECKING:
+    from .lineage import TrainingSession
 
 
 class ServerError(RuntimeError):
@@ -218,6 +221,10 @@ class _Core:
                 filters[bound] = to_json(v, bound)
         return filters
 
+    @classmethod
+    def _summary_params(cls, from_: Any, to: Any) -> Dict[str, Any]:
+        return cls._entries_params({k: v for k, v in (("from_", from_), ("to", to)) if v is not None})
+
     # -- answers --------------------------------------------------------------------------
     @staticmethod
     def _refusal(status: int, text: str) -> ServerError:
@@ -372,6 +379,15 @@ class Client(_Core):
         """A lineage entry (SPEC.md §3.2): model, datasets with their fingerprints, artifact."""
         return self.submit("lineage", body, entry_id)
 
+    def training_session(self, model_id: str, model_name: Optional[str] = None, model_type: Optional[str] = None,
+                         created_by: Optional[str] = None) -> "TrainingSession":
+        """Starts recording a model's lineage (`govledger.lineage`): `record_dataset` as each
+        dataset is used, then `complete(model_version=, artifact=, ...)` submits the entry and
+        writes metadata.json beside the artifact, as `govledger lineage` does. `created_by`
+        defaults to $USER, as in the CLI."""
+        from .lineage import TrainingSession  # lineage.py builds on this module
+        return TrainingSession(self, model_id, model_name, model_type, created_by)
+
     def request_approval(self, key: SignerKey, model_id: str, artifact_sha256: str,
                          dataset_sha256: Sequence[str], lineage: str, environment: str = "production",
                          policy: str = "four-eyes-v1", performance_metrics: Optional[Dict[str, Any]] = None,
@@ -421,6 +437,13 @@ class Client(_Core):
 
     def approval_status(self, request: str) -> Dict[str, Any]:
         return self._get(f"/v1/approvals/{request}").json()
+
+    def summary(self, from_: Any = None, to: Any = None) -> Dict[str, Any]:
+        """The governance summary of the entries logged from `from_` to `to` (both inclusive;
+        RFC 3339 strings, dates or aware datetimes; default: the whole log), as the server's
+        `GET /v1/summary` counts it: `entries`, `audit_events_by_tag`,
+        `audit_events_by_regulation`, `models`, `approvals`, `deployments`."""
+        return self._get("/v1/summary", **self._summary_params(from_, to)).json()
 
     def _open(self, note: str) -> Checkpoint:
         """Opens a signed checkpoint with the key that signs trees of its size."""

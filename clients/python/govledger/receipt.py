@@ -4,13 +4,19 @@ pinned log key (ledger-format SPEC.md §5)."""
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
+import sys
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .merkle import ProofError, leaf_hash, verify_inclusion
 from .note import Checkpoint, NoteError, VerifierKey, open_checkpoint
+
+
+_STRICT_BASE64 = sys.version_info >= (3, 11)
 
 
 class ReceiptError(ValueError):
@@ -69,6 +75,8 @@ class VerifiedReceipt:
 
 def _b64(s: str) -> bytes:
     try:
+        if _STRICT_BASE64:  # the same check as validate=True, at half the cost per proof hash
+            return binascii.a2b_base64(s, strict_mode=True)
         return base64.b64decode(s, validate=True)
     except Exception:  # noqa: BLE001
         raise ReceiptError(f"not base64: {s!r}") from None
@@ -92,6 +100,15 @@ def _parse_tlog_proof(text: str) -> Dict[str, Any]:
     index = int(lines[i][6:])
     proof = [_b64(p) for p in lines[i + 1 :]]
     return {"index": index, "proof": proof, "extra": extra, "checkpoint": note}
+
+
+@functools.lru_cache(maxsize=256)
+def _open_checkpoint(note: str, key: VerifierKey, witness_keys: Tuple[VerifierKey, ...]) -> Tuple[Checkpoint, Tuple[str, ...]]:
+    """`open_checkpoint`, remembered: the receipts the server hands out in one commit share
+    their checkpoint, so a client verifying each of them checks the signatures once (a pure
+    function of the note text and the keys; refusals raise and are not remembered)."""
+    cp, cosigners = open_checkpoint(note.encode(), key, witness_keys)
+    return cp, tuple(cosigners)
 
 
 def verify_receipt(receipt: Union[str, bytes, Dict[str, Any]], log_key: Union[str, VerifierKey],
@@ -124,7 +141,7 @@ def verify_receipt(receipt: Union[str, bytes, Dict[str, Any]], log_key: Union[st
     if claimed is not None and claimed != h:
         raise ReceiptError(f"the leaf hashes to {h.hex()}, not {claimed.hex()}")
     try:
-        cp, cosigners = open_checkpoint(note.encode(), key, wkeys)
+        cp, cosigners = _open_checkpoint(note, key, tuple(wkeys))
     except NoteError as e:
         raise ReceiptError(str(e)) from None
     if "tree_size" in receipt and int(receipt["tree_size"]) != cp.size:
@@ -141,7 +158,7 @@ def verify_receipt(receipt: Union[str, bytes, Dict[str, Any]], log_key: Union[st
         leaf = Leaf.parse(leaf_bytes)
     except ReceiptError:
         leaf = None
-    return VerifiedReceipt(index, h, leaf, cp, cosigners)
+    return VerifiedReceipt(index, h, leaf, cp, list(cosigners))
 
 
 def batch_receipts(answer: Union[str, bytes, Dict[str, Any]]) -> List[Dict[str, Any]]:

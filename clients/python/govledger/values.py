@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import json
+import json.encoder
 import math
-from typing import Any
+from typing import Any, Callable
 
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -31,9 +33,10 @@ def to_json(value: Any, path: str = "", allow_floats: bool = True) -> Any:
     timezone-aware datetimes become RFC 3339 UTC strings (naive ones are refused: a log is no
     place to guess a time zone); dates become midnight UTC; Decimals become decimal strings.
     NaN, ±inf, NaT and anything else raise ValueError naming the field path (`details.px[2]`)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:  # plain JSON already: most values
+        return value
     where = path or "value"
-    if value is None:
-        return None
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):
@@ -86,3 +89,38 @@ def to_json(value: Any, path: str = "", allow_floats: bool = True) -> Any:
                 raise ValueError(f"{where}: a {type(value).__name__} cannot be JSON")
             return to_json(item, where, allow_floats)
     raise ValueError(f"{where}: a {type(value).__name__} cannot be JSON")
+
+
+def _converted(value: Any) -> Any:
+    return to_json(value, "")
+
+
+def _encoder() -> Callable[[Any], str]:
+    """`json.dumps(v, allow_nan=False, separators=(",", ":"), default=...)` as a function: the C
+    encoder built once (json.dumps builds one per call, half the cost of a small value), else a
+    JSONEncoder."""
+    c_make = getattr(json.encoder, "c_make_encoder", None)
+    if c_make is None:  # pragma: no cover - CPython always has it
+        return json.JSONEncoder(allow_nan=False, default=_converted, check_circular=False,
+                                separators=(",", ":")).encode
+    encode = c_make(None, _converted, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
+    return lambda v: "".join(encode(v, 0))
+
+
+_ENCODE = _encoder()
+
+
+def json_text(value: Any, path: str = "") -> str:
+    """The compact JSON text (ASCII, non-ASCII escaped) of `to_json(value, path)`: plain JSON
+    values are written by the C encoder as they are, the others converted by `to_json` as the
+    encoder meets them. NaN, ±inf, naive datetimes and the unconvertible raise ValueError naming
+    the field, as `to_json` does. Unlike `to_json`, an object member name that is a number,
+    boolean or None becomes its JSON text, as `json.dumps` makes it."""
+    try:
+        return _ENCODE(value)
+    except (ValueError, TypeError, RecursionError):
+        try:
+            to_json(value, path)  # raises the error that names the field
+        except RecursionError:
+            raise ValueError(f"{path or 'the value'} contains itself") from None
+        raise ValueError(f"{path or 'the value'} is not JSON") from None

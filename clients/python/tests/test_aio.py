@@ -66,3 +66,40 @@ def test_async_api_equals_the_sync_one(server, people):
             assert len(batch["receipts"]) == 2
 
     run(main())
+
+
+def test_coalesced_submissions_each_get_their_own_receipt_or_error(server):
+    async def main():
+        async with AsyncClient(server["url"], log_key=server["log_key"], coalesce=True) as c:
+            batches = []
+            post_batch = c._post_batch
+
+            async def counted(subs):
+                try:
+                    receipts = await post_batch(subs)
+                except ServerError as e:
+                    batches.append((len(subs), e.status))
+                    raise
+                batches.append((len(subs), 200))
+                return receipts
+
+            c._coalescer.post_many = counted
+            # One at a time: each goes out alone, at once.
+            for i in range(3):
+                await c.submit_audit("COALESCE", "aio", "alone", {"i": i}, ["SOX"])
+            assert batches == []
+            good = [c.submit_audit("COALESCE", "aio", "submit", {"i": i}, ["SOX"]) for i in range(64)]
+            bad = c.submit_audit("COALESCE", "aio", "submit", {"i": -1}, ["x" * 65])
+            results = await asyncio.gather(*good[:32], bad, *good[32:], return_exceptions=True)
+            return results, batches
+
+    results, batches = run(main())
+    # The bad entry's batch was refused whole, then its entries went one by one.
+    assert any(n > 1 and status == 400 for n, status in batches), batches
+    errors = [r for r in results if isinstance(r, BaseException)]
+    # The refused entry's caller alone gets the refusal; the batch it was in is logged without it.
+    assert len(errors) == 1 and isinstance(errors[0], ServerError) and errors[0].status == 400
+    assert results[32] is errors[0] and errors[0].field == "body.compliance_tags[0]"
+    verified = [verify_receipt(r, server["log_key"]) for r in results if not isinstance(r, BaseException)]
+    assert [json.loads(v.leaf.body)["details"]["i"] for v in verified] == list(range(64))
+    assert len({v.index for v in verified}) == 64

@@ -312,6 +312,25 @@ fn headless(profile: &Path) -> Vec<String> {
     .collect()
 }
 
+/// Runs headless chromium with `args`; a browser that fails to start or crashes (seen under
+/// the full suite's load) is tried again, up to three times: the test is about the page.
+fn browse(chromium: &str, profile: &Path, args: &[String]) -> std::process::Output {
+    let mut out = None;
+    for _ in 0..3 {
+        let o = std::process::Command::new(chromium)
+            .args(headless(profile))
+            .args(args)
+            .output()
+            .unwrap();
+        if o.status.success() {
+            return o;
+        }
+        out = Some(o);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    out.expect("tried")
+}
+
 /// Counts the pixels of a screenshot with exactly this RGB colour.
 fn pixels(png_path: &Path, rgb: [u8; 3]) -> (u32, u32, usize) {
     let decoder = png::Decoder::new(std::fs::File::open(png_path).unwrap());
@@ -340,12 +359,11 @@ async fn the_html_report_renders_in_headless_chromium() {
     let profile = tempfile::tempdir().unwrap();
     let url = format!("file://{}", html.display());
     // The rendered DOM: the chart's bars and every table.
-    let dom = std::process::Command::new(&chromium)
-        .args(headless(profile.path()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .unwrap();
+    let dom = browse(
+        &chromium,
+        profile.path(),
+        &["--dump-dom".into(), url.clone()],
+    );
     assert!(
         dom.status.success(),
         "{}",
@@ -375,13 +393,15 @@ async fn the_html_report_renders_in_headless_chromium() {
     // The screenshot: the chart's audit bars (#4e79a7) and the tables' header shading (#f3f3f3)
     // are on the page, far beyond a blank page's count of either.
     let shot = out.path().join("report.png");
-    let r = std::process::Command::new(&chromium)
-        .args(headless(profile.path()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1200,2400")
-        .arg(&url)
-        .output()
-        .unwrap();
+    let r = browse(
+        &chromium,
+        profile.path(),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1200,2400".into(),
+            url.clone(),
+        ],
+    );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let (w, h, bars) = pixels(&shot, [0x4e, 0x79, 0xa7]);
     let (_, _, headers) = pixels(&shot, [0xf3, 0xf3, 0xf3]);

@@ -88,7 +88,8 @@ async fn anchored_checkpoints_are_locked_in_compliance_mode() {
         s.submit(audit(i), None).await;
     }
     let mut anchored = 0;
-    for _ in 0..200 {
+    // Up to 30 s: the full suite loads both cores.
+    for _ in 0..600 {
         let (_, a) = s.get_json("/v1/anchors").await;
         anchored = a["backends"][1]["last_anchored_size"].as_u64().unwrap_or(0);
         if anchored == 3 {

@@ -88,16 +88,18 @@ async fn anchored_checkpoints_are_locked_in_compliance_mode() {
         s.submit(audit(i), None).await;
     }
     let mut anchored = 0;
+    let mut state = serde_json::Value::Null;
     // Up to 30 s: the full suite loads both cores.
     for _ in 0..600 {
         let (_, a) = s.get_json("/v1/anchors").await;
         anchored = a["backends"][1]["last_anchored_size"].as_u64().unwrap_or(0);
+        state = a;
         if anchored == 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(anchored, 3);
+    assert_eq!(anchored, 3, "{state}");
     let key = ledger_format::anchor::s3_key("anchors", "localhost/govledger", 3);
     let obj = client
         .get_object()

@@ -21,7 +21,7 @@ use ledger_format::rfc3339::format_ms;
 use ledger_format::summary::Tally;
 use serde_json::{json, Value};
 
-use super::approvals::{blocking, internal, related};
+use super::approvals::{blocking, internal, related, Related};
 use super::read::{time_param, time_range};
 use super::{ApiError, AppState};
 use crate::log::Log;
@@ -76,8 +76,10 @@ pub async fn summary(
             ));
         }
         let tally = count(&s2, start, end)?;
-        let approvals = approvals(&s2.log, &s2.policy, &tally, size)?;
-        let deployments = deployments(&s2.log, &s2.policy, &tally, size)?;
+        // Each request's entries are gathered once, for its status and its deployments.
+        let mut requests = Requests::new(&s2.log, size);
+        let approvals = approvals(&mut requests, &s2.policy, &tally)?;
+        let deployments = deployments(&mut requests, &s2.policy, &tally)?;
         drop(permit);
         Ok((tally, approvals, deployments))
     })
@@ -116,14 +118,49 @@ fn count(s: &AppState, start: u64, end: u64) -> Result<Tally, ApiError> {
     Ok(tally)
 }
 
+/// The requests of the published tree of `size`, each gathered at most once (`None`: not in
+/// the log).
+struct Requests<'a> {
+    log: &'a Log,
+    size: u64,
+    known: HashMap<String, Option<Related>>,
+}
+
+impl<'a> Requests<'a> {
+    fn new(log: &'a Log, size: u64) -> Requests<'a> {
+        Requests {
+            log,
+            size,
+            known: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, request: &str) -> Result<Option<&Related>, ApiError> {
+        if !self.known.contains_key(request) {
+            let r = match related(self.log, request, self.size) {
+                Ok(r) => Some(r),
+                Err(e) if e.status == StatusCode::NOT_FOUND => None,
+                Err(e) => return Err(e),
+            };
+            self.known.insert(request.to_owned(), r);
+        }
+        Ok(self.known[request].as_ref())
+    }
+}
+
 /// `{"policy", "pending", "approved", "rejected", "requests"}`: each request of the range as
 /// it stands now under the server's policy.
-fn approvals(log: &Log, policy: &Policy, tally: &Tally, size: u64) -> Result<Value, ApiError> {
+fn approvals(requests: &mut Requests, policy: &Policy, tally: &Tally) -> Result<Value, ApiError> {
     let mut statuses = BTreeMap::from([("pending", 0u64), ("approved", 0), ("rejected", 0)]);
     let mut items = Vec::new();
     let now = now_ms();
     for (index, hash) in &tally.requests {
-        let r = related(log, &hash.to_hex(), size)?;
+        let Some(r) = requests.get(&hash.to_hex())? else {
+            return Err(internal(format!(
+                "request {} is not in the log",
+                hash.to_hex()
+            )));
+        };
         let ev = evaluate(policy, &r.case(), now);
         let status = match ev.status {
             Status::Pending => "pending",
@@ -147,11 +184,11 @@ fn approvals(log: &Log, policy: &Policy, tally: &Tally, size: u64) -> Result<Val
 
 /// `{"with_quorum", "without_quorum", "items"}`: each deployment of the range with
 /// `valid_quorum` (and `why` not), decided from the entries logged before it, at its time.
-fn deployments(log: &Log, policy: &Policy, tally: &Tally, size: u64) -> Result<Value, ApiError> {
+fn deployments(requests: &mut Requests, policy: &Policy, tally: &Tally) -> Result<Value, ApiError> {
     let (mut with, mut without) = (0u64, 0u64);
     let mut items = Vec::new();
     for d in &tally.deployments {
-        let (ok, why) = quorum_at(log, policy, d, size)?;
+        let (ok, why) = quorum_at(requests, policy, d)?;
         if ok {
             with += 1;
         } else {
@@ -169,14 +206,14 @@ fn deployments(log: &Log, policy: &Policy, tally: &Tally, size: u64) -> Result<V
 
 /// Whether deployment `d` had a valid quorum when it was logged: the policy evaluated at its
 /// time over the entries logged before it. Returns the failed rules when not.
-fn quorum_at(log: &Log, policy: &Policy, d: &Value, size: u64) -> Result<(bool, String), ApiError> {
+fn quorum_at(
+    requests: &mut Requests,
+    policy: &Policy,
+    d: &Value,
+) -> Result<(bool, String), ApiError> {
     let request = d["request"].as_str().unwrap_or_default();
-    let r = match related(log, request, size) {
-        Ok(r) => r,
-        Err(e) if e.status == StatusCode::NOT_FOUND => {
-            return Ok((false, format!("request {request} is not in the log")))
-        }
-        Err(e) => return Err(e),
+    let Some(r) = requests.get(request)? else {
+        return Ok((false, format!("request {request} is not in the log")));
     };
     let index = d["index"].as_u64().unwrap_or(0);
     let at = d["logged_at_ms"].as_u64().unwrap_or(0);
